@@ -1,0 +1,295 @@
+"""The typed problem a controller solves and the result it returns.
+
+``vpp.prepare`` turns the park, its state and its forecasts into a :class:`DispatchProblem`
+(arrays on a horizon, indices instead of timestamps); a controller turns it into a
+:class:`DispatchResult`. Everything here is plain data: tests and simulations drive the
+controllers with hand-made arrays.
+
+Sign convention: load convention (see :mod:`vpp.model`). ``p_kw > 0`` consumes or charges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from vpp.model import (
+    Battery,
+    CurtailableLoad,
+    EvCharger,
+    Horizon,
+    PedfBuilding,
+    Penalties,
+    PvArray,
+    ShiftableLoad,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PvInput:
+    spec: PvArray
+    p_available_kw: np.ndarray  # >= 0, what the array can produce (AC, after the inverter)
+
+
+@dataclass(frozen=True)
+class BatteryInput:
+    spec: Battery
+    e_init_kwh: float  # measured; may lie outside the SOC bounds
+    terminal_value_cny_per_kwh: float
+
+
+@dataclass(frozen=True)
+class EvSessionInput:
+    """A session on the horizon, in step indices: plugged for steps ``arrival_k..departure_k-1``."""
+
+    session_id: str
+    arrival_k: int
+    departure_k: int
+    e_needed_kwh: float  # still to deliver by departure
+    p_max_kw: float
+    target_k: int | None = None  # intermediate target: energy delivered by boundary target_k
+    target_e_kwh: float = 0.0
+    e_dischargeable_kwh: float = 0.0  # V2G: energy that may be taken from the car
+    departs_after_horizon: bool = False  # the need is prorated, not a hard target
+
+
+@dataclass(frozen=True)
+class EvChargerInput:
+    spec: EvCharger
+    sessions: tuple[EvSessionInput, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShiftableWindow:
+    start_k: int
+    end_k: int  # exclusive
+    e_kwh: float  # energy still to consume in this window
+
+
+@dataclass(frozen=True)
+class ShiftableInput:
+    spec: ShiftableLoad
+    windows: tuple[ShiftableWindow, ...]
+    running_steps: int = 0  # consecutive steps already run before the horizon (min run)
+
+
+@dataclass(frozen=True)
+class CurtailableInput:
+    spec: CurtailableLoad
+    baseline_kw: np.ndarray  # >= 0
+
+
+@dataclass(frozen=True)
+class BaseLoadInput:
+    name: str
+    bus: str
+    p_kw: np.ndarray
+
+
+@dataclass(frozen=True)
+class PedfInput:
+    spec: PedfBuilding
+    pv_available_kw: np.ndarray
+    base_kw: np.ndarray
+    flex_baseline_kw: np.ndarray  # zeros when the building has no flexible load
+    e_init_kwh: float
+    terminal_value_cny_per_kwh: float
+    # Exchange the grid or aggregator asks for (NaN where none) and the cost of missing it.
+    exchange_target_kw: np.ndarray | None = None
+    target_weight_cny_per_kwh: float = 0.0
+
+
+@dataclass(frozen=True)
+class NetworkConstraint:
+    """A linear limit from the network model: ``sum_b coeff[b] * p_bus_kw[b, t] <= limit[t]``.
+
+    ``coeff_per_kw`` has one entry per bus in ``DispatchProblem.buses`` (the sensitivity of,
+    say, a cable's loading or a bus voltage to the net load at each bus, linearised around
+    the last power flow); ``limit`` carries the constant part. ``element`` names the
+    pandapower element for diagnostics.
+    """
+
+    name: str
+    element: str
+    coeff_per_kw: np.ndarray
+    limit: np.ndarray
+
+
+@dataclass(frozen=True)
+class DispatchProblem:
+    horizon: Horizon
+    buses: tuple[str, ...]
+    price_import_cny_per_kwh: np.ndarray
+    price_export_cny_per_kwh: np.ndarray
+    import_max_kw: np.ndarray  # connection and transformer limit, minus headroom
+    export_max_kw: np.ndarray
+    pv: tuple[PvInput, ...] = ()
+    batteries: tuple[BatteryInput, ...] = ()
+    ev_chargers: tuple[EvChargerInput, ...] = ()
+    shiftables: tuple[ShiftableInput, ...] = ()
+    curtailables: tuple[CurtailableInput, ...] = ()
+    base_loads: tuple[BaseLoadInput, ...] = ()
+    pedfs: tuple[PedfInput, ...] = ()
+    ef_kg_per_kwh: np.ndarray | None = None
+    carbon_price_cny_per_kg: float = 0.0
+    demand_charge_cny_per_kw: float = 0.0  # for a rise of the month's peak import
+    month_peak_import_kw: float = 0.0
+    dr_import_max_kw: np.ndarray | None = None  # +inf where no cap
+    dr_import_min_kw: np.ndarray | None = None  # -inf where no floor
+    bus_import_max_kw: np.ndarray | None = None  # per bus (building transformer), +inf = none
+    network: tuple[NetworkConstraint, ...] = ()
+    penalties: Penalties = field(default_factory=Penalties)
+    time_limit_s: float = 30.0
+    mip_rel_gap: float = 1e-4
+
+    @property
+    def n(self) -> int:
+        return self.horizon.n
+
+    @property
+    def dt_h(self) -> float:
+        return self.horizon.dt_h
+
+    def bus_index(self, bus: str) -> int:
+        return self.buses.index(bus)
+
+    def dr_max(self) -> np.ndarray:
+        return self.dr_import_max_kw if self.dr_import_max_kw is not None else _inf(self.n)
+
+    def dr_min(self) -> np.ndarray:
+        return self.dr_import_min_kw if self.dr_import_min_kw is not None else -_inf(self.n)
+
+    def ef(self) -> np.ndarray:
+        return self.ef_kg_per_kwh if self.ef_kg_per_kwh is not None else np.zeros(self.n)
+
+    def bus_max(self) -> np.ndarray:
+        if self.bus_import_max_kw is not None:
+            return self.bus_import_max_kw
+        return np.full(len(self.buses), np.inf)
+
+
+def _inf(n: int) -> np.ndarray:
+    return np.full(n, np.inf)
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+@dataclass
+class AssetSchedule:
+    """One asset's plan: ``p_kw`` at its grid terminal (load convention) per interval.
+
+    ``e_kwh`` (n + 1 boundaries) for storage; ``detail`` holds kind-specific arrays
+    (``p_charge_kw``, ``p_discharge_kw``, ``p_available_kw``, ``curtail_kw``, ...).
+    """
+
+    name: str
+    kind: str  # pv | battery | ev_charger | shiftable | curtailable | base_load | pedf
+    bus: str
+    p_kw: np.ndarray
+    e_kwh: np.ndarray | None = None
+    detail: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """A soft constraint that had to give way: which, on which asset, where, by how much."""
+
+    constraint: str
+    asset: str
+    steps: tuple[int, ...]
+    amount: float
+    unit: str  # "kWh" or "kW"
+
+    def describe(self) -> str:
+        k0, k1 = (self.steps[0], self.steps[-1]) if self.steps else (0, 0)
+        return (
+            f"{self.constraint} on {self.asset}: relaxed by {self.amount:.3f} {self.unit} "
+            f"(steps {k0}-{k1})"
+        )
+
+
+@dataclass
+class DispatchResult:
+    controller: str
+    status: str  # optimal | optimal_inaccurate | infeasible | failed | heuristic
+    solver: str
+    horizon: Horizon
+    p_net_kw: np.ndarray  # park import (+) / export (-)
+    assets: dict[str, AssetSchedule]
+    bus_p_kw: dict[str, np.ndarray]
+    objective_cny: float
+    terms_cny: dict[str, float]
+    relaxed: list[Relaxation] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("optimal", "optimal_inaccurate", "heuristic")
+
+    @property
+    def p_import_kw(self) -> np.ndarray:
+        return np.maximum(self.p_net_kw, 0.0)
+
+    @property
+    def p_export_kw(self) -> np.ndarray:
+        return np.maximum(-self.p_net_kw, 0.0)
+
+    def setpoints_kw(self, k: int = 0) -> dict[str, float]:
+        """Per-asset power for interval ``k`` (the one a receding-horizon loop applies)."""
+        return {name: float(s.p_kw[k]) for name, s in self.assets.items()}
+
+    def to_json_dict(self) -> dict[str, Any]:
+        def arr(a: np.ndarray | None) -> list[float] | None:
+            return None if a is None else [round(float(x), 6) for x in a]
+
+        return {
+            "controller": self.controller,
+            "status": self.status,
+            "solver": self.solver,
+            "horizon": {
+                "start": self.horizon.start.isoformat(),
+                "step_minutes": self.horizon.step.total_seconds() / 60,
+                "n": self.horizon.n,
+            },
+            "objective_cny": self.objective_cny,
+            "terms_cny": dict(self.terms_cny),
+            "timings_s": dict(self.timings_s),
+            "relaxed": [
+                {
+                    "constraint": r.constraint,
+                    "asset": r.asset,
+                    "steps": list(r.steps),
+                    "amount": r.amount,
+                    "unit": r.unit,
+                }
+                for r in self.relaxed
+            ],
+            "messages": list(self.messages),
+            "p_net_kw": arr(self.p_net_kw),
+            "bus_p_kw": {b: arr(v) for b, v in self.bus_p_kw.items()},
+            "assets": {
+                name: {
+                    "kind": s.kind,
+                    "bus": s.bus,
+                    "p_kw": arr(s.p_kw),
+                    "e_kwh": arr(s.e_kwh),
+                    "detail": {k: arr(v) for k, v in s.detail.items()},
+                }
+                for name, s in self.assets.items()
+            },
+        }
+
+
+class Controller(Protocol):
+    """What every controller (optimiser or baseline) offers the runtime."""
+
+    name: str
+
+    def dispatch(self, problem: DispatchProblem) -> DispatchResult: ...
