@@ -1,0 +1,52 @@
+"""The ``vpp`` command line. Each subcommand lives in its own module under
+:mod:`vpp.commands` and offers ``register(subparsers)``; this file only lists them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Subcommand modules, in the order ``vpp --help`` lists them.
+COMMANDS = ("dispatch", "run", "forecast", "simulate", "compare", "carbon", "db")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vpp",
+        description="park-vpp: a grid-interactive virtual power plant controller for parks.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"vpp.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"vpp.commands.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"vpp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad file, bad argument); printed without a traceback."""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
