@@ -14,6 +14,7 @@ clear-sky envelope); :mod:`forecasts.pv_physics` gives the geometry at the park'
 from __future__ import annotations
 
 import functools
+import importlib.util
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -38,9 +39,11 @@ class ProfileError(ValueError):
 
 
 def _dataset_dir() -> Path:
-    import simbench
-
-    return Path(simbench.__file__).parent / "networks" / _SIMBENCH_DATASET
+    # Locate the package without importing it (importing simbench imports pandapower).
+    spec = importlib.util.find_spec("simbench")
+    if spec is None or not spec.submodule_search_locations:
+        raise ProfileError("the 'simbench' package is not installed; it ships the profiles")
+    return Path(next(iter(spec.submodule_search_locations))) / "networks" / _SIMBENCH_DATASET
 
 
 @functools.lru_cache(maxsize=2)
