@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandapower as pp
 
-from vpp.grid_flow import FastFlow, FlowResult
+from vpp.grid_flow import FastFlow, FlowResult, Sensitivity
 from vpp.model import Site
 
 SQRT3 = math.sqrt(3.0)
@@ -386,6 +386,12 @@ class GridModel:
             limits=limits,
             flow=flow,
         )
+
+    def sensitivity(self, V: np.ndarray) -> Sensitivity:
+        """Jacobian sensitivities of one solved step (``FlowResult.V[t]``), columns = buses."""
+        if self._fast is None:
+            raise NotImplementedError("sensitivities need the batched solver (see GridModel.fast)")
+        return self._fast.sensitivity(V)
 
     def element_names(self, kind: str) -> list[str]:
         table = {"bus": self.net.bus, "line": self.net.line, "trafo": self.net.trafo}[kind]
