@@ -153,3 +153,26 @@ def pv_available_kw(pv: PvArray, location: Location, times: pd.DatetimeIndex) ->
     step = times[1] - times[0] if len(times) > 1 else pd.Timedelta(minutes=15)
     mid = times + step / 2
     return clear_sky_ac_kw(mid, location, pv) * clear_sky_index(pv.weather, times, location)
+
+
+def horizon_times(horizon) -> pd.DatetimeIndex:
+    """Interval start times of a horizon as a tz-aware DatetimeIndex."""
+    return pd.date_range(horizon.start, periods=horizon.n, freq=horizon.step)
+
+
+def site_series(site, horizon) -> dict[str, np.ndarray]:
+    """What every PV array produces and every load consumes over ``horizon`` (kW), from the
+    measured profiles: the 'truth' of the demo and the simulated park, and the perfect
+    forecast of a single dispatch."""
+    times = horizon_times(horizon)
+    a = site.assets
+    out: dict[str, np.ndarray] = {}
+    for pv in list(a.pv_arrays) + [p.pv for p in a.pedf_buildings]:
+        out[pv.name] = pv_available_kw(pv, site.location, times)
+    for bl in list(a.base_loads) + [p.base_load for p in a.pedf_buildings]:
+        out[bl.name] = load_kw(bl.profile, times)
+    flex = list(a.curtailable_loads)
+    flex += [p.flexible_load for p in a.pedf_buildings if p.flexible_load]
+    for c in flex:
+        out[c.name] = load_kw(c.baseline, times)
+    return out

@@ -1,0 +1,393 @@
+"""Model-predictive dispatch: one cvxpy LP/MILP over the horizon, re-solved every interval.
+
+The problem is built once per park *structure* (devices, session slots, network rows) with
+every number a ``cp.Parameter`` (DPP), and re-solved with new values each interval; it is
+rebuilt only when the structure changes. HiGHS solves it (MILP when a shiftable load has a
+minimum power or run); when HiGHS fails, Clarabel solves the same LP (integrality relaxed, and
+said so in the result's messages).
+
+Objective (CNY over the horizon): energy bought - energy sold + rise of the month's peak
+times the demand charge + battery degradation + carbon cost + load curtailment cost + a tiny
+PV curtailment cost - the value of energy left in batteries at the end + penalties on slack.
+
+Constraints are soft where the world can make them impossible (SOC bounds with a measured SOC
+outside them, EV energy by departure, DR limits, connection, transformer and network limits,
+PEDF converter limits): each has a slack with a penalty, and every slack used is reported as a
+:class:`~controllers.problem.Relaxation`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cvxpy as cp
+import numpy as np
+
+from controllers.blocks import (
+    BatteryBlock,
+    Block,
+    CurtailableBlock,
+    PvBlock,
+    finite,
+)
+from controllers.blocks_flex import EvBlock, ShiftableBlock, ev_has_targets, ev_slots
+from controllers.problem import AssetSchedule, DispatchProblem, DispatchResult, Relaxation
+
+OK_STATUSES = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+
+
+class SolverFailure(RuntimeError):
+    """Neither the primary nor the fallback solver returned a usable optimum."""
+
+
+def _key(problem: DispatchProblem, soft: bool, integer: bool, slots: int, windows: int) -> tuple:
+    return (
+        problem.n,
+        round(problem.dt_h, 9),
+        # Specs are part of the structure: efficiencies, costs and power ratings are constants.
+        tuple(p.spec for p in problem.pv),
+        tuple(b.spec for b in problem.batteries),
+        tuple(p.spec for p in problem.pedfs),
+        tuple(c.spec for c in problem.curtailables),
+        tuple(c.spec for c in problem.ev_chargers),
+        tuple(s.spec for s in problem.shiftables),
+        tuple((b.name, b.bus) for b in problem.base_loads),
+        problem.buses,
+        _network_rows(problem),
+        soft,
+        integer,
+        slots,
+        windows,
+        ev_has_targets(problem),
+    )
+
+
+def _network_rows(problem: DispatchProblem) -> int:
+    """Network rows are allocated in blocks of 8 so that new rows rarely force a rebuild."""
+    r = len(problem.network)
+    return 0 if r == 0 else 8 * ((r + 7) // 8)
+
+
+def _incidence(rows: list[tuple[str, str]], buses: tuple[str, ...]) -> np.ndarray:
+    a = np.zeros((len(buses), len(rows)))
+    for j, (_, bus) in enumerate(rows):
+        a[buses.index(bus), j] = 1.0
+    return a
+
+
+@dataclass
+class _Model:
+    """One built cvxpy problem and the handles to refresh and read it."""
+
+    problem: cp.Problem
+    blocks: list[Block]
+    params: dict[str, cp.Parameter]
+    exprs: dict[str, cp.Expression]
+    terms: dict[str, cp.Expression]
+    slacks: list = field(default_factory=list)
+    integer: bool = False
+
+    def update(self, p: DispatchProblem) -> None:
+        for b in self.blocks:
+            b.update(p)
+        pr = self.params
+        dt = p.dt_h
+        pr["price_imp"].value = dt * np.asarray(p.price_import_cny_per_kwh, dtype=float)
+        pr["price_exp"].value = dt * np.asarray(p.price_export_cny_per_kwh, dtype=float)
+        pr["carbon"].value = dt * np.maximum(p.ef() * p.carbon_price_cny_per_kg, 0.0)
+        pr["imp_max"].value = finite(p.import_max_kw)
+        pr["exp_max"].value = finite(np.maximum(p.export_max_kw, 0.0))
+        pr["dr_max"].value = finite(p.dr_max())
+        pr["dr_min"].value = finite(p.dr_min())
+        pr["month_peak"].value = float(max(p.month_peak_import_kw, 0.0))
+        pr["demand_charge"].value = float(max(p.demand_charge_cny_per_kw, 0.0))
+        pr["demand_charge_base"].value = pr["demand_charge"].value * pr["month_peak"].value
+        pr["bus_max"].value = finite(p.bus_max()).reshape(-1, 1)
+        base = np.zeros((len(p.buses), p.n))
+        for b in p.base_loads:
+            base[p.bus_index(b.bus)] += b.p_kw
+        for pe in p.pedfs:
+            base[p.bus_index(pe.spec.bus)] += pe.base_kw
+        pr["bus_base"].value = base
+        if "pedf_base" in pr:
+            pr["pedf_base"].value = np.array([pe.base_kw for pe in p.pedfs]).reshape(
+                len(p.pedfs), p.n
+            )
+            pr["pedf_conv"].value = np.array([pe.spec.converter_kw for pe in p.pedfs]).reshape(
+                -1, 1
+            )
+            tgt = np.zeros((len(p.pedfs), p.n))
+            w = np.zeros((len(p.pedfs), p.n))
+            for j, pe in enumerate(p.pedfs):
+                if pe.exchange_target_kw is not None:
+                    has = np.isfinite(pe.exchange_target_kw)
+                    tgt[j] = np.where(has, pe.exchange_target_kw, 0.0)
+                    w[j] = np.where(has, pe.target_weight_cny_per_kwh, 0.0)
+            pr["pedf_target"].value = tgt
+            pr["pedf_weight"].value = w * dt
+        if "net_coeff" in pr:
+            rows = pr["net_coeff"].shape[0]
+            coeff = np.zeros((rows, len(p.buses)))
+            lim = np.full((rows, p.n), 1e9)
+            for r, c in enumerate(p.network):
+                coeff[r] = c.coeff_per_kw
+                lim[r] = finite(c.limit)
+            pr["net_coeff"].value = coeff
+            # The Parameter part of the bus loads moves to the right-hand side (DPP).
+            pr["net_limit"].value = lim - coeff @ self._bus_const_value(p)
+
+    def _bus_const_value(self, p: DispatchProblem) -> np.ndarray:
+        """Value of the Parameter part of every bus's load (base loads, load baselines)."""
+        return np.asarray(self.exprs["bus_const"].value).reshape(len(p.buses), p.n)
+
+
+def build_model(
+    p: DispatchProblem, soft: bool = True, integer: bool = True, slots: int = 2, windows: int = 2
+) -> _Model:
+    """Build the cvxpy problem for ``p``'s structure (values are set by ``_Model.update``)."""
+    n, dt, pen = p.n, p.dt_h, p.penalties
+    blocks: list[Block] = [
+        BatteryBlock(p, soft),
+        PvBlock(p, soft),
+        CurtailableBlock(p, soft),
+        EvBlock(p, soft, slots, ev_has_targets(p)),
+        ShiftableBlock(p, soft, windows, integer),
+    ]
+    blocks = [b for b in blocks if b.rows]
+    helper = Block(soft)
+    params: dict[str, cp.Parameter] = {
+        "price_imp": cp.Parameter(n),  # CNY/kWh * dt
+        "price_exp": cp.Parameter(n),  # CNY/kWh * dt
+        "carbon": cp.Parameter(n, nonneg=True),  # CNY/kWh * dt
+        "imp_max": cp.Parameter(n),
+        "exp_max": cp.Parameter(n, nonneg=True),
+        "dr_max": cp.Parameter(n),
+        "dr_min": cp.Parameter(n),
+        "month_peak": cp.Parameter(nonneg=True),
+        "demand_charge": cp.Parameter(nonneg=True),
+        "demand_charge_base": cp.Parameter(nonneg=True),  # demand_charge * month_peak (DPP)
+        "bus_max": cp.Parameter((len(p.buses), 1)),
+        "bus_base": cp.Parameter((len(p.buses), n)),
+    }
+    bus_const: cp.Expression = params["bus_base"]
+    bus_var: cp.Expression | None = None
+    for b in blocks:
+        a = _incidence(b.rows, p.buses)
+        bus_var = a @ b.p_var if bus_var is None else bus_var + a @ b.p_var
+        if b.p_const is not None:
+            bus_const = bus_const + a @ b.p_const
+    if bus_var is None:
+        bus_var = cp.Constant(np.zeros((len(p.buses), n)))
+    bus_p = bus_const + bus_var
+    net = cp.sum(bus_p, axis=0)
+    imp = cp.Variable(n, nonneg=True, name="import_kw")
+    exp = cp.Variable(n, nonneg=True, name="export_kw")
+    peak = cp.Variable(nonneg=True, name="peak_import_kw")
+    s_imp = helper.slack((1, n), "import_limit", ["connection"], "kW", pen.connection_cny_per_kwh)
+    s_exp = helper.slack((1, n), "export_limit", ["connection"], "kW", pen.connection_cny_per_kwh)
+    s_drx = helper.slack((1, n), "dr_import_cap", ["connection"], "kW", pen.dr_cny_per_kwh)
+    s_drn = helper.slack((1, n), "dr_import_floor", ["connection"], "kW", pen.dr_cny_per_kwh)
+    s_bus = helper.slack(
+        (len(p.buses), n), "bus_import_limit", list(p.buses), "kW", pen.network_cny_per_kwh
+    )
+    row = lambda s: s[0, :] if isinstance(s, cp.Variable) else s  # noqa: E731
+    cons = [
+        imp - exp == net,
+        imp <= params["imp_max"] + row(s_imp),
+        exp <= params["exp_max"] + row(s_exp),
+        net <= params["dr_max"] + row(s_drx),
+        net >= params["dr_min"] - row(s_drn),
+        bus_p <= params["bus_max"] + s_bus,
+        peak >= imp,
+        peak >= params["month_peak"],
+    ]
+    if p.pedfs:
+        cons += _pedf(p, blocks, helper, params)
+    rows = _network_rows(p)
+    if rows:
+        params["net_coeff"] = cp.Parameter((rows, len(p.buses)))
+        params["net_limit"] = cp.Parameter((rows, n))
+        names = [c.element for c in p.network] + ["-"] * (rows - len(p.network))
+        s_net = helper.slack((rows, n), "network", names, "kW", pen.network_cny_per_kwh)
+        cons.append(params["net_coeff"] @ bus_var <= params["net_limit"] + s_net)
+    terms: dict[str, cp.Expression] = {
+        "energy_import": params["price_imp"] @ imp,
+        "energy_export": -(params["price_exp"] @ exp),
+        "demand_charge": params["demand_charge"] * peak - params["demand_charge_base"],
+        "carbon": params["carbon"] @ imp,
+    }
+    for b in [*blocks, helper]:
+        cons += b.constraints
+        for name, expr in b.terms.items():
+            terms[name] = terms[name] + expr if name in terms else expr
+    slacks = [s for b in [*blocks, helper] for s in b.slacks]
+    penalty = sum((s.cost(dt) for s in slacks), start=cp.Constant(0.0))
+    terms["penalties"] = penalty
+    objective = cp.Minimize(sum(terms.values(), start=cp.Constant(0.0)))
+    exprs = {
+        "net": net,
+        "bus_p": bus_p,
+        "bus_const": bus_const,
+        "imp": imp,
+        "exp": exp,
+        "peak": peak,
+    }
+    return _Model(cp.Problem(objective, cons), blocks, params, exprs, terms, slacks, integer)
+
+
+def _pedf(p: DispatchProblem, blocks: list[Block], helper: Block, params: dict) -> list:
+    """Each PEDF building's grid exchange = its base load + battery + flexible load - PV,
+    within the converter limit, optionally following a target exchange."""
+    n, j_n = p.n, len(p.pedfs)
+    params["pedf_base"] = cp.Parameter((j_n, n))
+    params["pedf_conv"] = cp.Parameter((j_n, 1), nonneg=True)
+    params["pedf_target"] = cp.Parameter((j_n, n))
+    params["pedf_weight"] = cp.Parameter((j_n, n), nonneg=True)  # CNY/kWh * dt
+    exchange = params["pedf_base"]
+    members = {pe.spec.battery.name: j for j, pe in enumerate(p.pedfs)}
+    members |= {pe.spec.pv.name: j for j, pe in enumerate(p.pedfs)}
+    members |= {
+        pe.spec.flexible_load.name: j for j, pe in enumerate(p.pedfs) if pe.spec.flexible_load
+    }
+    for b in blocks:
+        sel = np.zeros((j_n, len(b.rows)))
+        for i, (name, _) in enumerate(b.rows):
+            if name in members:
+                sel[members[name], i] = 1.0
+        if sel.any():
+            exchange = exchange + sel @ b.p_kw
+    names = [pe.spec.name for pe in p.pedfs]
+    s = helper.slack(
+        (j_n, n), "pedf_converter", names, "kW", p.penalties.pedf_converter_cny_per_kwh
+    )
+    dev = cp.Variable((j_n, n), nonneg=True, name="pedf_target_dev_kw")
+    helper.add_term("pedf_target", cp.sum(cp.multiply(params["pedf_weight"], dev)))  # weight*dt
+    helper.exchange = exchange  # type: ignore[attr-defined]
+    return [
+        exchange <= params["pedf_conv"] + s,
+        exchange >= -params["pedf_conv"] - s,
+        dev >= exchange - params["pedf_target"],
+        dev >= params["pedf_target"] - exchange,
+    ]
+
+
+class MpcController:
+    """The optimiser behind the :class:`~controllers.problem.Controller` interface."""
+
+    name = "mpc"
+
+    def __init__(self, solver: str = "HIGHS", fallback: str | None = "CLARABEL", soft: bool = True):
+        self.solver = solver
+        self.fallback = fallback
+        self.soft = soft
+        self._models: dict[tuple, _Model] = {}
+        self.builds = 0
+
+    def _model(self, p: DispatchProblem, integer: bool) -> tuple[_Model, float]:
+        slots = max(2, ev_slots(p))
+        windows = max([2] + [len(s.windows) for s in p.shiftables])
+        key = _key(p, self.soft, integer, slots, windows)
+        t0 = time.perf_counter()
+        if key not in self._models:
+            if len(self._models) > 8:  # keep memory bounded when structures keep changing
+                self._models.clear()
+            self._models[key] = build_model(p, self.soft, integer, slots, windows)
+            self.builds += 1
+        return self._models[key], time.perf_counter() - t0
+
+    def dispatch(self, problem: DispatchProblem) -> DispatchResult:
+        needs_int = any(s.spec.p_min_kw > 0 or s.spec.min_run_steps > 1 for s in problem.shiftables)
+        model, build_s = self._model(problem, integer=needs_int)
+        messages: list[str] = []
+        t0 = time.perf_counter()
+        model.update(problem)
+        timings = {"build_s": build_s, "update_s": time.perf_counter() - t0}
+        status, solver = self._solve(model, self.solver, problem, timings, messages)
+        if status not in OK_STATUSES and self.fallback:
+            fb = model
+            if needs_int:
+                fb, extra = self._model(problem, integer=False)
+                timings["build_s"] += extra
+                fb.update(problem)
+                messages.append("fallback solves the continuous relaxation of the on/off states")
+            status, solver = self._solve(fb, self.fallback, problem, timings, messages)
+            model = fb
+        if status not in OK_STATUSES:
+            raise SolverFailure("; ".join(messages) or f"solver status {status}")
+        return self._result(problem, model, status, solver, timings, messages)
+
+    def _solve(
+        self, model: _Model, solver: str, p: DispatchProblem, timings: dict, messages: list[str]
+    ) -> tuple[str, str]:
+        opts: dict = {}
+        if solver == "HIGHS":
+            opts = {"time_limit": float(p.time_limit_s)}
+            if model.integer:
+                opts["mip_rel_gap"] = float(p.mip_rel_gap)
+        elif solver == "CLARABEL":
+            opts = {"time_limit": float(p.time_limit_s)}
+        t0 = time.perf_counter()
+        try:
+            model.problem.solve(solver=solver, **opts)
+            status = model.problem.status
+        except (cp.SolverError, ValueError, ArithmeticError) as exc:
+            status = "solver_error"
+            messages.append(f"{solver}: {type(exc).__name__}: {exc}")
+        timings[f"solve_{solver.lower()}_s"] = time.perf_counter() - t0
+        timings["compile_s"] = float(getattr(model.problem, "compilation_time", 0.0) or 0.0)
+        stats = model.problem.solver_stats
+        if stats is not None and stats.solve_time is not None:
+            timings["solver_s"] = float(stats.solve_time)
+        if status not in OK_STATUSES:
+            messages.append(f"{solver} returned status {status}")
+        return status, solver
+
+    def _result(
+        self,
+        p: DispatchProblem,
+        model: _Model,
+        status: str,
+        solver: str,
+        timings: dict,
+        messages: list[str],
+    ) -> DispatchResult:
+        assets: dict[str, AssetSchedule] = {}
+        for b in model.blocks:
+            b.extract(assets)
+        for bl in p.base_loads:
+            assets[bl.name] = AssetSchedule(
+                bl.name, "base_load", bl.bus, np.asarray(bl.p_kw).copy()
+            )
+        for pe in p.pedfs:
+            members = [pe.spec.battery.name, pe.spec.pv.name]
+            if pe.spec.flexible_load:
+                members.append(pe.spec.flexible_load.name)
+            exch = pe.base_kw + sum(assets[m].p_kw for m in members)
+            assets[pe.spec.name] = AssetSchedule(
+                pe.spec.name,
+                "pedf",
+                pe.spec.bus,
+                exch,
+                detail={"base_kw": np.asarray(pe.base_kw).copy()},
+            )
+        bus_p = np.asarray(model.exprs["bus_p"].value)
+        relaxed: list[Relaxation] = []
+        for s in model.slacks:
+            relaxed.extend(r for r in s.relaxations(p.dt_h) if r.asset != "-")
+        terms = {k: float(np.asarray(v.value)) for k, v in model.terms.items()}
+        status_out = "optimal" if status == cp.OPTIMAL else "optimal_inaccurate"
+        return DispatchResult(
+            controller=self.name,
+            status=status_out,
+            solver=solver,
+            horizon=p.horizon,
+            p_net_kw=np.asarray(model.exprs["net"].value).copy(),
+            assets=assets,
+            bus_p_kw={b: bus_p[i].copy() for i, b in enumerate(p.buses)},
+            objective_cny=float(model.problem.value),
+            terms_cny=terms,
+            relaxed=relaxed,
+            timings_s=timings,
+            messages=messages,
+        )
