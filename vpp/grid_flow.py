@@ -13,12 +13,14 @@ Results follow pandapower's result formulas: ``i_ka = |S| / (sqrt(3) |V| vn)``, 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import pandapower as pp
 from pandapower.pypower.idx_brch import F_BUS, T_BUS
 from pandapower.pypower.idx_bus import BASE_KV, PD, QD, VA, VM
+from threadpoolctl import ThreadpoolController
 
 MAX_DENSE_BUSES = 600
 
@@ -124,7 +126,10 @@ class FastFlow:
 
     def solve(self, P_kw: np.ndarray, Q_kvar: np.ndarray) -> FlowResult:
         Sbus = self.injections(np.atleast_2d(P_kw), np.atleast_2d(Q_kvar))
-        V, converged, it = self._newton(Sbus)
+        # Many small LAPACK solves: BLAS threads only contend (on 2 busy cores a 96-step
+        # SimBench flow took 1-30 s with threads, 0.4 s without).
+        with _blas().limit(limits=1, user_api="blas"):
+            V, converged, it = self._newton(Sbus)
         return self._results(V, Sbus, converged, it)
 
     def _newton(self, Sbus: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -252,6 +257,12 @@ class FastFlow:
         vm = dVm[self.bus_rows]
         vm[~self.bus_ok] = 0.0
         return Sensitivity(vm_pu=vm, line_percent=line, trafo_percent=trafo)
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """Inspecting the loaded libraries costs about 0.1 s: do it once."""
+    return ThreadpoolController()
 
 
 def _unsupported(net: pp.pandapowerNet) -> bool:
