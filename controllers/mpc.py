@@ -32,7 +32,14 @@ from controllers.blocks import (
     finite,
 )
 from controllers.blocks_flex import EvBlock, ShiftableBlock, ev_has_targets, ev_slots
-from controllers.problem import AssetSchedule, DispatchProblem, DispatchResult, Relaxation
+from controllers.problem import (
+    AssetSchedule,
+    DispatchProblem,
+    DispatchResult,
+    Relaxation,
+    add_pedf_schedules,
+    effective_export_price,
+)
 
 OK_STATUSES = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
 
@@ -94,7 +101,7 @@ class _Model:
         pr = self.params
         dt = p.dt_h
         pr["price_imp"].value = dt * np.asarray(p.price_import_cny_per_kwh, dtype=float)
-        pr["price_exp"].value = dt * np.asarray(p.price_export_cny_per_kwh, dtype=float)
+        pr["price_exp"].value = dt * effective_export_price(p)
         pr["carbon"].value = dt * np.maximum(p.ef() * p.carbon_price_cny_per_kg, 0.0)
         pr["imp_max"].value = finite(p.import_max_kw)
         pr["exp_max"].value = finite(np.maximum(p.export_max_kw, 0.0))
@@ -359,18 +366,7 @@ class MpcController:
             assets[bl.name] = AssetSchedule(
                 bl.name, "base_load", bl.bus, np.asarray(bl.p_kw).copy()
             )
-        for pe in p.pedfs:
-            members = [pe.spec.battery.name, pe.spec.pv.name]
-            if pe.spec.flexible_load:
-                members.append(pe.spec.flexible_load.name)
-            exch = pe.base_kw + sum(assets[m].p_kw for m in members)
-            assets[pe.spec.name] = AssetSchedule(
-                pe.spec.name,
-                "pedf",
-                pe.spec.bus,
-                exch,
-                detail={"base_kw": np.asarray(pe.base_kw).copy()},
-            )
+        add_pedf_schedules(p, assets)
         bus_p = np.asarray(model.exprs["bus_p"].value)
         relaxed: list[Relaxation] = []
         for s in model.slacks:

@@ -287,6 +287,36 @@ class DispatchResult:
         }
 
 
+def effective_export_price(problem: DispatchProblem) -> np.ndarray:
+    """Export is valued at min(export price, import price), interval by interval.
+
+    One meter nets import and export, so a plan may not buy and sell in the same interval;
+    capping the export price at the import price keeps the LP from pretending to (it could
+    otherwise import at a 0.26 CNY valley price and export at a 0.4153 benchmark price at
+    once). Where the export price exceeds the import price this undervalues exported energy:
+    a conservative choice, used alike by the optimiser and the yardstick in controllers.costs.
+    """
+    return np.minimum(
+        np.asarray(problem.price_export_cny_per_kwh, dtype=float),
+        np.asarray(problem.price_import_cny_per_kwh, dtype=float),
+    )
+
+
+def add_pedf_schedules(problem: DispatchProblem, assets: dict[str, AssetSchedule]) -> None:
+    """Add each PEDF building's base load (an asset of its own) and its grid exchange
+    (kind ``pedf``: an aggregate of its members, left out of any sum over assets)."""
+    for pe in problem.pedfs:
+        base = pe.spec.base_load
+        assets[base.name] = AssetSchedule(
+            base.name, "base_load", base.bus, np.asarray(pe.base_kw, dtype=float).copy()
+        )
+        members = [pe.spec.battery.name, pe.spec.pv.name, base.name]
+        if pe.spec.flexible_load:
+            members.append(pe.spec.flexible_load.name)
+        exchange = sum(assets[m].p_kw for m in members)
+        assets[pe.spec.name] = AssetSchedule(pe.spec.name, "pedf", pe.spec.bus, exchange)
+
+
 class Controller(Protocol):
     """What every controller (optimiser or baseline) offers the runtime."""
 

@@ -197,8 +197,10 @@ def _carbon(value: Any, park_path: Path) -> Any:
     if not match:
         known = sorted({(e.get("region"), e.get("year")) for e in entries}, key=str)
         raise ConfigError(
-            [f"{label}: carbon: no factor for region={region!r} year={year!r} in "
-             f"{cat_label}; known: {known}"]
+            [
+                f"{label}: carbon: no factor for region={region!r} year={year!r} in "
+                f"{cat_label}; known: {known}"
+            ]
         )
     ef = dict(match[0])
     if value.get("hourly_ef_kg_per_kwh") is not None:
@@ -224,7 +226,9 @@ def _expand_charger_groups(groups: Any, label: str) -> tuple[list[dict], list[di
         _check_keys(g, _GROUP_KEYS, where, label)
         count = g.get("count")
         if not isinstance(count, int) or count < 1:
-            raise ConfigError([f"{label}: {where}.count: must be a whole number >= 1, got {count!r}"])
+            raise ConfigError(
+                [f"{label}: {where}.count: must be a whole number >= 1, got {count!r}"]
+            )
         prefix = g.get("prefix")
         if not isinstance(prefix, str) or not prefix:
             raise ConfigError([f"{label}: {where}.prefix: must be a non-empty name"])
@@ -472,7 +476,9 @@ def _asset_problems(a: m.Assets, buses: set[str]) -> Iterable[str]:
         yield from _range(f"{p}.converter_eta", pe.converter_eta, 0, 1, True)
         yield from _pv_problems(pe.pv, f"{p}.pv")
         yield from _battery_problems(pe.battery, f"{p}.battery")
-        yield from _profile_problems(pe.base_load.profile.source, f"{p}.base_load.profile.source", "load")
+        yield from _profile_problems(
+            pe.base_load.profile.source, f"{p}.base_load.profile.source", "load"
+        )
         if pe.flexible_load is not None:
             yield from _curtailable_problems(pe.flexible_load, f"{p}.flexible_load")
 

@@ -185,7 +185,7 @@ class Battery:
     soc_max_frac: float = 0.95
     soc_init_frac: float = 0.5
     degradation_cny_per_kwh: float = 0.05
-    # Value of energy left at the end of the horizon; None = cheapest import price / eta_charge.
+    # Value of energy left at the end of the horizon; None = mean import price x eta_discharge.
     terminal_value_cny_per_kwh: float | None = None
 
     @property

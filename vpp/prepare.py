@@ -75,7 +75,7 @@ def build_problem(
     n = horizon.n
     fc = _ForecastReader(forecasts, n)
     price = tariffs.import_price_cny_per_kwh(site.tariff, horizon)
-    terminal = float(price.min())
+    terminal = float(price.mean())
     a = site.assets
     pv = tuple(PvInput(p, fc.get(p.name)) for p in a.pv_arrays)
     batteries = tuple(
@@ -156,10 +156,13 @@ def _e_init(b: Battery, state: PlantState) -> float:
     return float(state.battery_e_kwh.get(b.name, b.soc_init_frac * b.e_kwh))
 
 
-def _terminal(b: Battery, cheapest_price: float) -> float:
+def _terminal(b: Battery, mean_price: float) -> float:
+    """Value of a kWh left in the battery at the horizon's end: what it saves when discharged
+    later at the horizon's mean import price. Lower (the cheapest price) and a rolling horizon
+    empties every battery each day; higher and it never discharges."""
     if b.terminal_value_cny_per_kwh is not None:
         return b.terminal_value_cny_per_kwh
-    return cheapest_price / b.eta_charge * b.eta_discharge
+    return mean_price * b.eta_discharge
 
 
 def _uncontrolled_net_kw(site: Site, fc: _ForecastReader, p50: dict, n: int) -> np.ndarray:

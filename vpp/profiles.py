@@ -176,3 +176,13 @@ def site_series(site, horizon) -> dict[str, np.ndarray]:
     for c in flex:
         out[c.name] = load_kw(c.baseline, times)
     return out
+
+
+class ProfileForecaster:
+    """Perfect foresight: the measured profiles themselves (for single dispatches, studies
+    of the controller alone, and as the oracle against which forecasters are judged)."""
+
+    def forecast(self, site, horizon, state):  # noqa: ANN001, ANN201, ARG002
+        from vpp.state import Forecasts
+
+        return Forecasts(site_series(site, horizon), source="perfect")

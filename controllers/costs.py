@@ -1,0 +1,119 @@
+"""The objective, evaluated in numpy on any schedule: the yardstick every controller is
+measured by (the optimiser's own terms must agree with it; a baseline that breaks a limit pays
+the same penalty the optimiser would).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controllers.blocks import PV_CURTAIL_CNY_PER_KWH
+from controllers.problem import DispatchProblem, DispatchResult, effective_export_price
+
+
+def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, float]:
+    """Objective terms (CNY) of ``result`` under ``problem``'s prices, limits and penalties."""
+    p, dt = problem, problem.dt_h
+    pen = p.penalties
+    imp = np.maximum(result.p_net_kw, 0.0)
+    exp = np.maximum(-result.p_net_kw, 0.0)
+    peak = max(float(imp.max(initial=0.0)), p.month_peak_import_kw)
+    terms = {
+        "energy_import": float(dt * p.price_import_cny_per_kwh @ imp),
+        "energy_export": -float(dt * effective_export_price(p) @ exp),
+        "demand_charge": p.demand_charge_cny_per_kw * (peak - p.month_peak_import_kw),
+        "carbon": float(dt * (p.ef() * p.carbon_price_cny_per_kg) @ imp),
+        "degradation": 0.0,
+        "terminal_value": 0.0,
+        "pv_curtailment": 0.0,
+        "load_curtailment": 0.0,
+        "pedf_target": 0.0,
+    }
+    penalty = 0.0
+    bats = [(b.spec, b.terminal_value_cny_per_kwh) for b in p.batteries]
+    bats += [(pe.spec.battery, pe.terminal_value_cny_per_kwh) for pe in p.pedfs]
+    for spec, tv in bats:
+        s = result.assets[spec.name]
+        pc = s.detail.get("p_charge_kw", np.maximum(s.p_kw, 0.0))
+        pd = s.detail.get("p_discharge_kw", np.maximum(-s.p_kw, 0.0))
+        terms["degradation"] += spec.degradation_cny_per_kwh * dt * float((pc + pd).sum())
+        e = s.e_kwh if s.e_kwh is not None else np.zeros(p.n + 1)
+        terms["terminal_value"] -= tv * float(e[-1])
+        below = np.maximum(spec.e_min_kwh - e[1:], 0.0)
+        above = np.maximum(e[1:] - spec.e_max_kwh, 0.0)
+        penalty += pen.soc_bounds_cny_per_kwh * float((below + above).sum())
+    pv = [(x.p_available_kw, x.spec.name) for x in p.pv]
+    pv += [(pe.pv_available_kw, pe.spec.pv.name) for pe in p.pedfs]
+    for avail, name in pv:
+        terms["pv_curtailment"] += (
+            PV_CURTAIL_CNY_PER_KWH * dt * float((avail + result.assets[name].p_kw).sum())
+        )
+    cur = [(c.spec, c.baseline_kw) for c in p.curtailables]
+    cur += [(pe.spec.flexible_load, pe.flex_baseline_kw) for pe in p.pedfs if pe.spec.flexible_load]
+    for spec, base in cur:
+        cut = np.maximum(base - result.assets[spec.name].p_kw, 0.0)
+        terms["load_curtailment"] += spec.cost_cny_per_kwh * dt * float(cut.sum())
+    penalty += _ev_penalty(p, result) + _shiftable_penalty(p, result)
+    penalty += _site_penalty(p, result, imp, exp)
+    for pe in p.pedfs:
+        s = result.assets.get(pe.spec.name)
+        if s is not None:
+            over = np.maximum(np.abs(s.p_kw) - pe.spec.converter_kw, 0.0)
+            penalty += pen.pedf_converter_cny_per_kwh * dt * float(over.sum())
+            if pe.exchange_target_kw is not None:
+                has = np.isfinite(pe.exchange_target_kw)
+                dev = np.abs(s.p_kw - np.where(has, pe.exchange_target_kw, 0.0))[has]
+                terms["pedf_target"] += pe.target_weight_cny_per_kwh * dt * float(dev.sum())
+    terms["penalties"] = penalty
+    return terms
+
+
+def total(terms: dict[str, float]) -> float:
+    return float(sum(terms.values()))
+
+
+def _ev_penalty(p: DispatchProblem, r: DispatchResult) -> float:
+    out = 0.0
+    for ch in p.ev_chargers:
+        s = r.assets[ch.spec.name]
+        into = s.detail.get("p_to_car_kw", s.p_kw * ch.spec.eta)
+        for sess in ch.sessions:
+            a, d = max(sess.arrival_k, 0), min(sess.departure_k, p.n)
+            short = max(sess.e_needed_kwh - float(into[a:d].sum()) * p.dt_h, 0.0)
+            out += p.penalties.ev_energy_cny_per_kwh * short
+            if sess.target_k is not None:
+                got = float(into[a : min(sess.target_k, d)].sum()) * p.dt_h
+                out += p.penalties.ev_energy_cny_per_kwh * max(sess.target_e_kwh - got, 0.0)
+    return out
+
+
+def _shiftable_penalty(p: DispatchProblem, r: DispatchResult) -> float:
+    out = 0.0
+    for sh in p.shiftables:
+        pw = r.assets[sh.spec.name].p_kw
+        for w in sh.windows:
+            done = float(pw[max(w.start_k, 0) : min(w.end_k, p.n)].sum()) * p.dt_h
+            out += p.penalties.shiftable_energy_cny_per_kwh * max(w.e_kwh - done, 0.0)
+    return out
+
+
+def _site_penalty(p: DispatchProblem, r: DispatchResult, imp: np.ndarray, exp: np.ndarray) -> float:
+    pen, dt = p.penalties, p.dt_h
+    out = pen.connection_cny_per_kwh * dt * float(np.maximum(imp - p.import_max_kw, 0.0).sum())
+    out += pen.connection_cny_per_kwh * dt * float(np.maximum(exp - p.export_max_kw, 0.0).sum())
+    net = r.p_net_kw
+    out += pen.dr_cny_per_kwh * dt * float(np.maximum(net - p.dr_max(), 0.0).sum())
+    out += pen.dr_cny_per_kwh * dt * float(np.maximum(p.dr_min() - net, 0.0).sum())
+    bus_max = p.bus_max()
+    for i, b in enumerate(p.buses):
+        if b in r.bus_p_kw and np.isfinite(bus_max[i]):
+            out += (
+                pen.network_cny_per_kwh
+                * dt
+                * float(np.maximum(r.bus_p_kw[b] - bus_max[i], 0).sum())
+            )
+    for c in p.network:
+        coeff = np.asarray(c.coeff_per_kw)
+        flow = sum(coeff[i] * r.bus_p_kw[b] for i, b in enumerate(p.buses) if b in r.bus_p_kw)
+        out += pen.network_cny_per_kwh * dt * float(np.maximum(flow - c.limit, 0.0).sum())
+    return out

@@ -1,0 +1,120 @@
+"""The last safety layer: every setpoint sent to a device lies within that device's limits,
+whatever the solver returned (NaN, a tolerance overshoot, a stale plan).
+
+Pure: it takes the problem (limits, measured state) and proposed setpoints for interval
+``k`` and returns clamped setpoints with a record of every change.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from controllers.problem import DispatchProblem
+
+
+@dataclass(frozen=True)
+class Clamp:
+    asset: str
+    proposed_kw: float
+    sent_kw: float
+    reason: str
+
+
+def _interval(lo: float, hi: float, value: float) -> float:
+    return min(max(value, lo), hi)
+
+
+def limits_kw(problem: DispatchProblem, k: int = 0) -> dict[str, tuple[float, float]]:
+    """The power range (load convention) each controllable device may be sent at interval k."""
+    p, dt = problem, problem.dt_h
+    out: dict[str, tuple[float, float]] = {}
+    bats = [(b.spec, b.e_init_kwh) for b in p.batteries] + [
+        (pe.spec.battery, pe.e_init_kwh) for pe in p.pedfs
+    ]
+    for spec, e0 in bats if k == 0 else [(s, None) for s, _ in bats]:
+        hi, lo = spec.p_charge_max_kw, -spec.p_discharge_max_kw
+        if e0 is not None:  # the measured SOC limits what the next interval can do
+            hi = min(hi, max(spec.e_max_kwh - e0, 0.0) / (spec.eta_charge * dt))
+            lo = max(lo, -max(e0 - spec.e_min_kwh, 0.0) * spec.eta_discharge / dt)
+        out[spec.name] = (lo, hi)
+    pv = [(x.spec, x.p_available_kw[k]) for x in p.pv] + [
+        (pe.spec.pv, pe.pv_available_kw[k]) for pe in p.pedfs
+    ]
+    for spec, avail in pv:
+        out[spec.name] = (
+            (-min(spec.inverter_kw, max(avail, 0.0)), 0.0)
+            if spec.curtailable
+            else (-min(spec.inverter_kw, max(avail, 0.0)), -min(spec.inverter_kw, max(avail, 0.0)))
+        )
+    for ch in p.ev_chargers:
+        here = [s for s in ch.sessions if s.arrival_k <= k < s.departure_k]
+        p_max = min([ch.spec.p_max_kw] + [s.p_max_kw for s in here]) if here else 0.0
+        out[ch.spec.name] = (-p_max if ch.spec.v2g else 0.0, p_max)
+    for sh in p.shiftables:
+        inside = any(w.start_k <= k < w.end_k for w in sh.windows)
+        out[sh.spec.name] = (0.0, sh.spec.p_max_kw if inside else 0.0)
+    cur = [(c.spec, c.baseline_kw[k]) for c in p.curtailables]
+    cur += [
+        (pe.spec.flexible_load, pe.flex_baseline_kw[k]) for pe in p.pedfs if pe.spec.flexible_load
+    ]
+    for spec, base in cur:
+        out[spec.name] = (base * (1.0 - spec.curtail_max_frac), base)
+    for pe in p.pedfs:
+        out[pe.spec.name] = (-pe.spec.converter_kw, pe.spec.converter_kw)
+    return out
+
+
+def safe_setpoint_kw(problem: DispatchProblem, asset: str, k: int = 0) -> float:
+    """What a device is held at when its plan cannot be trusted (stale telemetry, NaN):
+    storage and chargers idle, PV uncurtailed, loads at their baseline."""
+    lo, hi = limits_kw(problem, k)[asset]
+    pv = {x.spec.name for x in problem.pv} | {pe.spec.pv.name for pe in problem.pedfs}
+    if asset in pv:
+        return lo  # all the PV available: never curtail blind
+    return _interval(lo, hi, 0.0) if lo <= 0.0 else hi
+
+
+def _min_power(problem: DispatchProblem, name: str, value: float) -> tuple[float, str]:
+    """Chargers and shiftable loads with a minimum running power: a setpoint between 0 and
+    the minimum goes to the nearer of the two."""
+    mins = {c.spec.name: c.spec.p_min_kw for c in problem.ev_chargers}
+    mins |= {s.spec.name: s.spec.p_min_kw for s in problem.shiftables}
+    p_min = mins.get(name, 0.0)
+    if p_min > 0 and 0 < abs(value) < p_min:
+        snapped = math.copysign(p_min, value) if abs(value) >= p_min / 2 else 0.0
+        return snapped, f"below the minimum running power {p_min} kW"
+    return value, ""
+
+
+def clamp(
+    problem: DispatchProblem,
+    setpoints_kw: dict[str, float],
+    k: int = 0,
+    hold: frozenset[str] = frozenset(),
+) -> tuple[dict[str, float], list[Clamp]]:
+    """Setpoints within limits; ``hold``: assets to hold at their safe setpoint."""
+    lim = limits_kw(problem, k)
+    out: dict[str, float] = {}
+    events: list[Clamp] = []
+    for name, value in setpoints_kw.items():
+        if name not in lim:
+            out[name] = value  # uncontrollable (a base load): informational
+            continue
+        lo, hi = lim[name]
+        if name in hold:
+            sent, reason = safe_setpoint_kw(problem, name, k), "held: telemetry stale"
+        elif value is None or not math.isfinite(value):
+            sent, reason = safe_setpoint_kw(problem, name, k), "not a number"
+        else:
+            sent = _interval(lo, hi, value)
+            reason = f"outside [{lo:.3f}, {hi:.3f}] kW" if abs(sent - value) > 1e-6 else ""
+            sent, why = _min_power(problem, name, sent)
+            reason = reason or why
+            sent = _interval(lo, hi, sent)
+        out[name] = sent
+        if reason:
+            events.append(
+                Clamp(name, float(value) if value is not None else math.nan, sent, reason)
+            )
+    return out, events

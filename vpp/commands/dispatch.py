@@ -1,0 +1,186 @@
+"""``vpp dispatch``: one dispatch of a park at a given time, printed and optionally saved."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from controllers.baselines import CONTROLLERS
+from controllers.mpc import MpcController
+from controllers.problem import DispatchResult
+from vpp.config import ConfigError, load_site
+from vpp.cycle import CycleReport, run_cycle
+from vpp.drivers.static import StaticDriver
+from vpp.profiles import ProfileForecaster
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "dispatch",
+        help="dispatch the park once and print the plan",
+        description=(
+            "Solve one dispatch of the park over its horizon (default 96 x 15 min) starting at "
+            "--at, with the measured profiles as perfect forecasts, and print a summary: cost "
+            "terms, peak, per-asset schedule, relaxed constraints. Baselines are solved on the "
+            "same problem for comparison."
+        ),
+    )
+    p.add_argument(
+        "--config", required=True, type=Path, help="park YAML, e.g. configs/parks/demo.yaml"
+    )
+    p.add_argument("--at", required=True, help="start time, ISO 8601 (site zone if no offset)")
+    p.add_argument(
+        "--controller", choices=["mpc", *CONTROLLERS], default="mpc", help="default: mpc"
+    )
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the schedule as JSON")
+    p.add_argument("--seed", type=int, default=0, help="seed of the EV session draw (default 0)")
+    p.add_argument(
+        "--month-peak-kw",
+        type=float,
+        default=0.0,
+        help="the month's peak import so far, for the demand charge (default 0)",
+    )
+    p.set_defaults(func=run)
+
+
+def _parse_at(text: str, tz: str) -> datetime:
+    from vpp.cli import UserError
+
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--at: not an ISO 8601 time: {text!r} (e.g. 2026-07-15T08:00)") from None
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(tz))
+
+
+def make_controller(name: str):  # noqa: ANN201
+    return MpcController() if name == "mpc" else CONTROLLERS[name]()
+
+
+def run(args: argparse.Namespace) -> int:
+    from vpp.cli import UserError
+
+    try:
+        site = load_site(args.config)
+    except ConfigError as exc:
+        raise UserError(f"invalid configuration:\n{exc}") from None
+    at = _parse_at(args.at, site.location.tz)
+    driver = StaticDriver(site, seed=args.seed, month_peak_import_kw=args.month_peak_kw)
+    report = run_cycle(
+        site, at, driver, ProfileForecaster(), make_controller(args.controller), publish=False
+    )
+    others = {
+        name: c().dispatch(report.problem)
+        for name, c in CONTROLLERS.items()
+        if name != report.controller
+    }
+    print(summary(site.name, report, others))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        doc = report.result.to_json_dict()
+        doc["site"] = site.name
+        doc["setpoints_kw"] = report.setpoints_kw
+        doc["invariant_violations"] = report.violations
+        doc["fallback"] = report.fallback
+        args.json.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        print(f"\nschedule written to {args.json}")
+    return 0 if not report.violations else 1
+
+
+def _kwh(a: np.ndarray, dt_h: float) -> float:
+    return float(np.sum(a) * dt_h)
+
+
+def summary(site_name: str, rep: CycleReport, others: dict[str, DispatchResult]) -> str:
+    r, p = rep.result, rep.problem
+    dt = p.dt_h
+    h = r.horizon
+    lines = [
+        f"park-vpp dispatch: {site_name}",
+        f"horizon   {h.start:%Y-%m-%d %H:%M %Z} + {h.n} x {int(h.step.total_seconds() // 60)} min",
+        f"controller {rep.controller} ({r.solver}), status {r.status}"
+        + (f", fallback {rep.fallback}" if rep.fallback else ""),
+        "timings   " + ", ".join(f"{k} {v:.3f}" for k, v in r.timings_s.items()),
+        "",
+        f"objective {r.objective_cny:12,.1f} CNY",
+    ]
+    lines += [f"  {k:<17}{v:12,.1f}" for k, v in r.terms_cny.items() if abs(v) > 0.05]
+    imp, exp = r.p_import_kw, r.p_export_kw
+    lines += [
+        "",
+        f"import    {_kwh(imp, dt):12,.0f} kWh   peak {imp.max():8,.0f} kW "
+        f"(month so far {p.month_peak_import_kw:,.0f} kW, limit {p.import_max_kw.min():,.0f} kW)",
+        f"export    {_kwh(exp, dt):12,.0f} kWh   peak {exp.max():8,.0f} kW",
+    ]
+    if others:
+        lines.append("")
+        lines.append("same problem, other controllers (cost measured alike):")
+        for name, o in others.items():
+            d = o.objective_cny - r.objective_cny
+            lines.append(
+                f"  {name:<13}{o.objective_cny:12,.1f} CNY ({d:+,.1f} vs {rep.controller}), "
+                f"peak {o.p_import_kw.max():,.0f} kW"
+            )
+    lines += ["", "assets:"] + _asset_lines(r, dt)
+    lines.append("")
+    if r.relaxed:
+        lines.append(f"relaxed constraints ({len(r.relaxed)}):")
+        lines += [f"  {x.describe()}" for x in r.relaxed[:20]]
+        if len(r.relaxed) > 20:
+            lines.append(f"  ... and {len(r.relaxed) - 20} more (see --json)")
+    else:
+        lines.append("relaxed constraints: none")
+    lines.append(f"setpoints clamped by the safety layer: {len(rep.clamps)}")
+    for c in rep.clamps[:10]:
+        lines.append(f"  {c.asset}: {c.proposed_kw:.3f} -> {c.sent_kw:.3f} kW ({c.reason})")
+    lines.append(
+        "invariants: all hold"
+        if not rep.violations
+        else "INVARIANTS BROKEN:\n  " + "\n  ".join(rep.violations)
+    )
+    return "\n".join(lines)
+
+
+def _asset_lines(r: DispatchResult, dt: float) -> list[str]:
+    kinds: dict[str, list] = {}
+    for s in r.assets.values():
+        kinds.setdefault(s.kind, []).append(s)
+    out = []
+    for kind in ("battery", "pv", "ev_charger", "shiftable", "curtailable", "base_load", "pedf"):
+        items = kinds.get(kind, [])
+        if not items:
+            continue
+        total = sum(s.p_kw for s in items)
+        out.append(
+            f"  {kind:<12}{len(items):4d}  energy {_kwh(total, dt):10,.0f} kWh  "
+            f"max {total.max():9,.0f} kW  min {total.min():9,.0f} kW"
+        )
+        if kind in ("battery", "pedf", "shiftable"):
+            for s in items:
+                extra = ""
+                if s.e_kwh is not None:
+                    extra = f"  SOC {s.e_kwh[0]:7.0f} -> {s.e_kwh[-1]:7.0f} kWh (min {s.e_kwh.min():.0f}, max {s.e_kwh.max():.0f})"
+                out.append(
+                    f"      {s.name:<20} {_profile(s.p_kw)}  {s.p_kw.min():7.0f}..{s.p_kw.max():7.0f} kW{extra}"
+                )
+    return out
+
+
+def _profile(a: np.ndarray, width: int = 24) -> str:
+    """A one-line picture of a series: one character per hour-ish (+ charge, - discharge)."""
+    chunks = np.array_split(a, width)
+    scale = max(float(np.abs(a).max()), 1e-9)
+    chars = []
+    for c in chunks:
+        v = float(c.mean()) / scale
+        chars.append(
+            " "
+            if abs(v) < 0.05
+            else ("+" if v > 0.5 else "." if v > 0 else "-" if v < -0.5 else ",")
+        )
+    return "[" + "".join(chars) + "]"

@@ -1,0 +1,1 @@
+"""Plant drivers: the park's devices behind vpp.cycle.PlantDriver."""
