@@ -9,7 +9,7 @@ import logging
 import sys
 
 # Subcommand modules, in the order ``vpp --help`` lists them.
-COMMANDS = ("dispatch", "run", "forecast", "simulate", "compare", "carbon", "db")
+COMMANDS = ("dispatch", "run", "forecast", "simulate", "compare", "carbon", "grid", "db")
 
 
 def build_parser() -> argparse.ArgumentParser:
