@@ -131,7 +131,7 @@ class _Heuristic:
             assets[pe.spec.battery.name] = _idle(pe.spec.battery, pe.e_init_kwh, p.n)
 
 
-def _idle(spec, e0: float, n: int) -> AssetSchedule:  # noqa: ANN001
+def _idle(spec, e0: float, n: int) -> AssetSchedule:
     return AssetSchedule(
         spec.name,
         "battery",
@@ -178,7 +178,7 @@ class RuleController(_Heuristic):
             assets[pe.spec.battery.name] = sched
 
 
-def _rule_battery(spec, e0, net, cheap, dear, dt) -> AssetSchedule:  # noqa: ANN001
+def _rule_battery(spec, e0, net, cheap, dear, dt) -> AssetSchedule:
     """Self-consumption first (absorb surplus, cover load), then TOU arbitrage."""
     n = len(net)
     pc, pd, e = np.zeros(n), np.zeros(n), np.zeros(n + 1)
@@ -197,7 +197,7 @@ def _rule_battery(spec, e0, net, cheap, dear, dt) -> AssetSchedule:  # noqa: ANN
     )
 
 
-def _within_converter(sched, own, lim, spec, e0, dt) -> AssetSchedule:  # noqa: ANN001
+def _within_converter(sched, own, lim, spec, e0, dt) -> AssetSchedule:
     """Trim a PEDF battery's power so the building's exchange stays within its converter."""
     p = np.clip(own + sched.p_kw, -lim, lim) - own
     p = np.clip(p, -spec.p_discharge_max_kw, spec.p_charge_max_kw)

@@ -113,9 +113,12 @@ class BatteryBlock(Block):
         m, n, dt = len(specs), problem.n, problem.dt_h
         self.pc_max = cp.Parameter((m, n), nonneg=True)
         self.pd_max = cp.Parameter((m, n), nonneg=True)
+
         # Efficiencies and degradation cost are part of the structure (constants): a Variable
         # with Parameter bounds may not also be multiplied by a Parameter (DPP).
-        col = lambda xs: np.array(xs, dtype=float).reshape(-1, 1)  # noqa: E731
+        def col(xs):
+            return np.array(xs, dtype=float).reshape(-1, 1)
+
         gain_c = col([b.eta_charge * dt for b in specs])
         gain_d = col([dt / b.eta_discharge for b in specs])
         deg = col([b.degradation_cny_per_kwh * dt for b in specs])

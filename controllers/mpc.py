@@ -44,7 +44,7 @@ from controllers.problem import (
 OK_STATUSES = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
 
 
-class SolverFailure(RuntimeError):
+class SolverFailure(RuntimeError):  # noqa: N818 - a failure, named as the runtime reports it
     """Neither the primary nor the fallback solver returned a usable optimum."""
 
 
@@ -198,7 +198,10 @@ def build_model(
     s_bus = helper.slack(
         (len(p.buses), n), "bus_import_limit", list(p.buses), "kW", pen.network_cny_per_kwh
     )
-    row = lambda s: s[0, :] if isinstance(s, cp.Variable) else s  # noqa: E731
+
+    def row(s):
+        return s[0, :] if isinstance(s, cp.Variable) else s
+
     cons = [
         imp - exp == net,
         imp <= params["imp_max"] + row(s_imp),

@@ -400,7 +400,10 @@ def _battery_problems(b: m.Battery, p: str) -> Iterable[str]:
     yield from _range(f"{p}.soc_max_frac", b.soc_max_frac, 0, 1)
     yield from _range(f"{p}.soc_init_frac", b.soc_init_frac, 0, 1)
     if b.soc_min_frac > b.soc_max_frac:
-        yield f"{p}.soc_min_frac: must not exceed soc_max_frac ({b.soc_max_frac:g}), got {b.soc_min_frac:g}"
+        yield (
+            f"{p}.soc_min_frac: must not exceed soc_max_frac ({b.soc_max_frac:g}), "
+            f"got {b.soc_min_frac:g}"
+        )
     yield from _nonneg(f"{p}.degradation_cny_per_kwh", b.degradation_cny_per_kwh)
 
 
@@ -485,7 +488,8 @@ def _asset_problems(a: m.Assets, buses: set[str]) -> Iterable[str]:
 
 def _tariff_problems(t: m.Tariff, p: str) -> Iterable[str]:
     if t.default_tier not in t.tiers_cny_per_kwh:
-        yield f"{p}default_tier: {t.default_tier!r} is not a tier; tiers are {sorted(t.tiers_cny_per_kwh)}"
+        tiers = sorted(t.tiers_cny_per_kwh)
+        yield f"{p}default_tier: {t.default_tier!r} is not a tier; tiers are {tiers}"
     for tier, price in t.tiers_cny_per_kwh.items():
         yield from _nonneg(f"{p}tiers_cny_per_kwh.{tier}", price)
     yield from _nonneg(f"{p}demand_charge_cny_per_kw_month", t.demand_charge_cny_per_kw_month)

@@ -147,7 +147,7 @@ def _dispatch(
         if result.ok:
             return result, grid, controller.name, None, errors
         errors.append(f"{controller.name}: status {result.status}")
-    except Exception as exc:  # noqa: BLE001 - any failure of the optimiser falls back
+    except Exception as exc:
         log.exception("dispatch by %s failed", controller.name)
         errors.append(f"{controller.name}: {type(exc).__name__}: {exc}")
     if last_plan is not None:

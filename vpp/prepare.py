@@ -221,10 +221,10 @@ def _ev_inputs(
             later_h = (s.departure - horizon.end).total_seconds() / 3600.0
             need = max(0.0, need - p_max * c.eta * later_h)
         t_k, t_e = None, 0.0
-        if s.target_e_kwh is not None and s.target_time is not None:
-            if horizon.start < s.target_time <= horizon.end:
-                t_k = horizon.index_of(s.target_time)
-                t_e = max(0.0, s.target_e_kwh - s.e_delivered_kwh)
+        has_target = s.target_e_kwh is not None and s.target_time is not None
+        if has_target and horizon.start < s.target_time <= horizon.end:
+            t_k = horizon.index_of(s.target_time)
+            t_e = max(0.0, s.target_e_kwh - s.e_delivered_kwh)
         by_charger[s.charger].append(
             EvSessionInput(
                 session_id=s.session_id,

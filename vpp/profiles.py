@@ -182,7 +182,7 @@ class ProfileForecaster:
     """Perfect foresight: the measured profiles themselves (for single dispatches, studies
     of the controller alone, and as the oracle against which forecasters are judged)."""
 
-    def forecast(self, site, horizon, state):  # noqa: ANN001, ANN201, ARG002
+    def forecast(self, site, horizon, state):
         from vpp.state import Forecasts
 
         return Forecasts(site_series(site, horizon), source="perfect")

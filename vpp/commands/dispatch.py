@@ -58,7 +58,7 @@ def _parse_at(text: str, tz: str) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(tz))
 
 
-def make_controller(name: str):  # noqa: ANN201
+def make_controller(name: str):
     return MpcController() if name == "mpc" else CONTROLLERS[name]()
 
 
@@ -126,7 +126,7 @@ def summary(site_name: str, rep: CycleReport, others: dict[str, DispatchResult])
                 f"  {name:<13}{o.objective_cny:12,.1f} CNY ({d:+,.1f} vs {rep.controller}), "
                 f"peak {o.p_import_kw.max():,.0f} kW"
             )
-    lines += ["", "assets:"] + _asset_lines(r, dt)
+    lines += ["", "assets:", *_asset_lines(r, dt)]
     lines.append("")
     if r.relaxed:
         lines.append(f"relaxed constraints ({len(r.relaxed)}):")
@@ -164,9 +164,14 @@ def _asset_lines(r: DispatchResult, dt: float) -> list[str]:
             for s in items:
                 extra = ""
                 if s.e_kwh is not None:
-                    extra = f"  SOC {s.e_kwh[0]:7.0f} -> {s.e_kwh[-1]:7.0f} kWh (min {s.e_kwh.min():.0f}, max {s.e_kwh.max():.0f})"
+                    e = s.e_kwh
+                    extra = (
+                        f"  SOC {e[0]:7.0f} -> {e[-1]:7.0f} kWh"
+                        f" (min {e.min():.0f}, max {e.max():.0f})"
+                    )
                 out.append(
-                    f"      {s.name:<20} {_profile(s.p_kw)}  {s.p_kw.min():7.0f}..{s.p_kw.max():7.0f} kW{extra}"
+                    f"      {s.name:<20} {_profile(s.p_kw)}  "
+                    f"{s.p_kw.min():7.0f}..{s.p_kw.max():7.0f} kW{extra}"
                 )
     return out
 
