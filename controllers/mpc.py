@@ -220,7 +220,10 @@ def build_model(
         params["net_limit"] = cp.Parameter((rows, n))
         names = [c.element for c in p.network] + ["-"] * (rows - len(p.network))
         s_net = helper.slack((rows, n), "network", names, "kW", pen.network_cny_per_kwh)
-        cons.append(params["net_coeff"] @ bus_var <= params["net_limit"] + s_net)
+        # A free copy of the bus loads: the sensitivities (Parameters) may multiply it, while
+        # the device variables themselves have Parameter bounds (DPP forbids the product).
+        bus_free = cp.Variable((len(p.buses), n), name="bus_load_kw")
+        cons += [bus_free == bus_var, params["net_coeff"] @ bus_free <= params["net_limit"] + s_net]
     terms: dict[str, cp.Expression] = {
         "energy_import": params["price_imp"] @ imp,
         "energy_export": -(params["price_exp"] @ exp),
