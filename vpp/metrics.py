@@ -1,0 +1,94 @@
+"""Prometheus metrics of one service instance, in a registry of its own (no import-time
+global state: two apps in one process, as in the tests, never share counters)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+PHASE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """Every series the service exports; ``render()`` gives the text exposition."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.cycle_phase_s = Histogram(
+            "vpp_cycle_phase_seconds",
+            "Duration of each phase of a control cycle",
+            ["phase"],
+            buckets=PHASE_BUCKETS_S,
+            registry=r,
+        )
+        self.cycles = Counter(
+            "vpp_cycles",
+            "Control cycles run, by trigger, controller, solver status and fallback",
+            ["trigger", "controller", "status", "fallback"],
+            registry=r,
+        )
+        self.cycle_failures = Counter(
+            "vpp_cycle_failures", "Cycles that raised before storing a plan", registry=r
+        )
+        self.last_cycle_ts = Gauge(
+            "vpp_last_cycle_timestamp_seconds",
+            "Wall-clock time of the last stored cycle",
+            registry=r,
+        )
+        self.relaxed = Gauge(
+            "vpp_relaxed_constraints", "Relaxed constraints in the last plan", registry=r
+        )
+        self.objective = Gauge(
+            "vpp_objective_cny", "Objective terms of the last plan (CNY)", ["term"], registry=r
+        )
+        self.violations = Gauge(
+            "vpp_invariant_violations", "Invariants broken by the last plan", registry=r
+        )
+        self.network_violations = Gauge(
+            "vpp_network_violations", "Network violations found by the last validation", registry=r
+        )
+        self.forecast_error_kw = Histogram(
+            "vpp_forecast_abs_error_kw",
+            "Absolute forecast error against telemetry, by lead time",
+            ["lead_steps"],
+            buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
+            registry=r,
+        )
+        self.dr_target_kw = Gauge(
+            "vpp_dr_target_kw", "Target response of a confirmed DR event", ["event_id"], registry=r
+        )
+        self.dr_expected_kw = Gauge(
+            "vpp_dr_expected_response_kw",
+            "Mean response the current plan delivers for a DR event",
+            ["event_id"],
+            registry=r,
+        )
+        self.soc_frac = Gauge(
+            "vpp_battery_soc_frac", "Measured state of charge (0-1)", ["battery"], registry=r
+        )
+        self.park_import_kw = Gauge(
+            "vpp_park_import_kw", "Planned park import in the current interval", registry=r
+        )
+        self.park_export_kw = Gauge(
+            "vpp_park_export_kw", "Planned park export in the current interval", registry=r
+        )
+        self.ev_delivered_kwh = Gauge(
+            "vpp_ev_energy_delivered_kwh", "Energy delivered to plugged-in EVs", registry=r
+        )
+        self.ev_requested_kwh = Gauge(
+            "vpp_ev_energy_requested_kwh", "Energy requested by plugged-in EVs", registry=r
+        )
+        self.clamped = Counter(
+            "vpp_setpoints_clamped", "Setpoints changed by the safety layer", ["reason"], registry=r
+        )
+        self.stale_assets = Gauge(
+            "vpp_stale_assets", "Assets held at a safe setpoint for stale telemetry", registry=r
+        )
+        self.telemetry_rows = Counter(
+            "vpp_telemetry_readings", "Telemetry readings stored", ["source"], registry=r
+        )
+        self.resolves = Counter(
+            "vpp_resolve_requests", "Event-driven re-solve requests", ["reason"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

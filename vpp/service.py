@@ -1,0 +1,505 @@
+"""The runtime of ``vpp run``: holds the park, the plant driver, the controller and the last
+plan; runs cycles one at a time; stores each cycle in one transaction; asks for a re-solve
+when a DR event changes or telemetry strays from the plan.
+
+The API (:mod:`api`) and the scheduler (:mod:`vpp.scheduler`) talk to one :class:`Runtime`.
+Everything it uses is injected: settings, database engine, driver, forecaster, controller,
+dispatch function (e.g. with AC validation) and the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from sqlalchemy import Engine
+
+from controllers.problem import Controller, DispatchProblem, DispatchResult
+from vpp import flexibility
+from vpp.cycle import CycleReport, DispatchFn, Forecaster, PlantDriver, plain_dispatch, run_cycle
+from vpp.metrics import Metrics
+from vpp.model import DemandResponseEvent, DrStatus, Site
+from vpp.settings import Settings
+from vpp.state import Forecasts, PlantState
+from vpp.store import repo
+from vpp.store.codec import dr_from_json
+from vpp.store.db import migrate
+
+log = logging.getLogger(__name__)
+PARK_METER = "park"  # telemetry asset name of the park's meter at the connection
+
+
+class Clock:
+    """Wall-clock time, or a simulated clock running ``speed`` times faster from ``start``."""
+
+    def __init__(self, start: datetime | None = None, speed: float = 1.0):
+        self.speed = speed
+        self._t0_real = time.monotonic()
+        self._t0 = start or datetime.now(UTC)
+        if self._t0.tzinfo is None:
+            raise ValueError("Clock start must be timezone-aware")
+
+    def now(self) -> datetime:
+        return self._t0 + timedelta(seconds=(time.monotonic() - self._t0_real) * self.speed)
+
+    def real_seconds(self, sim: timedelta) -> float:
+        """Wall-clock seconds that ``sim`` of simulated time takes."""
+        return sim.total_seconds() / self.speed
+
+
+class ManualClock:
+    """A clock that moves only when told (tests, ``--once``)."""
+
+    def __init__(self, start: datetime, speed: float = 1.0):
+        self._now, self.speed = start, speed
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, at: datetime) -> None:
+        self._now = at
+
+    def real_seconds(self, sim: timedelta) -> float:
+        return sim.total_seconds() / self.speed
+
+
+@dataclass
+class Current:
+    """The plan in force: its cycle, the setpoints sent, the problem it solved."""
+
+    cycle_id: int
+    version: int
+    at: datetime
+    plan: DispatchResult
+    setpoints_kw: dict[str, float]
+    problem: DispatchProblem | None = None
+    forecasts: Forecasts | None = None
+    fallback: str | None = None
+    status: str = ""
+
+
+@dataclass
+class _Reading:
+    ts: datetime
+    p_kw: float | None
+    e_kwh: float | None
+
+
+@dataclass
+class Runtime:
+    site: Site
+    settings: Settings
+    engine: Engine
+    driver: PlantDriver
+    forecaster: Forecaster
+    controller: Controller
+    dispatch_fn: DispatchFn = plain_dispatch
+    clock: Any = None
+    metrics: Metrics = field(default_factory=Metrics)
+    # Set by the scheduler: run a cycle soon (never two at once); None = run inline.
+    on_resolve: Callable[[str], None] | None = None
+    current: Current | None = None
+    last_error: str | None = None
+
+    def __post_init__(self) -> None:
+        self.clock = self.clock or Clock(speed=self.settings.speed)
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._readings: dict[str, _Reading] = {}
+        self._recovered_sessions: list = []
+        self._last_replan = 0.0
+        self._forecast_log: list[tuple[datetime, dict[str, np.ndarray]]] = []
+        self.cycles_run = 0
+
+    # --------------------------------------------------------------------------------------
+    # Start, recovery, shutdown
+    # --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Migrate the database and bring back what a restart must not lose."""
+        migrate(self.engine)
+        with self.engine.connect() as conn:
+            row = repo.latest_plan(conn)
+            readings = repo.last_readings(conn)
+            self._recovered_sessions = repo.open_ev_sessions(conn, self.clock.now())
+            if row is not None:
+                sent = {s["asset"]: s["p_kw"] for s in repo.setpoints_of(conn, row["cycle_id"])}
+                cyc = repo.cycle(conn, row["cycle_id"]) or {}
+                self.current = Current(
+                    row["cycle_id"],
+                    row["version"],
+                    cyc.get("at", row["horizon_start"]),
+                    repo.plan_from_json(row["body"]),
+                    sent,
+                    fallback=cyc.get("fallback"),
+                    status=row["status"],
+                )
+        self._readings = {a: _Reading(r["ts"], r["p_kw"], r["e_kwh"]) for a, r in readings.items()}
+        log.info(
+            "runtime started: plan v%s, %d DR events, %d EV sessions, %d assets with telemetry",
+            self.current.version if self.current else "-",
+            len(self.dr_events()),
+            len(self._recovered_sessions),
+            len(self._readings),
+        )
+
+    def close(self, timeout_s: float = 60.0) -> bool:
+        """Refuse new cycles and wait for the running one to finish; False on time-out."""
+        self._closing.set()
+        got = self._lock.acquire(timeout=timeout_s)
+        if got:
+            self._lock.release()
+        return got
+
+    @property
+    def closing(self) -> bool:
+        return self._closing.is_set()
+
+    # --------------------------------------------------------------------------------------
+    # DR events
+    # --------------------------------------------------------------------------------------
+    def dr_events(self) -> list[DemandResponseEvent]:
+        with self.engine.connect() as conn:
+            rows = repo.list_dr(conn)
+        return [dr_from_json({**r["body"], "status": r["status"]}) for r in rows]
+
+    def _advance_dr(self, at: datetime) -> None:
+        """Confirmed events become active in their window and completed after it."""
+        with self.engine.begin() as conn:
+            for r in repo.list_dr(conn):
+                e = dr_from_json({**r["body"], "status": r["status"]})
+                end = max(w.end for w in e.windows)
+                start = min(w.start for w in e.windows)
+                new = None
+                if e.status in (DrStatus.CONFIRMED, DrStatus.ACTIVE) and at >= end:
+                    new = DrStatus.COMPLETED
+                elif e.status is DrStatus.CONFIRMED and at >= start:
+                    new = DrStatus.ACTIVE
+                elif e.status is DrStatus.ANNOUNCED and e.confirm_deadline and at > end:
+                    new = DrStatus.DECLINED
+                if new is not None:
+                    repo.update_dr(conn, e.event_id, new.value, r["body"], "runtime", "by time")
+
+    # --------------------------------------------------------------------------------------
+    # Telemetry
+    # --------------------------------------------------------------------------------------
+    def ingest(self, rows: list[dict[str, Any]], source: str = "api") -> int:
+        """Store readings; ask for a re-solve when one strays from the plan."""
+        for r in rows:
+            r.setdefault("source", source)
+        with self.engine.begin() as conn:
+            n = repo.ingest_telemetry(conn, rows)
+        self.metrics.telemetry_rows.labels(source).inc(n)
+        far = self._note_readings(rows)
+        if far and source == "api":
+            self.request_resolve("telemetry")
+        return n
+
+    def _note_readings(self, rows: Iterable[dict[str, Any]]) -> bool:
+        """Update the newest reading per asset; True when one is far from its setpoint."""
+        cur, thr, far = self.current, self.settings.replan_threshold_kw, False
+        for r in rows:
+            old = self._readings.get(r["asset"])
+            if old is None or r["ts"] >= old.ts:
+                self._readings[r["asset"]] = _Reading(r["ts"], r.get("p_kw"), r.get("e_kwh"))
+            p = r.get("p_kw")
+            if cur is None or p is None:
+                continue
+            ref = cur.setpoints_kw.get(r["asset"])
+            if r["asset"] == PARK_METER:
+                ref = float(cur.plan.p_net_kw[0])
+            if ref is not None and abs(p - ref) > thr:
+                far = True
+        return far
+
+    def stale_assets(self, at: datetime) -> frozenset[str]:
+        """Assets that have reported before but not within ``stale_after_s``."""
+        limit = at - timedelta(seconds=self.settings.stale_after_s)
+        return frozenset(a for a, r in self._readings.items() if r.ts < limit and a != PARK_METER)
+
+    def readings(self) -> dict[str, _Reading]:
+        return dict(self._readings)
+
+    # --------------------------------------------------------------------------------------
+    # Cycles
+    # --------------------------------------------------------------------------------------
+    def request_resolve(self, reason: str) -> None:
+        """A DR event changed or telemetry strayed: run a cycle at once (rate-limited for
+        telemetry)."""
+        now = time.monotonic()
+        if reason == "telemetry" and now - self._last_replan < self.settings.replan_min_gap_s:
+            return
+        self._last_replan = now
+        self.metrics.resolves.labels(reason).inc()
+        if self.on_resolve is not None:
+            self.on_resolve(reason)
+        else:
+            self.run_cycle(trigger=reason)
+
+    def run_cycle(self, trigger: str = "schedule", at: datetime | None = None) -> Current | None:
+        """One control cycle; None when the runtime is shutting down."""
+        with self._lock:
+            if self.closing:
+                return None
+            try:
+                return self._cycle(trigger, at or self.clock.now())
+            except Exception as exc:
+                self.metrics.cycle_failures.inc()
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("cycle (%s) failed", trigger)
+                raise
+
+    def _cycle(self, trigger: str, at: datetime) -> Current:
+        started = datetime.now(UTC)
+        self._advance_dr(at)
+        events = self.dr_events()
+        driver = _DriverView(self.driver, self, at)
+        forecaster = _RecordingForecaster(self.forecaster)
+        last = self.current.plan if self.current else None
+        rep = run_cycle(
+            self.site,
+            at,
+            driver,
+            forecaster,
+            self.controller,
+            events,
+            last,
+            self.dispatch_fn,
+            publish=False,
+        )
+        state, fc = driver.state, forecaster.last
+        t0 = time.perf_counter()
+        rec = self._record(rep, trigger, started, state, fc, events)
+        with self.engine.begin() as conn:
+            cycle_id = repo.save_cycle(conn, rec)
+            version = repo.latest_plan(conn)["version"]
+        rep.timings_s["store_s"] = time.perf_counter() - t0
+        # Stored first, then sent: after a crash the stored plan is the one to resend.
+        t0 = time.perf_counter()
+        self.driver.apply(at, rep.setpoints_kw)
+        rep.timings_s["publish_s"] = time.perf_counter() - t0
+        rep.timings_s["total_s"] = sum(v for k, v in rep.timings_s.items() if k != "total_s")
+        self._driver_telemetry(at, state)
+        self.current = Current(
+            cycle_id,
+            version,
+            at,
+            rep.result,
+            rep.setpoints_kw,
+            rep.problem,
+            fc,
+            rep.fallback,
+            rep.result.status,
+        )
+        self.cycles_run += 1
+        self.last_error = None
+        self._observe(rep, trigger, state, fc, rec)
+        log.info(
+            "cycle %d at %s (%s): %s %s%s, %.2f s",
+            cycle_id,
+            at.isoformat(timespec="minutes"),
+            trigger,
+            rep.controller,
+            rep.result.status,
+            f", fallback {rep.fallback}" if rep.fallback else "",
+            rep.timings_s["total_s"],
+        )
+        return self.current
+
+    def _record(
+        self,
+        rep: CycleReport,
+        trigger: str,
+        started: datetime,
+        state: PlantState,
+        fc: Forecasts | None,
+        events: list[DemandResponseEvent],
+    ) -> repo.CycleRecord:
+        r = rep.result
+        plan = r.to_json_dict()
+        expected = {
+            e.event_id: flexibility.expected_delivery(e, rep.problem, r)
+            for e in events
+            if e.status in (DrStatus.ANNOUNCED, DrStatus.CONFIRMED, DrStatus.ACTIVE)
+        }
+        return repo.CycleRecord(
+            at=rep.at,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            trigger=trigger,
+            controller=rep.controller,
+            fallback=rep.fallback,
+            solver=r.solver,
+            solver_status=r.status,
+            objective_cny=_finite(r.objective_cny),
+            terms_cny={k: _finite(v) for k, v in r.terms_cny.items()},
+            timings_s={**rep.timings_s, **{f"solver.{k}": v for k, v in r.timings_s.items()}},
+            relaxed=plan["relaxed"],
+            violations=list(rep.violations),
+            errors=list(rep.errors),
+            clamps=[
+                {
+                    "asset": c.asset,
+                    "proposed_kw": _finite(c.proposed_kw),
+                    "sent_kw": c.sent_kw,
+                    "reason": c.reason,
+                }
+                for c in rep.clamps
+            ],
+            stale_assets=sorted(state.stale_assets),
+            plan=plan,
+            forecasts=_forecasts_json(fc),
+            forecast_source=fc.source if fc else "none",
+            setpoints_kw=rep.setpoints_kw,
+            clamp_reasons={c.asset: c.reason for c in rep.clamps},
+            ev_sessions=state.ev_sessions,
+            dr_expected=expected,
+        )
+
+    def _driver_telemetry(self, at: datetime, state: PlantState) -> None:
+        """Store what the driver reported: its own readings when it offers them
+        (``telemetry(at)``), else the battery energy of the state it returned."""
+        source = getattr(self.driver, "telemetry", None)
+        rows: list[dict[str, Any]] = []
+        if callable(source):
+            for x in source(at) or ():
+                d = x if isinstance(x, dict) else vars(x)
+                rows.append({k: d.get(k) for k in ("asset", "ts", "p_kw", "e_kwh")})
+        else:
+            rows = [
+                {"asset": a, "ts": at, "p_kw": None, "e_kwh": float(e)}
+                for a, e in state.battery_e_kwh.items()
+            ]
+        rows = [r for r in rows if r.get("asset") and r.get("ts") is not None]
+        if rows:
+            self.ingest(rows, source="driver")
+
+    def _observe(self, rep, trigger, state, fc, rec) -> None:
+        m, r = self.metrics, rep.result
+        for phase, s in rep.timings_s.items():
+            if phase != "total_s":
+                m.cycle_phase_s.labels(phase.removesuffix("_s")).observe(s)
+        m.cycle_phase_s.labels("total").observe(rep.timings_s.get("total_s", 0.0))
+        m.cycles.labels(trigger, rep.controller, r.status, rep.fallback or "none").inc()
+        m.last_cycle_ts.set(time.time())
+        m.relaxed.set(len(r.relaxed))
+        for k, v in r.terms_cny.items():
+            m.objective.labels(k).set(_finite(v) or 0.0)
+        m.violations.set(len(rep.violations))
+        m.network_violations.set(len(getattr(rep.grid, "violations", None) or ()))
+        for c in rep.clamps:
+            m.clamped.labels(c.reason.split(" [")[0][:40]).inc()
+        m.stale_assets.set(len(state.stale_assets))
+        net0 = float(r.p_net_kw[0])
+        m.park_import_kw.set(max(net0, 0.0))
+        m.park_export_kw.set(max(-net0, 0.0))
+        for b in rep.problem.batteries:
+            m.soc_frac.labels(b.spec.name).set(b.e_init_kwh / b.spec.e_kwh)
+        for pe in rep.problem.pedfs:
+            m.soc_frac.labels(pe.spec.battery.name).set(pe.e_init_kwh / pe.spec.battery.e_kwh)
+        here = [s for s in state.ev_sessions if s.arrival <= rep.at < s.departure]
+        m.ev_delivered_kwh.set(sum(s.e_delivered_kwh for s in here))
+        m.ev_requested_kwh.set(sum(s.e_needed_kwh for s in here))
+        for event_id, exp in (rec.dr_expected or {}).items():
+            if "response_mean_kw" in exp:
+                m.dr_target_kw.labels(event_id).set(exp["target_kw"])
+                m.dr_expected_kw.labels(event_id).set(exp["response_mean_kw"])
+        self._forecast_error(rep.at, fc)
+
+    def _forecast_error(self, at: datetime, fc: Forecasts | None) -> None:
+        """Compare earlier forecasts for this interval with fresh power readings."""
+        if fc is None:
+            return
+        step = timedelta(minutes=self.site.dispatch.step_minutes)
+        fresh = {
+            a: r.p_kw for a, r in self._readings.items() if r.p_kw is not None and at - r.ts <= step
+        }
+        for start, p50 in self._forecast_log:
+            lead = round((at - start) / step)
+            if lead < 1:
+                continue
+            for asset, measured in fresh.items():
+                series = p50.get(asset)
+                if series is not None and lead < len(series):
+                    self.metrics.forecast_error_kw.labels(str(lead)).observe(
+                        abs(float(series[lead]) - measured)
+                    )
+        self._forecast_log.append((at, dict(fc.p50)))
+        self._forecast_log = [(s, f) for s, f in self._forecast_log if at - s < 24 * step][-8:]
+
+    # --------------------------------------------------------------------------------------
+    # Views for the API
+    # --------------------------------------------------------------------------------------
+    def recovered_sessions(self) -> list:
+        return list(self._recovered_sessions)
+
+
+class _RecordingForecaster:
+    """Keeps the forecasts of the cycle so they can be stored with it."""
+
+    def __init__(self, inner: Forecaster):
+        self.inner, self.last = inner, None
+
+    def forecast(self, site, horizon, state):
+        self.last = self.inner.forecast(site, horizon, state)
+        return self.last
+
+
+class _DriverView:
+    """The driver as the cycle sees it: stale assets from the runtime's telemetry added,
+    EV sessions recovered from the database merged in; the state read is kept."""
+
+    def __init__(self, inner: PlantDriver, runtime: Runtime, at: datetime):
+        self.inner, self.runtime, self.state = inner, runtime, None
+
+    def read_state(self, at: datetime) -> PlantState:
+        s = self.inner.read_state(at)
+        stale = frozenset(s.stale_assets) | self.runtime.stale_assets(at)
+        known = {x.session_id for x in s.ev_sessions}
+        busy = {x.charger for x in s.ev_sessions if x.departure > at}
+        extra = tuple(
+            x
+            for x in self.runtime.recovered_sessions()
+            if x.session_id not in known and x.charger not in busy and x.departure > at
+        )
+        merged = tuple(_with_delivered(x, self.runtime.recovered_sessions()) for x in s.ev_sessions)
+        self.state = replace(s, stale_assets=stale, ev_sessions=merged + extra)
+        return self.state
+
+    def apply(self, at: datetime, setpoints_kw: dict[str, float]) -> None:
+        self.inner.apply(at, setpoints_kw)
+
+
+def _with_delivered(s, recovered):
+    """A session's delivered energy never goes back below what was stored before a restart."""
+    for r in recovered:
+        if r.session_id == s.session_id and r.e_delivered_kwh > s.e_delivered_kwh:
+            return replace(s, e_delivered_kwh=r.e_delivered_kwh)
+    return s
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _forecasts_json(fc: Forecasts | None) -> dict[str, dict[str, list[float] | None]]:
+    if fc is None:
+        return {}
+
+    def arr(a):
+        return None if a is None else [round(float(x), 3) for x in np.asarray(a)]
+
+    return {
+        a: {"p50": arr(v), "p10": arr(fc.p10.get(a)), "p90": arr(fc.p90.get(a))}
+        for a, v in fc.p50.items()
+    }
+
+
+def local_zone(site: Site) -> ZoneInfo:
+    return ZoneInfo(site.location.tz)

@@ -1,0 +1,192 @@
+"""The tables. Times are stored in UTC and always come back timezone-aware."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator):
+    """A timezone-aware datetime stored as UTC (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: every stored time must carry a zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+telemetry = Table(
+    "telemetry",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("asset", String(100), nullable=False),
+    Column("ts", UtcDateTime, nullable=False),
+    Column("p_kw", Float),
+    Column("e_kwh", Float),
+    Column("source", String(40), nullable=False, default="api"),
+    Index("ix_telemetry_asset_ts", "asset", "ts"),
+)
+
+cycle_runs = Table(
+    "cycle_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=False),
+    Column("trigger", String(40), nullable=False),
+    Column("controller", String(40), nullable=False),
+    Column("fallback", String(20)),
+    Column("solver", String(40)),
+    Column("solver_status", String(40), nullable=False),
+    Column("objective_cny", Float),
+    Column("terms_cny", JSON, nullable=False),
+    Column("timings_s", JSON, nullable=False),
+    Column("relaxed", JSON, nullable=False),
+    Column("violations", JSON, nullable=False),
+    Column("errors", JSON, nullable=False),
+    Column("clamps", JSON, nullable=False),
+    Column("stale_assets", JSON, nullable=False),
+    Index("ix_cycle_runs_at", "at"),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cycle_id", Integer, ForeignKey("cycle_runs.id"), nullable=False, unique=True),
+    Column("version", Integer, nullable=False, unique=True),
+    Column("horizon_start", UtcDateTime, nullable=False),
+    Column("step_minutes", Float, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("controller", String(40), nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("body", JSON, nullable=False),  # DispatchResult.to_json_dict()
+)
+
+forecasts = Table(
+    "forecasts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cycle_id", Integer, ForeignKey("cycle_runs.id"), nullable=False),
+    Column("horizon_start", UtcDateTime, nullable=False),
+    Column("step_minutes", Float, nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("asset", String(100), nullable=False),
+    Column("p50_kw", JSON, nullable=False),
+    Column("p10_kw", JSON),
+    Column("p90_kw", JSON),
+    Index("ix_forecasts_cycle_id", "cycle_id"),
+)
+
+setpoints = Table(
+    "setpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cycle_id", Integer, ForeignKey("cycle_runs.id"), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("asset", String(100), nullable=False),
+    Column("p_kw", Float, nullable=False),
+    Column("clamp_reason", Text),
+    Index("ix_setpoints_cycle_id", "cycle_id"),
+)
+
+dr_events = Table(
+    "dr_events",
+    metadata,
+    Column("event_id", String(100), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("body", JSON, nullable=False),  # the event's fields (api schema, JSON mode)
+    Column("expected", JSON),  # expected delivery from the latest plan
+    Column("version", Integer, nullable=False, default=1),
+    Column("created_at", UtcDateTime, nullable=False, default=_now),
+    Column("updated_at", UtcDateTime, nullable=False, default=_now),
+)
+
+dr_event_log = Table(
+    "dr_event_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(100), ForeignKey("dr_events.event_id"), nullable=False),
+    Column("at", UtcDateTime, nullable=False, default=_now),
+    Column("status", String(20), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("note", Text),
+)
+
+ev_sessions = Table(
+    "ev_sessions",
+    metadata,
+    Column("session_id", String(100), primary_key=True),
+    Column("charger", String(100), nullable=False),
+    Column("arrival", UtcDateTime, nullable=False),
+    Column("departure", UtcDateTime, nullable=False),
+    Column("e_needed_kwh", Float, nullable=False),
+    Column("e_delivered_kwh", Float, nullable=False, default=0.0),
+    Column("updated_at", UtcDateTime, nullable=False, default=_now),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("key_id", String(32), nullable=False, unique=True),
+    Column("salt", String(64), nullable=False),
+    Column("hash", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False, default=_now),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False, default=_now),
+    Column("key_name", String(100), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("method", String(10), nullable=False),
+    Column("path", String(300), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("detail", JSON),
+)
