@@ -56,8 +56,12 @@ class QuantileModel:
 
     Parameters
     ----------
-    max_iter, learning_rate, max_leaf_nodes : boosting settings (scikit-learn's meaning).
+    max_iter, learning_rate, max_leaf_nodes, min_samples_leaf : boosting settings
+        (scikit-learn's meaning); large leaves regularise noisy targets such as PV.
     calib_frac : share of rows (the latest issue times) held out to calibrate the band.
+    residual : the target is a correction to a base forecast; then, per lead bucket, the
+        held-out rows also choose how much of the P50 correction to keep (0, 1/2 or 1), so
+        that a correction that does not generalise falls back to the base.
     seed : random seed for the boosting's subsampling of bins.
     fit_threads, predict_threads : OpenMP threads (None: all cores).
     """
@@ -65,8 +69,10 @@ class QuantileModel:
     max_iter: int = 150
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
+    min_samples_leaf: int = 40
     calib_frac: float = 0.2
     seed: int = 0
+    residual: bool = False
     fit_threads: int | None = None
     predict_threads: int | None = 1
     categorical: tuple[int, ...] = ()
@@ -74,6 +80,7 @@ class QuantileModel:
     offsets: np.ndarray = field(default_factory=lambda: np.zeros(len(LEAD_EDGES_H) - 1))
     # Features that were all NaN in training (e.g. no temperature): ignored in predictions.
     dead_cols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    p50_weights: np.ndarray = field(default_factory=lambda: np.ones(len(LEAD_EDGES_H) - 1))
 
     def _new(self, q: float) -> HistGradientBoostingRegressor:
         return HistGradientBoostingRegressor(
@@ -82,7 +89,7 @@ class QuantileModel:
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes,
-            min_samples_leaf=40,
+            min_samples_leaf=self.min_samples_leaf,
             early_stopping=False,
             categorical_features=list(self.categorical) or None,
             random_state=self.seed,
@@ -105,7 +112,9 @@ class QuantileModel:
         self.offsets = np.zeros(len(LEAD_EDGES_H) - 1)
         calib = ~train
         if calib.sum() >= 100:
-            q10, _, q90 = self._raw(X[calib])
+            q10, q50, q90 = self._raw(X[calib])
+            if self.residual:
+                self._choose_p50_weights(q50, y[calib], lead_bucket(lead_h[calib]))
             score = np.maximum(q10 - y[calib], y[calib] - q90)
             buckets = lead_bucket(lead_h[calib])
             overall = _conformal_quantile(score)
@@ -113,6 +122,14 @@ class QuantileModel:
                 s = score[buckets == b]
                 self.offsets[b] = _conformal_quantile(s) if len(s) >= 50 else overall
         return self
+
+    def _choose_p50_weights(self, q50: np.ndarray, y: np.ndarray, buckets: np.ndarray) -> None:
+        self.p50_weights = np.ones(len(LEAD_EDGES_H) - 1)
+        for b in range(len(self.p50_weights)):
+            sel = buckets == b
+            if sel.sum() >= 50:
+                errs = [np.mean(np.abs(a * q50[sel] - y[sel])) for a in (0.0, 0.5, 1.0)]
+                self.p50_weights[b] = (0.0, 0.5, 1.0)[int(np.argmin(errs))]
 
     def _mask(self, X: np.ndarray) -> np.ndarray:
         if self.dead_cols.any():
@@ -130,7 +147,9 @@ class QuantileModel:
     def predict(self, X: np.ndarray, lead_h: np.ndarray) -> np.ndarray:
         """Calibrated quantiles, shape (3, rows), ordered per row."""
         raw = np.sort(np.vstack(self._raw(self._mask(X))), axis=0)
-        off = self.offsets[lead_bucket(lead_h)]
+        buckets = lead_bucket(lead_h)
+        raw[1] = np.clip(raw[1] * self.p50_weights[buckets], raw[0], raw[2])
+        off = self.offsets[buckets]
         low = np.minimum(raw[0] - off, raw[1])
         high = np.maximum(raw[2] + off, raw[1])
         return np.vstack([low, raw[1], high])

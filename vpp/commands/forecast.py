@@ -79,7 +79,7 @@ def run_backtest(args: argparse.Namespace) -> int:
     results = []
     for case in cases:
         n = case.series.horizon.n
-        first = n - args.test_days * 96 - args.horizon + 1
+        first = (n - args.test_days * 96 - args.horizon + 1) // 96 * 96  # a midnight
         if first < 14 * 96:
             raise UserError(
                 f"{case.name}: {n // 96} days of data leave less than 14 days of history "
@@ -251,6 +251,8 @@ def _plot_case(axes, case: Case, result) -> None:
     # One week of day-ahead forecasts: the issue times at midnight.
     spd = round(24 / result.step_h)
     days = [i for i, k in enumerate(result.issues) if k % spd == 0][-7:]
+    if not days:
+        return
     t = np.concatenate([result.issues[i] + np.arange(spd) for i in days]) * result.step_h / 24
     cut = [slice(None), days, slice(0, spd)]
     axes[2].fill_between(t, q[tuple(cut)][0].ravel(), q[tuple(cut)][2].ravel(), alpha=0.3)
