@@ -1,0 +1,296 @@
+"""Forecasts in closed loop: the measured history the park has reported, guarded against the
+future, and the forecasters that read it (a :class:`vpp.cycle.Forecaster` each).
+
+:class:`MeasuredHistory` keeps, per asset, the values measured up to now (kW interval
+averages: PV available, loads and load baselines). Its clock is set to the decision time
+before each forecast; asking it for an interval that ends after that time raises
+:class:`LeakError`. That makes leakage a failure, not a silent optimism: a forecaster that
+peeks at the future makes the simulation (and its test) fail.
+
+Forecasters, by ``kind`` in :func:`make_forecaster`:
+
+``perfect``
+    The park's truth on the horizon (an oracle; it does not read the history).
+``naive``
+    Seasonal naive for loads (the same interval on the last day of the same kind, workday or
+    rest day, within a week) and, for PV, the clear-sky AC power times the clear-sky index
+    measured over the last 24 hours. Point forecasts (P50 only).
+``model``
+    :class:`forecasts.load.LoadForecaster` and :class:`forecasts.pv.PvForecaster`, fitted on
+    the history before the start and predicting P10/P50/P90 from the latest eight days.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from forecasts.pv_physics import clear_sky_ac_kw
+from forecasts.types import Series
+from vpp.calendar import is_workday
+from vpp.model import Horizon, PvArray, Site
+from vpp.state import Forecasts, PlantState
+
+FORECASTS = ("perfect", "naive", "model")
+
+
+class LeakError(RuntimeError):
+    """A forecaster asked for data measured at or after the decision time."""
+
+
+def asset_names(site: Site) -> tuple[list[str], list[str]]:
+    """(PV array names, load names) that need a forecast, PEDF members included."""
+    a = site.assets
+    pv = [p.name for p in a.pv_arrays] + [p.pv.name for p in a.pedf_buildings]
+    loads = [b.name for b in a.base_loads] + [c.name for c in a.curtailable_loads]
+    loads += [p.base_load.name for p in a.pedf_buildings]
+    loads += [p.flexible_load.name for p in a.pedf_buildings if p.flexible_load]
+    return pv, loads
+
+
+def pv_specs(site: Site) -> dict[str, PvArray]:
+    a = site.assets
+    return {p.name: p for p in [*a.pv_arrays, *(x.pv for x in a.pedf_buildings)]}
+
+
+class MeasuredHistory:
+    """Measured per-asset series on a regular grid from ``start``, readable only before ``now``.
+
+    Parameters
+    ----------
+    start : first interval (tz-aware).
+    step : interval length.
+    names : the assets measured.
+    """
+
+    def __init__(self, start: datetime, step: timedelta, names: list[str]):
+        self.start, self.step = start, step
+        self.names = list(names)
+        self._data: dict[str, list[float]] = {n: [] for n in names}
+        self.now: datetime | None = None  # decision time; None = unguarded
+
+    @property
+    def end(self) -> datetime:
+        """End of the last measured interval."""
+        n = len(next(iter(self._data.values()))) if self._data else 0
+        return self.start + n * self.step
+
+    def extend(self, values: dict[str, np.ndarray]) -> None:
+        """Append measured intervals (same length for every asset)."""
+        for n in self.names:
+            self._data[n].extend(np.asarray(values[n], dtype=float).tolist())
+
+    def append(self, at: datetime, values: dict[str, float]) -> None:
+        """Append one measured interval starting at ``at`` (must follow the last one)."""
+        if at != self.end:
+            raise ValueError(f"history: interval {at} does not follow {self.end}")
+        for n in self.names:
+            self._data[n].append(float(values[n]))
+
+    def _index(self, t: datetime) -> int:
+        return round((t - self.start) / self.step)
+
+    def window(self, name: str, start: datetime, n: int) -> np.ndarray:
+        """Values of ``name`` on ``n`` intervals from ``start``; NaN where not measured.
+
+        Raises :class:`LeakError` when the window ends after the decision time ``now``.
+        """
+        end = start + n * self.step
+        if self.now is not None and end > self.now:
+            raise LeakError(
+                f"forecaster asked for {name} up to {end.isoformat()}, after the decision "
+                f"time {self.now.isoformat()}"
+            )
+        data = self._data[name]
+        i0 = self._index(start)
+        out = np.full(n, np.nan)
+        lo, hi = max(i0, 0), min(i0 + n, len(data))
+        if hi > lo:
+            out[lo - i0 : hi - i0] = data[lo:hi]
+        return out
+
+    def series(self, name: str, days: int) -> Series:
+        """The last ``days`` days before ``now`` (or the end) as a :class:`Series`."""
+        end = self.now or self.end
+        n = round(timedelta(days=days) / self.step)
+        start = end - n * self.step
+        return Series(Horizon(start, self.step, n), self.window(name, start, n))
+
+
+class HistoryModel(Protocol):
+    """A forecaster that reads only :class:`MeasuredHistory`."""
+
+    source: str
+
+    def predict(self, site: Site, horizon: Horizon, history: MeasuredHistory) -> Forecasts: ...
+
+
+class HistoryForecaster:
+    """The :class:`vpp.cycle.Forecaster` of the closed loop: sets the history's clock to the
+    decision time, then asks the model."""
+
+    def __init__(self, model: HistoryModel, history: MeasuredHistory):
+        self.model, self.history = model, history
+
+    def forecast(self, site: Site, horizon: Horizon, state: PlantState) -> Forecasts:
+        self.history.now = min(horizon.start, state.at)
+        return self.model.predict(site, horizon, self.history)
+
+
+class PerfectForecaster:
+    """The truth of a :class:`~vpp.drivers.simulated.SimulatedPark` on the horizon."""
+
+    source = "perfect"
+
+    def __init__(self, park):
+        self.park = park
+
+    def forecast(self, site: Site, horizon: Horizon, state: PlantState) -> Forecasts:
+        return Forecasts(self.park.truth(horizon), source="perfect")
+
+
+class _ClearSky:
+    """Clear-sky AC power of each array, cached per local day."""
+
+    def __init__(self, site: Site, step: timedelta):
+        self.site, self.step = site, step
+        self.tz = ZoneInfo(site.location.tz)
+        self.spd = round(timedelta(days=1) / step)
+        self._cache: dict[tuple[str, date], np.ndarray] = {}
+
+    def day(self, pv: PvArray, d: date) -> np.ndarray:
+        key = (pv.name, d)
+        if key not in self._cache:
+            if len(self._cache) > 64 * 8:
+                self._cache.clear()
+            start = datetime.combine(d, time(0), tzinfo=self.tz)
+            times = pd.date_range(start + self.step / 2, periods=self.spd, freq=self.step)
+            self._cache[key] = clear_sky_ac_kw(times, self.site.location, pv)
+        return self._cache[key]
+
+    def on(self, pv: PvArray, start: datetime, n: int) -> np.ndarray:
+        local = start.astimezone(self.tz)
+        d0 = local.date()
+        k0 = round((local - datetime.combine(d0, time(0), tzinfo=self.tz)) / self.step)
+        days = (k0 + n + self.spd - 1) // self.spd
+        arr = np.concatenate([self.day(pv, d0 + timedelta(days=i)) for i in range(days)])
+        return arr[k0 : k0 + n]
+
+
+class NaiveModel:
+    """Seasonal naive loads and clear-sky-index persistence for PV (see module docstring)."""
+
+    source = "naive"
+
+    def __init__(self, site: Site):
+        self.step = timedelta(minutes=site.dispatch.step_minutes)
+        self.clear = _ClearSky(site, self.step)
+        self.tz = ZoneInfo(site.location.tz)
+
+    def predict(self, site: Site, horizon: Horizon, history: MeasuredHistory) -> Forecasts:
+        pv_names, loads = asset_names(site)
+        specs = pv_specs(site)
+        now = history.now or horizon.start
+        out: dict[str, np.ndarray] = {}
+        lags = self._lags(horizon, now)
+        for name in loads:
+            out[name] = self._seasonal(history, name, horizon, lags)
+        day = timedelta(days=1)
+        n_day = round(day / self.step)
+        for name in pv_names:
+            spec = specs[name]
+            past = history.window(name, now - day, n_day)
+            cs_past = self.clear.on(spec, now - day, n_day)
+            ok = np.isfinite(past)
+            k = float(np.sum(past[ok]) / max(np.sum(cs_past[ok]), 1e-9)) if ok.any() else 0.7
+            cs = self.clear.on(spec, horizon.start, horizon.n)
+            out[name] = np.clip(k, 0.0, 1.0) * cs
+        return Forecasts(out, source=self.source)
+
+    def _lags(self, horizon: Horizon, now: datetime) -> list[list[int]]:
+        """For each interval, the candidate lags in days: the last day of the same kind
+        (workday or rest day) whose interval is already measured, else a week earlier."""
+        out = []
+        for t in horizon.times():
+            local = t.astimezone(self.tz)
+            kind = is_workday(local.date())
+            cands = [
+                d
+                for d in range(1, 8)
+                if t - timedelta(days=d) + self.step <= now
+                and is_workday((local - timedelta(days=d)).date()) == kind
+            ]
+            fallback = [d for d in (7, 14) if t - timedelta(days=d) + self.step <= now]
+            out.append(cands[:1] + fallback)
+        return out
+
+    def _seasonal(
+        self, history: MeasuredHistory, name: str, horizon: Horizon, lags: list[list[int]]
+    ) -> np.ndarray:
+        base = now_floor(horizon, history) - timedelta(days=14)
+        week = history.window(name, base, round(timedelta(days=14) / self.step))
+        out = np.zeros(horizon.n)
+        for k, t in enumerate(horizon.times()):
+            for d in lags[k]:
+                i = round((t - timedelta(days=d) - base) / self.step)
+                if 0 <= i < len(week) and np.isfinite(week[i]):
+                    out[k] = week[i]
+                    break
+        return out
+
+
+def now_floor(horizon: Horizon, history: MeasuredHistory) -> datetime:
+    """The decision time (the end of what may be read)."""
+    return history.now or horizon.start
+
+
+class ModelForecasts:
+    """The forecasts package's quantile forecasters, fitted on the history before the start."""
+
+    source = "model"
+
+    def __init__(self, site: Site, history: MeasuredHistory, fit_days: int = 28, seed: int = 0):
+        from forecasts.load import LoadForecaster
+        from forecasts.pv import PvForecaster
+
+        self.pv_names, self.loads = asset_names(site)
+        specs = pv_specs(site)
+        self.recent_days = 8
+        self.load = LoadForecaster(seed=seed, max_rows=60_000, rows_per_series=6_000)
+        self.load.fit_many([history.series(n, fit_days) for n in self.loads])
+        self.pv = PvForecaster(
+            [(specs[n], site.location) for n in self.pv_names],
+            seed=seed,
+            max_rows=60_000,
+            rows_per_series=8_000,
+        )
+        self.pv.fit_many([history.series(n, fit_days) for n in self.pv_names])
+
+    def predict(self, site: Site, horizon: Horizon, history: MeasuredHistory) -> Forecasts:
+        recent = {n: history.series(n, self.recent_days) for n in [*self.loads, *self.pv_names]}
+        p10: dict[str, np.ndarray] = {}
+        p50: dict[str, np.ndarray] = {}
+        p90: dict[str, np.ndarray] = {}
+        for names, model in ((self.loads, self.load), (self.pv_names, self.pv)):
+            if not names:
+                continue
+            for n, q in zip(
+                names, model.predict_many(horizon, [recent[x] for x in names]), strict=True
+            ):
+                p10[n], p50[n], p90[n] = q.p10_kw, q.p50_kw, q.p90_kw
+        return Forecasts(p50, p10, p90, source=self.source)
+
+
+def make_forecaster(kind: str, site: Site, park, history: MeasuredHistory, seed: int = 0):
+    """A :class:`vpp.cycle.Forecaster` of ``kind`` (one of :data:`FORECASTS`)."""
+    if kind == "perfect":
+        return PerfectForecaster(park)
+    if kind == "naive":
+        return HistoryForecaster(NaiveModel(site), history)
+    if kind == "model":
+        return HistoryForecaster(ModelForecasts(site, history, seed=seed), history)
+    raise ValueError(f"unknown forecast kind {kind!r}; expected one of {FORECASTS}")
