@@ -233,6 +233,7 @@ def _result(
         timings_s={"solve_s": secs},
     )
     r.terms_cny = costs.evaluate(p, r)
+    r.relaxed = costs.violations(p, r)
     r.objective_cny = costs.total(r.terms_cny)
     return r
 

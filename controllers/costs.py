@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from controllers.blocks import PV_CURTAIL_CNY_PER_KWH
-from controllers.problem import DispatchProblem, DispatchResult, effective_export_price
+from controllers.problem import DispatchProblem, DispatchResult, Relaxation, effective_export_price
 
 
 def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, float]:
@@ -116,4 +116,41 @@ def _site_penalty(p: DispatchProblem, r: DispatchResult, imp: np.ndarray, exp: n
         coeff = np.asarray(c.coeff_per_kw)
         flow = sum(coeff[i] * r.bus_p_kw[b] for i, b in enumerate(p.buses) if b in r.bus_p_kw)
         out += pen.network_cny_per_kwh * dt * float(np.maximum(flow - c.limit, 0.0).sum())
+    return out
+
+
+def violations(problem: DispatchProblem, result: DispatchResult) -> list[Relaxation]:
+    """What a schedule breaks, in the optimiser's terms (for heuristics, which have no slack):
+    connection and DR limits (kW), EV energy (kWh per session), SOC bounds (kWh)."""
+    p, out = problem, []
+
+    def steps(mask: np.ndarray) -> tuple[int, ...]:
+        return tuple(int(k) for k in np.nonzero(mask)[0])
+
+    net = result.p_net_kw
+    site = [
+        ("import_limit", np.maximum(net, 0.0) - p.import_max_kw),
+        ("export_limit", np.maximum(-net, 0.0) - p.export_max_kw),
+        ("dr_import_cap", net - p.dr_max()),
+        ("dr_import_floor", p.dr_min() - net),
+    ]
+    for name, over in site:
+        if (over > 1e-6).any():
+            out.append(Relaxation(name, "connection", steps(over > 1e-6), float(over.max()), "kW"))
+    for ch in p.ev_chargers:
+        s = result.assets[ch.spec.name]
+        into = s.detail.get("p_to_car_kw", s.p_kw * ch.spec.eta)
+        for sess in ch.sessions:
+            a, d = max(sess.arrival_k, 0), min(sess.departure_k, p.n)
+            short = sess.e_needed_kwh - float(into[a:d].sum()) * p.dt_h
+            if short > 1e-6:
+                out.append(Relaxation("ev_energy", sess.session_id, (), short, "kWh"))
+    bats = [b.spec for b in p.batteries] + [pe.spec.battery for pe in p.pedfs]
+    for spec in bats:
+        e = result.assets[spec.name].e_kwh
+        if e is None:
+            continue
+        for name, gap in (("soc_min", spec.e_min_kwh - e[1:]), ("soc_max", e[1:] - spec.e_max_kwh)):
+            if (gap > 1e-6).any():
+                out.append(Relaxation(name, spec.name, steps(gap > 1e-6), float(gap.max()), "kWh"))
     return out

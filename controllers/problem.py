@@ -180,6 +180,24 @@ def _inf(n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
+# The objective's terms (CNY), in the order reports list them; every result carries all of them.
+TERMS = (
+    "energy_import",
+    "energy_export",
+    "demand_charge",
+    "carbon",
+    "degradation",
+    "terminal_value",
+    "pv_curtailment",
+    "load_curtailment",
+    "pedf_target",
+    "penalties",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Result types
+# --------------------------------------------------------------------------------------------
 @dataclass
 class AssetSchedule:
     """One asset's plan: ``p_kw`` at its grid terminal (load convention) per interval.
