@@ -26,6 +26,7 @@ from vpp import flexibility
 from vpp.cycle import CycleReport, DispatchFn, Forecaster, PlantDriver, plain_dispatch, run_cycle
 from vpp.metrics import Metrics
 from vpp.model import DemandResponseEvent, DrStatus, Site
+from vpp.plant import PARK_METER
 from vpp.settings import Settings
 from vpp.state import Forecasts, PlantState
 from vpp.store import repo
@@ -33,7 +34,6 @@ from vpp.store.codec import dr_from_json
 from vpp.store.db import migrate
 
 log = logging.getLogger(__name__)
-PARK_METER = "park"  # telemetry asset name of the park's meter at the connection
 
 
 class Clock:
@@ -103,6 +103,8 @@ class Runtime:
     dispatch_fn: DispatchFn = plain_dispatch
     clock: Any = None
     metrics: Metrics = field(default_factory=Metrics)
+    # What the devices are sent, from the cycle's report (default: every setpoint).
+    commands_fn: Callable[[CycleReport], dict[str, float]] | None = None
     # Set by the scheduler: run a cycle soon (never two at once); None = run inline.
     on_resolve: Callable[[str], None] | None = None
     current: Current | None = None
@@ -282,7 +284,8 @@ class Runtime:
         rep.timings_s["store_s"] = time.perf_counter() - t0
         # Stored first, then sent: after a crash the stored plan is the one to resend.
         t0 = time.perf_counter()
-        self.driver.apply(at, rep.setpoints_kw)
+        commands = self.commands_fn(rep) if self.commands_fn else rep.setpoints_kw
+        self.driver.apply(at, commands)
         rep.timings_s["publish_s"] = time.perf_counter() - t0
         rep.timings_s["total_s"] = sum(v for k, v in rep.timings_s.items() if k != "total_s")
         self._driver_telemetry(at, state)

@@ -31,8 +31,9 @@ class Settings(BaseSettings):
     start_at: datetime | None = None
     # A cycle that starts later than this after its boundary is skipped (APScheduler).
     misfire_grace_s: float = Field(60.0, gt=0.0)
-    # An asset whose last reading is older than this is held at a safe setpoint.
-    stale_after_s: float = Field(300.0, gt=0.0)
+    # An asset whose last reading is older than this (plant clock, s) is held safe; the
+    # simulated park reports each interval at its end, so keep it above one interval.
+    stale_after_s: float = Field(1800.0, gt=0.0)
     # A reading this far from the asset's setpoint (or the park meter from the plan) re-solves.
     replan_threshold_kw: float = Field(200.0, gt=0.0)
     # Re-solves triggered by telemetry are at least this far apart (wall-clock seconds).

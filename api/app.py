@@ -1,0 +1,48 @@
+"""The HTTP API of the controller service: ``create_app(settings, runtime)``.
+
+OpenAPI at ``/docs``; resources under ``/api/v1``; ``/health`` and ``/metrics`` at the top.
+The app holds no state of its own beyond what it is given: the runtime (park, plan, cycles,
+database engine, metrics) and the settings.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.audit import AuditMiddleware
+from api.auth import KeyChecker
+from api.routes import dr, ops, reads, status
+from vpp.service import Runtime
+from vpp.settings import Settings
+
+DESCRIPTION = """
+park-vpp: the controller of a park's virtual power plant.
+
+Authenticate with an API key: `Authorization: Bearer <key>` (or `X-API-Key: <key>`).
+Roles: **viewer** reads; **operator** also ingests telemetry, confirms or declines DR events
+and asks for a cycle; **utility** reads and creates, updates and cancels DR events; **admin**
+does everything, including keys and runtime settings. A missing or unknown key gets 401, a
+key whose role may not do it gets 403. Signs: load convention, + is consumption or charging.
+"""
+
+
+def create_app(settings: Settings, runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="park-vpp",
+        version="1",
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "status", "description": "liveness, readiness, metrics"},
+            {"name": "site", "description": "the park, its plan, setpoints and forecasts"},
+            {"name": "demand response", "description": "DR events for utilities"},
+            {"name": "operations", "description": "telemetry, cycles, keys, settings"},
+        ],
+    )
+    app.state.settings = settings
+    app.state.runtime = runtime
+    app.state.keys = KeyChecker(runtime.engine)
+    app.include_router(status.router)
+    for module in (reads, dr, ops):
+        app.include_router(module.router, prefix="/api/v1")
+    app.add_middleware(AuditMiddleware, engine=runtime.engine)
+    return app

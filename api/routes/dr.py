@@ -1,0 +1,174 @@
+"""Demand response: a utility (or aggregator) creates, updates and cancels events; the park
+(operator) confirms or declines. Every change asks the runtime for a re-solve at once.
+
+Lifecycle: announced -> confirmed | declined; confirmed -> active (window starts) ->
+completed (window ends); announced | confirmed | active -> cancelled. A pre-agreed contract is
+confirmed on receipt.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from api.auth import Perm, Principal, require
+from api.schemas import DrDecision, DrEventIn, DrEventOut, DrEventPatch
+from vpp.model import DrContractType, DrStatus
+from vpp.store import repo
+
+router = APIRouter(tags=["demand response"])
+Reader = Annotated[Principal, Depends(require(Perm.READ))]
+Utility = Annotated[Principal, Depends(require(Perm.DR_WRITE))]
+Operator = Annotated[Principal, Depends(require(Perm.OPERATE))]
+OPEN = {DrStatus.ANNOUNCED.value, DrStatus.CONFIRMED.value, DrStatus.ACTIVE.value}
+
+
+def _out(row: dict[str, Any], history: list[dict[str, Any]] | None = None) -> DrEventOut:
+    return DrEventOut(
+        event_id=row["event_id"],
+        status=row["status"],
+        version=row["version"],
+        fields=row["body"],
+        expected_delivery=row["expected"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        history=[
+            {"at": h["at"].isoformat(), "status": h["status"], "by": h["actor"], "note": h["note"]}
+            for h in history or []
+        ],
+    )
+
+
+def _get(conn, event_id: str) -> dict[str, Any]:
+    row = repo.get_dr(conn, event_id)
+    if row is None:
+        raise HTTPException(404, f"no DR event {event_id!r}; see GET /api/v1/dr-events")
+    return row
+
+
+def _resolve(request: Request, reason: str) -> None:
+    rt = request.app.state.runtime
+    try:
+        rt.request_resolve(reason)
+    except Exception as exc:  # the event is stored; the next boundary plans with it
+        request.state.audit_detail = {"resolve_error": f"{type(exc).__name__}: {exc}"}
+
+
+def _fresh(request: Request, event_id: str) -> DrEventOut:
+    with request.app.state.runtime.engine.connect() as conn:
+        return _out(_get(conn, event_id), repo.dr_history(conn, event_id))
+
+
+@router.post("/dr-events", status_code=201, summary="create a DR event (utility)")
+def create(request: Request, body: DrEventIn, who: Utility) -> DrEventOut:
+    rt = request.app.state.runtime
+    pre = body.contract_type is DrContractType.PRE_AGREED
+    status = DrStatus.CONFIRMED if pre else DrStatus.ANNOUNCED
+    fields = body.model_dump(mode="json")
+    fields.setdefault("announce_time", None)
+    fields["announce_time"] = fields["announce_time"] or datetime.now(UTC).isoformat()
+    request.state.audit_detail = {"event_id": body.event_id, "status": status.value}
+    try:
+        with rt.engine.begin() as conn:
+            repo.insert_dr(conn, body.event_id, status.value, fields, who.name)
+            if pre:
+                repo.log_dr(conn, body.event_id, status.value, who.name, "pre-agreed: confirmed")
+    except IntegrityError:
+        raise HTTPException(
+            409, f"DR event {body.event_id!r} exists; update it with PATCH"
+        ) from None
+    _resolve(request, "dr_event")
+    return _fresh(request, body.event_id)
+
+
+@router.get("/dr-events", summary="list DR events")
+def list_events(
+    request: Request,
+    _: Reader,
+    status: Annotated[DrStatus | None, Query()] = None,
+) -> list[DrEventOut]:
+    with request.app.state.runtime.engine.connect() as conn:
+        rows = repo.list_dr(conn, status.value if status else None)
+    return [_out(r) for r in rows]
+
+
+@router.get("/dr-events/{event_id}", summary="one DR event with its lifecycle and delivery")
+def get_event(request: Request, event_id: str, _: Reader) -> DrEventOut:
+    return _fresh(request, event_id)
+
+
+@router.patch("/dr-events/{event_id}", summary="update an open DR event (utility)")
+def patch(request: Request, event_id: str, body: DrEventPatch, who: Utility) -> DrEventOut:
+    rt = request.app.state.runtime
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    if not changes:
+        raise HTTPException(422, "nothing to change: send at least one field")
+    with rt.engine.begin() as conn:
+        row = _get(conn, event_id)
+        if row["status"] not in OPEN:
+            raise HTTPException(409, f"DR event {event_id!r} is {row['status']}; it is closed")
+        fields = {**row["body"], **changes}
+        _still_valid(fields)
+        repo.update_dr(
+            conn, event_id, row["status"], fields, who.name, f"updated {sorted(changes)}"
+        )
+    request.state.audit_detail = {"event_id": event_id, "changed": sorted(changes)}
+    _resolve(request, "dr_event")
+    return _fresh(request, event_id)
+
+
+def _still_valid(fields: dict[str, Any]) -> None:
+    """The event after a patch must still be a valid event (e.g. floor <= cap)."""
+    try:
+        DrEventIn.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        ) from None
+
+
+def _transition(request, event_id, who, allowed: set[str], new: DrStatus, note: str):
+    rt = request.app.state.runtime
+    with rt.engine.begin() as conn:
+        row = _get(conn, event_id)
+        if row["status"] not in allowed:
+            raise HTTPException(
+                409, f"DR event {event_id!r} is {row['status']}; cannot become {new.value}"
+            )
+        deadline = row["body"].get("confirm_deadline")
+        if (
+            new is DrStatus.CONFIRMED
+            and deadline
+            and datetime.fromisoformat(deadline) < rt.clock.now()
+        ):
+            raise HTTPException(409, f"the confirm deadline {deadline} has passed")
+        repo.update_dr(conn, event_id, new.value, row["body"], who.name, note)
+    request.state.audit_detail = {"event_id": event_id, "status": new.value}
+    _resolve(request, "dr_event")
+    return _fresh(request, event_id)
+
+
+@router.post("/dr-events/{event_id}/cancel", summary="cancel a DR event (utility)")
+def cancel(request: Request, event_id: str, who: Utility) -> DrEventOut:
+    return _transition(request, event_id, who, OPEN, DrStatus.CANCELLED, "cancelled")
+
+
+@router.post("/dr-events/{event_id}/confirm", summary="the park confirms (operator)")
+def confirm(
+    request: Request, event_id: str, who: Operator, body: DrDecision | None = None
+) -> DrEventOut:
+    note = (body.note if body else "") or "confirmed"
+    return _transition(request, event_id, who, {"announced"}, DrStatus.CONFIRMED, note)
+
+
+@router.post("/dr-events/{event_id}/decline", summary="the park declines (operator)")
+def decline(
+    request: Request, event_id: str, who: Operator, body: DrDecision | None = None
+) -> DrEventOut:
+    note = (body.note if body else "") or "declined"
+    return _transition(request, event_id, who, {"announced"}, DrStatus.DECLINED, note)

@@ -1,0 +1,206 @@
+"""Read-only resources (role viewer or above): site, assets, setpoints, plan, forecasts,
+flexibility envelope, cycle history."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from api.auth import Perm, Principal, require
+from vpp import flexibility
+from vpp.store import repo
+
+router = APIRouter(tags=["site"])
+Reader = Annotated[Principal, Depends(require(Perm.READ))]
+
+
+def _current(request: Request):
+    cur = request.app.state.runtime.current
+    if cur is None:
+        raise HTTPException(503, "no plan yet: the first cycle has not run; see GET /health")
+    return cur
+
+
+def _arr(a) -> list[float] | None:
+    return None if a is None else [round(float(x), 3) for x in np.asarray(a)]
+
+
+@router.get("/site", summary="the park: location, connection, tariff, dispatch settings")
+def site(request: Request, _: Reader) -> dict[str, Any]:
+    s = request.app.state.runtime.site
+    return {
+        "name": s.name,
+        "location": asdict(s.location),
+        "connection": asdict(s.connection),
+        "tariff": s.tariff.name,
+        "dispatch": asdict(s.dispatch),
+        "buses": [b.name for b in s.buses],
+        "asset_count": len(s.assets.names()),
+    }
+
+
+def _asset_rows(site) -> list[dict[str, Any]]:
+    a = site.assets
+    rows: list[dict[str, Any]] = []
+    for kind, group in (
+        ("pv", a.pv_arrays),
+        ("battery", a.batteries),
+        ("ev_charger", a.ev_chargers),
+        ("shiftable", a.shiftable_loads),
+        ("curtailable", a.curtailable_loads),
+        ("base_load", a.base_loads),
+        ("pedf", a.pedf_buildings),
+    ):
+        for x in group:
+            d = asdict(x)
+            for k, v in d.items():
+                if not isinstance(v, str | int | float | bool | type(None)):
+                    d[k] = (
+                        str(v) if not isinstance(v, dict) else {kk: str(vv) for kk, vv in v.items()}
+                    )
+            rows.append({"name": x.name, "kind": kind, "bus": x.bus, "spec": d})
+    return rows
+
+
+@router.get("/assets", summary="every asset with its kind, bus and ratings")
+def assets(request: Request, _: Reader) -> list[dict[str, Any]]:
+    return _asset_rows(request.app.state.runtime.site)
+
+
+@router.get("/setpoints", summary="the setpoint of every device for the current interval")
+def setpoints(
+    request: Request,
+    _: Reader,
+    asset: Annotated[str | None, Query(max_length=100, description="one asset only")] = None,
+) -> dict[str, Any]:
+    cur = _current(request)
+    kinds = {n: s.kind for n, s in cur.plan.assets.items()}
+    sp = cur.setpoints_kw
+    if asset is not None:
+        if asset not in sp:
+            raise HTTPException(404, f"asset {asset!r} has no setpoint; see GET /api/v1/assets")
+        sp = {asset: sp[asset]}
+    return {
+        "cycle_id": cur.cycle_id,
+        "plan_version": cur.version,
+        "at": cur.at.isoformat(),
+        "fallback": cur.fallback,
+        "setpoints": [
+            {"asset": a, "kind": kinds.get(a, "unknown"), "p_kw": round(p, 3)}
+            for a, p in sp.items()
+        ],
+    }
+
+
+@router.get("/plan", summary="the current plan over the horizon")
+def plan(
+    request: Request,
+    _: Reader,
+    asset: Annotated[str | None, Query(max_length=100)] = None,
+) -> dict[str, Any]:
+    cur = _current(request)
+    r = cur.plan
+    chosen = r.assets
+    if asset is not None:
+        if asset not in chosen:
+            raise HTTPException(404, f"asset {asset!r} is not in the plan")
+        chosen = {asset: chosen[asset]}
+    return {
+        "cycle_id": cur.cycle_id,
+        "plan_version": cur.version,
+        "controller": r.controller,
+        "status": r.status,
+        "fallback": cur.fallback,
+        "horizon": {
+            "start": r.horizon.start.isoformat(),
+            "step_minutes": r.horizon.step.total_seconds() / 60,
+            "n": r.horizon.n,
+        },
+        "times": [t.isoformat() for t in r.horizon.times()],
+        "p_net_kw": _arr(r.p_net_kw),
+        "objective_cny": r.objective_cny if np.isfinite(r.objective_cny) else None,
+        "terms_cny": r.terms_cny,
+        "relaxed": [x.describe() for x in r.relaxed],
+        "assets": {
+            n: {"kind": s.kind, "bus": s.bus, "p_kw": _arr(s.p_kw), "e_kwh": _arr(s.e_kwh)}
+            for n, s in chosen.items()
+        },
+    }
+
+
+@router.get("/forecasts", summary="forecasts of the current plan, with quantiles")
+def forecasts(
+    request: Request,
+    _: Reader,
+    asset: Annotated[str | None, Query(max_length=100)] = None,
+) -> dict[str, Any]:
+    cur = _current(request)
+    with request.app.state.runtime.engine.connect() as conn:
+        rows = repo.forecasts_of(conn, cur.cycle_id)
+    if asset is not None:
+        rows = [r for r in rows if r["asset"] == asset]
+        if not rows:
+            raise HTTPException(404, f"no forecast for asset {asset!r} in cycle {cur.cycle_id}")
+    return {
+        "cycle_id": cur.cycle_id,
+        "horizon_start": rows[0]["horizon_start"].isoformat() if rows else None,
+        "step_minutes": rows[0]["step_minutes"] if rows else None,
+        "source": rows[0]["source"] if rows else None,
+        "assets": {
+            r["asset"]: {"p10_kw": r["p10_kw"], "p50_kw": r["p50_kw"], "p90_kw": r["p90_kw"]}
+            for r in rows
+        },
+    }
+
+
+@router.get("/flexibility", summary="min and max park import per interval of the horizon")
+def flexibility_envelope(request: Request, _: Reader) -> dict[str, Any]:
+    """For each interval, the lowest and highest park import the VPP can hold *in that
+    interval* given the planned state of its storage and the plugged-in EVs (intervals are
+    independent: holding an extreme in one changes what the next can do)."""
+    cur = _current(request)
+    if cur.problem is None:
+        raise HTTPException(503, "the envelope needs a cycle run since the last restart")
+    env = flexibility.envelope(cur.problem, cur.plan)
+    return {
+        "cycle_id": cur.cycle_id,
+        "times": [t.isoformat() for t in cur.plan.horizon.times()],
+        "p_import_min_kw": _arr(env.p_import_min_kw),
+        "p_import_max_kw": _arr(env.p_import_max_kw),
+        "p_planned_kw": _arr(cur.plan.p_net_kw),
+    }
+
+
+def _cycle_json(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for k in ("at", "started_at", "finished_at"):
+        out[k] = row[k].isoformat()
+    return out
+
+
+@router.get("/cycles", summary="cycle history: timings, solver status, fallbacks, diagnostics")
+def cycles(
+    request: Request,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[dict[str, Any]]:
+    with request.app.state.runtime.engine.connect() as conn:
+        return [_cycle_json(r) for r in repo.cycles(conn, limit, offset)]
+
+
+@router.get("/cycles/{cycle_id}", summary="one cycle with the setpoints it sent")
+def cycle(request: Request, _: Reader, cycle_id: int) -> dict[str, Any]:
+    with request.app.state.runtime.engine.connect() as conn:
+        row = repo.cycle(conn, cycle_id) if 0 < cycle_id < 2**62 else None
+        if row is None:
+            raise HTTPException(404, f"no cycle {cycle_id}")
+        sent = repo.setpoints_of(conn, cycle_id)
+    out = _cycle_json(row)
+    out["setpoints"] = [
+        {"asset": s["asset"], "p_kw": s["p_kw"], "clamp_reason": s["clamp_reason"]} for s in sent
+    ]
+    return out

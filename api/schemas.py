@@ -1,0 +1,146 @@
+"""Request and response bodies. Input is validated here, once: finite numbers, bounded sizes,
+timezone-aware times; a 422 names the offending field."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from vpp.model import DrCallClass, DrContractType, DrDirection
+
+KW = 1e6  # no park asset or request exceeds 1 GW
+Name = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@/ -]+$")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=True)
+
+
+# ------------------------------------------------------------------------------------------
+# Telemetry
+# ------------------------------------------------------------------------------------------
+class Reading(_In):
+    asset: str = Field(
+        min_length=1, max_length=100, description="asset name, or 'park' for the park meter"
+    )
+    ts: AwareDatetime
+    p_kw: float | None = Field(None, ge=-KW, le=KW, description="load convention: + consumes")
+    e_kwh: float | None = Field(None, ge=0, le=1e7, description="stored energy (batteries)")
+
+
+class TelemetryBatch(_In):
+    readings: list[Reading] = Field(min_length=1, max_length=200_000)
+
+
+class IngestResult(_Out):
+    stored: int
+
+
+# ------------------------------------------------------------------------------------------
+# Demand response
+# ------------------------------------------------------------------------------------------
+class DrWindowIn(_In):
+    start: AwareDatetime
+    end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class _DrFields(_In):
+    direction: DrDirection
+    windows: list[DrWindowIn] = Field(min_length=1, max_length=48)
+    requested_kw: float = Field(gt=0, le=KW)
+    issuer: str = Field("", max_length=100)
+    call_class: DrCallClass = DrCallClass.DAY_AHEAD
+    contract_type: DrContractType = DrContractType.INVITATION
+    announce_time: AwareDatetime | None = None
+    confirm_deadline: AwareDatetime | None = None
+    cleared_kw: float | None = Field(None, ge=0, le=KW)
+    import_cap_kw: float | None = Field(
+        None, ge=-KW, le=KW, description="peak shaving: an absolute cap on park import"
+    )
+    price_cap_cny_per_mwh: float | None = Field(None, ge=0, le=KW)
+    price_floor_cny_per_mwh: float | None = Field(None, ge=0, le=KW)
+    subsidy_cny_per_kwh: float | None = Field(None, ge=0, le=KW)
+    subsidy_cny_per_kw: float | None = Field(None, ge=0, le=KW)
+    baseline_method: str = Field("gbt37016_5of10", min_length=1, max_length=50)
+    effective_band_frac: tuple[float, float] = Field((0.8, 1.2))
+    min_duration_minutes: float = Field(60.0, ge=0, le=24 * 60)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        lo, hi = self.effective_band_frac
+        if not 0 <= lo <= hi <= 10:
+            raise ValueError("effective_band_frac: expected 0 <= low <= high <= 10")
+        if (
+            self.price_cap_cny_per_mwh is not None
+            and self.price_floor_cny_per_mwh is not None
+            and self.price_floor_cny_per_mwh > self.price_cap_cny_per_mwh
+        ):
+            raise ValueError("price_floor_cny_per_mwh exceeds price_cap_cny_per_mwh")
+        return self
+
+
+class DrEventIn(_DrFields):
+    event_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+class DrEventPatch(_In):
+    """Fields a utility may change; those left out keep their value."""
+
+    windows: list[DrWindowIn] | None = Field(None, min_length=1, max_length=48)
+    requested_kw: float | None = Field(None, gt=0, le=KW)
+    cleared_kw: float | None = Field(None, ge=0, le=KW)
+    import_cap_kw: float | None = Field(None, ge=-KW, le=KW)
+    confirm_deadline: AwareDatetime | None = None
+    price_cap_cny_per_mwh: float | None = Field(None, ge=0, le=KW)
+    price_floor_cny_per_mwh: float | None = Field(None, ge=0, le=KW)
+    subsidy_cny_per_kwh: float | None = Field(None, ge=0, le=KW)
+    subsidy_cny_per_kw: float | None = Field(None, ge=0, le=KW)
+
+
+class DrDecision(_In):
+    note: str = Field("", max_length=500)
+
+
+class DrEventOut(_Out):
+    event_id: str
+    status: str
+    version: int
+    fields: dict[str, Any]
+    expected_delivery: dict[str, Any] | None = Field(
+        None, description="what the current plan delivers (after the next cycle)"
+    )
+    created_at: datetime
+    updated_at: datetime
+    history: list[dict[str, Any]] = []
+
+
+# ------------------------------------------------------------------------------------------
+# Keys and runtime settings
+# ------------------------------------------------------------------------------------------
+class KeyIn(_In):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@-]+$")
+    role: str = Field(pattern=r"^(viewer|operator|utility|admin)$")
+
+
+class KeyCreated(_Out):
+    name: str
+    role: str
+    key: str = Field(description="shown once; only its hash is stored")
+
+
+class RuntimeSettingsPatch(_In):
+    replan_threshold_kw: float | None = Field(None, gt=0, le=KW)
+    stale_after_s: float | None = Field(None, gt=0, le=7 * 86400)
+    replan_min_gap_s: float | None = Field(None, ge=0, le=86400)

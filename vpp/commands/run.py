@@ -1,0 +1,233 @@
+"""``vpp run``: the controller service. The park's plant (the simulated park by default),
+the interval loop on the boundaries, the HTTP API, storage and metrics, in one process.
+
+Wiring: settings (environment + flags) -> database engine (migrated on start) -> plant
+driver, forecaster, controller, dispatch function (AC-validated when the network model is
+available) -> :class:`vpp.service.Runtime` -> :class:`vpp.scheduler.CycleScheduler` and
+:func:`api.app.create_app` served by uvicorn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run the controller service (simulated park, API, interval loop)",
+        description=(
+            "Start the controller: an API on --host:--port (OpenAPI at /docs), a control cycle "
+            "on every interval boundary (:00, :15, :30, :45), storage in VPP_DATABASE_URL "
+            "(default sqlite:///var/vpp.sqlite3) and Prometheus metrics at /metrics. The plant "
+            "is the simulated park playing the configured park. Set VPP_ADMIN_KEY to bootstrap "
+            "an admin API key, or create keys with 'vpp db create-key'."
+        ),
+    )
+    p.add_argument("--config", required=True, type=Path, help="park YAML")
+    p.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="listen port (default 8000)")
+    p.add_argument(
+        "--speed", type=float, default=None, help="run the clock N times faster (default 1)"
+    )
+    p.add_argument("--once", action="store_true", help="run one cycle, print it and exit")
+    p.add_argument("--start", default=None, help="simulated start time, ISO 8601 (default: now)")
+    p.add_argument(
+        "--driver",
+        choices=["auto", "simulated", "static"],
+        default="auto",
+        help="plant: the simulated park (auto: when available) or the static driver",
+    )
+    p.add_argument(
+        "--no-grid", action="store_true", help="skip the AC power-flow validation of each plan"
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed of the simulated park")
+    p.set_defaults(func=run)
+
+
+def _settings(args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    from vpp.cli import UserError
+    from vpp.settings import Settings
+
+    over = {
+        k: v
+        for k, v in {
+            "host": args.host,
+            "port": args.port,
+            "speed": args.speed,
+            "seed": args.seed,
+        }.items()
+        if v is not None
+    }
+    try:
+        return Settings(**over)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise UserError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+def _start(text: str | None, tz: str) -> datetime | None:
+    from vpp.cli import UserError
+
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--start: not an ISO 8601 time: {text!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(tz))
+
+
+def make_driver(site, settings, choice: str = "auto", start: datetime | None = None):
+    """The plant: the simulated park (vpp.drivers.simulated) when available, else static."""
+    from vpp.cli import UserError
+    from vpp.drivers.static import StaticDriver
+
+    if choice in ("auto", "simulated"):
+        try:
+            from vpp.drivers.simulated import SimulatedPark
+        except ImportError:
+            if choice == "simulated":
+                raise UserError(
+                    "the simulated park (vpp.drivers.simulated) is not installed"
+                ) from None
+        else:
+            from vpp.plant import SteppedPlant
+
+            park = SimulatedPark(site, seed=settings.seed, start=start)
+            return SteppedPlant(park, timedelta(minutes=site.dispatch.step_minutes))
+    log.warning("plant: static driver (configured initial state; setpoints are recorded only)")
+    return StaticDriver(site, seed=settings.seed)
+
+
+def make_dispatch_fn(site, enabled: bool):
+    """AC power-flow validation and correction around the controller, when available."""
+    from vpp.cycle import plain_dispatch
+
+    if not enabled:
+        return plain_dispatch
+    try:
+        from vpp.grid import GridModel
+        from vpp.grid_loop import dispatch_ac_feasible
+    except ImportError:
+        log.warning("network validation unavailable (vpp.grid); plans are not AC-checked")
+        return plain_dispatch
+    grid = GridModel.from_site(site)
+
+    def dispatch(controller, problem):
+        return dispatch_ac_feasible(controller, problem, grid)
+
+    return dispatch
+
+
+def build_runtime(args: argparse.Namespace):
+    from controllers.mpc import MpcController
+    from vpp.cli import UserError
+    from vpp.config import ConfigError, load_site
+    from vpp.profiles import ProfileForecaster
+    from vpp.service import Clock, Runtime
+    from vpp.simulate import device_commands
+    from vpp.store.db import DatabaseError, make_engine
+
+    settings = _settings(args)
+    try:
+        site = load_site(args.config)
+    except ConfigError as exc:
+        raise UserError(f"invalid configuration:\n{exc}") from None
+    start = _start(args.start, site.location.tz) or settings.start_at
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=ZoneInfo(site.location.tz))
+    engine = make_engine(settings.database_url)
+    clock = Clock(start, settings.speed)
+    runtime = Runtime(
+        site=site,
+        settings=settings,
+        engine=engine,
+        driver=make_driver(site, settings, args.driver, clock.now()),
+        forecaster=ProfileForecaster(),
+        controller=MpcController(),
+        dispatch_fn=make_dispatch_fn(site, not args.no_grid),
+        clock=clock,
+        commands_fn=device_commands,
+    )
+    try:
+        runtime.start()
+    except DatabaseError as exc:
+        raise UserError(str(exc)) from None
+    _bootstrap_admin(runtime, settings)
+    return runtime, settings
+
+
+def _bootstrap_admin(runtime, settings) -> None:
+    from api.auth import Role, ensure_key
+
+    if settings.admin_key is not None and ensure_key(
+        runtime.engine, "bootstrap-admin", Role.ADMIN, settings.admin_key.get_secret_value()
+    ):
+        log.info("admin key 'bootstrap-admin' stored from VPP_ADMIN_KEY")
+
+
+def run(args: argparse.Namespace) -> int:
+    runtime, settings = build_runtime(args)
+    if args.once:
+        cur = runtime.run_cycle(trigger="once")
+        print(_summary(runtime, cur))
+        return 0 if cur is not None and not cur.fallback else 1
+    return serve(runtime, settings)
+
+
+def serve(runtime, settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from vpp.scheduler import CycleScheduler
+
+    app = create_app(settings, runtime)
+    scheduler = CycleScheduler(runtime, settings.misfire_grace_s)
+
+    log.info(
+        "serving on http://%s:%d (docs at /docs, health at /health); database %s",
+        settings.host,
+        settings.port,
+        runtime.engine.url.render_as_string(hide_password=True),
+    )
+    if not os.environ.get("VPP_ADMIN_KEY"):
+        log.info("no VPP_ADMIN_KEY: create keys with 'vpp db create-key --name NAME --role ROLE'")
+    scheduler.start()
+    try:
+        # uvicorn handles SIGINT/SIGTERM: it stops accepting, finishes requests, returns.
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        scheduler.shutdown()  # finish (or give up on) the running cycle cleanly
+    return 0
+
+
+def _summary(runtime, cur) -> str:
+    if cur is None:
+        return "no cycle ran (shutting down)"
+    r = cur.plan
+    sp = cur.setpoints_kw
+    lines = [
+        f"park-vpp run --once: {runtime.site.name}",
+        f"cycle {cur.cycle_id} (plan v{cur.version}) at {cur.at.isoformat(timespec='minutes')}:"
+        f" {r.controller} {r.status}" + (f", fallback {cur.fallback}" if cur.fallback else ""),
+        f"planned import now {max(float(r.p_net_kw[0]), 0):,.0f} kW, horizon peak "
+        f"{float(r.p_net_kw.max()):,.0f} kW, objective {r.objective_cny:,.0f} CNY",
+        f"setpoints sent: {len(sp)} devices; stored in "
+        f"{runtime.engine.url.render_as_string(hide_password=True)}",
+    ]
+    kinds: dict[str, float] = {}
+    for name, p in sp.items():
+        k = r.assets[name].kind if name in r.assets else "other"
+        kinds[k] = kinds.get(k, 0.0) + p
+    lines += [f"  {k:<12} {v:10,.1f} kW" for k, v in sorted(kinds.items())]
+    return "\n".join(lines)
