@@ -32,6 +32,7 @@ from controllers.blocks import (
     finite,
 )
 from controllers.blocks_flex import EvBlock, ShiftableBlock, ev_has_targets, ev_slots
+from controllers.ev_aggregate import bus_free, bus_loads, ev_blocks, structure
 from controllers.problem import (
     AssetSchedule,
     DispatchProblem,
@@ -150,15 +151,26 @@ class _Model:
 
 
 def build_model(
-    p: DispatchProblem, soft: bool = True, integer: bool = True, slots: int = 2, windows: int = 2
+    p: DispatchProblem,
+    soft: bool = True,
+    integer: bool = True,
+    slots: int = 2,
+    windows: int = 2,
+    ev_aggregate: bool = False,
 ) -> _Model:
-    """Build the cvxpy problem for ``p``'s structure (values are set by ``_Model.update``)."""
+    """Build the cvxpy problem for ``p``'s structure (values are set by ``_Model.update``).
+
+    ``ev_aggregate``: plain EV sessions become virtual EVs (:mod:`controllers.ev_aggregate`),
+    a smaller restriction of the per-slot model whose plans are feasible session by session.
+    """
     n, dt, pen = p.n, p.dt_h, p.penalties
+    targets = ev_has_targets(p)
+    ev = ev_blocks(p, soft, slots, targets) if ev_aggregate else [EvBlock(p, soft, slots, targets)]
     blocks: list[Block] = [
         BatteryBlock(p, soft),
         PvBlock(p, soft),
         CurtailableBlock(p, soft),
-        EvBlock(p, soft, slots, ev_has_targets(p)),
+        *ev,
         ShiftableBlock(p, soft, windows, integer),
     ]
     blocks = [b for b in blocks if b.rows]
@@ -290,10 +302,17 @@ class MpcController:
 
     name = "mpc"
 
-    def __init__(self, solver: str = "HIGHS", fallback: str | None = "CLARABEL", soft: bool = True):
+    def __init__(
+        self,
+        solver: str = "HIGHS",
+        fallback: str | None = "CLARABEL",
+        soft: bool = True,
+        ev_aggregate: bool = False,
+    ):
         self.solver = solver
         self.fallback = fallback
         self.soft = soft
+        self.ev_aggregate = ev_aggregate
         self._models: dict[tuple, _Model] = {}
         self.builds = 0
 
@@ -301,11 +320,15 @@ class MpcController:
         slots = max(2, ev_slots(p))
         windows = max([2] + [len(s.windows) for s in p.shiftables])
         key = _key(p, self.soft, integer, slots, windows)
+        if self.ev_aggregate:
+            key = (*key, structure(p))
         t0 = time.perf_counter()
         if key not in self._models:
             if len(self._models) > 8:  # keep memory bounded when structures keep changing
                 self._models.clear()
-            self._models[key] = build_model(p, self.soft, integer, slots, windows)
+            self._models[key] = build_model(
+                p, self.soft, integer, slots, windows, self.ev_aggregate
+            )
             self.builds += 1
         return self._models[key], time.perf_counter() - t0
 
@@ -374,6 +397,9 @@ class MpcController:
             )
         add_pedf_schedules(p, assets)
         bus_p = np.asarray(model.exprs["bus_p"].value)
+        if self.ev_aggregate and bus_free(p):  # virtual EVs span buses: sum the devices
+            loads = bus_loads(p, assets)
+            bus_p = np.array([loads[b] for b in p.buses]).reshape(len(p.buses), p.n)
         relaxed: list[Relaxation] = []
         for s in model.slacks:
             relaxed.extend(r for r in s.relaxations(p.dt_h) if r.asset != "-")
