@@ -281,13 +281,16 @@ class Runtime:
         with self.engine.begin() as conn:
             cycle_id = repo.save_cycle(conn, rec)
             version = repo.latest_plan(conn)["version"]
-        rep.timings_s["store_s"] = time.perf_counter() - t0
+            rep.timings_s["store_s"] = time.perf_counter() - t0
+            repo.set_timings(conn, cycle_id, {**rec.timings_s, **rep.timings_s})
         # Stored first, then sent: after a crash the stored plan is the one to resend.
         t0 = time.perf_counter()
         commands = self.commands_fn(rep) if self.commands_fn else rep.setpoints_kw
         self.driver.apply(at, commands)
         rep.timings_s["publish_s"] = time.perf_counter() - t0
         rep.timings_s["total_s"] = sum(v for k, v in rep.timings_s.items() if k != "total_s")
+        with self.engine.begin() as conn:  # a timing only: losing it loses nothing else
+            repo.set_timings(conn, cycle_id, {**rec.timings_s, **rep.timings_s})
         self._driver_telemetry(at, state)
         self.current = Current(
             cycle_id,

@@ -177,6 +177,12 @@ def save_cycle(conn: Connection, rec: CycleRecord) -> int:
     return int(cycle_id)
 
 
+def set_timings(conn: Connection, cycle_id: int, timings_s: dict[str, float]) -> None:
+    conn.execute(
+        update(t.cycle_runs).where(t.cycle_runs.c.id == cycle_id).values(timings_s=timings_s)
+    )
+
+
 def latest_plan(conn: Connection) -> dict[str, Any] | None:
     """The newest plan row (with ``cycle_id``, ``version``, ``body``) or None."""
     row = conn.execute(select(t.plans).order_by(t.plans.c.version.desc()).limit(1)).first()
