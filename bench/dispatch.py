@@ -133,11 +133,12 @@ def run_one(size: str, variant: str, runs: int) -> dict:
         stats.append(r.timings_s)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     # The reference: the same model's LP through highspy directly, hot-started.
-    model = next(iter(ctrl._models.values()))
-    info = model.problem.solver_stats.extra_stats
+    builds = ctrl.builds
+    info = ctrl._model(problems[-1], integer=False)[0].problem.solver_stats.extra_stats
     last_obj = float(getattr(info, "objective_function_value", np.nan))
     direct, direct_times, val = DirectHighs(), [], np.nan
     for q in [base, *problems]:
+        model = ctrl._model(q, integer=False)[0]
         model.update(q)
         data, _, _ = model.problem.get_problem_data(cp.HIGHS)
         val, dt = direct.solve(data)
@@ -156,6 +157,7 @@ def run_one(size: str, variant: str, runs: int) -> dict:
         "direct_reloads": direct.reloads,
         "objs": objs,
         "invariant_violations": bad,
+        "builds": builds,
         "n_cols": int(data["A"].shape[1]),
         "n_rows": int(data["A"].shape[0]),
         "solver_s": statistics.median(s.get("solver_s", float("nan")) for s in stats),
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     head = (
         f"{'size':<4} {'variant':<8} {'cols':>7} {'rows':>7} {'build s':>8} {'first s':>8} "
         f"{'re-solve s':>10} {'solver s':>9} {'peak MB':>8} {'direct s':>9} {'ratio':>6} "
-        f"{'gap %':>7} {'inv':>4}"
+        f"{'gap %':>7} {'inv':>4} {'builds':>6}"
     )
     print(f"dispatch bench: {args.runs} re-solves per row, medians, 96 steps of 15 min")
     print(head)
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{row['build_s']:>8.3f} {row['first_s']:>8.3f} {row['resolve_s']:>10.3f} "
                 f"{row['solver_s']:>9.3f} {row['peak_mb']:>8.0f} {row['direct_s']:>9.3f} "
                 f"{row['resolve_s'] / row['direct_s']:>6.2f} {gap:>7.3f} "
-                f"{row['invariant_violations']:>4}",
+                f"{row['invariant_violations']:>4} {row['builds']:>6}",
                 flush=True,
             )
             if row["direct_vs_cvxpy_rel"] > 1e-6:

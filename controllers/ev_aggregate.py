@@ -114,19 +114,37 @@ def groups(problem: DispatchProblem, chargers: tuple[int, ...], by_bus: bool) ->
 
 
 def rows_needed(count: int) -> int:
-    return ROW_BLOCK * max(1, math.ceil(count / ROW_BLOCK))
+    """Rows to allocate for ``count`` groups: a quarter of headroom, in blocks."""
+    return ROW_BLOCK * math.ceil(1.25 * count / ROW_BLOCK) if count else 0
 
 
 def structure(problem: DispatchProblem) -> tuple:
-    """The part of the model cache key that the aggregation decides."""
+    """What the aggregation adds to the model cache key: the aggregated chargers, whether
+    groups span buses, and the group count (per bus when they do not)."""
     agg, _ = split(problem)
     free = bus_free(problem)
     gs = groups(problem, agg, by_bus=not free)
     names = tuple(problem.ev_chargers[i].spec.name for i in agg)
     if free:
-        return (names, free, rows_needed(len(gs)))
-    per_bus = {b: sum(1 for g in gs if g.bus == b) for b in problem.buses}
-    return (names, free, tuple(rows_needed(per_bus[b]) if per_bus[b] else 0 for b in problem.buses))
+        return (names, free, max(1, len(gs)))
+    return (names, free, tuple(sum(1 for g in gs if g.bus == b) for b in problem.buses))
+
+
+def allocation(key: tuple) -> int | tuple[int, ...]:
+    """Rows a model built for structure ``key`` holds (per bus when groups stay on a bus)."""
+    counts = key[2]
+    return rows_needed(counts) if isinstance(counts, int) else tuple(map(rows_needed, counts))
+
+
+def fits(built: tuple, wanted: tuple) -> bool:
+    """Whether the model built for ``built`` holds the groups of ``wanted``: same chargers and
+    bus mode, enough rows everywhere. A model is re-used until its rows run out."""
+    if built[:2] != wanted[:2]:
+        return False
+    have, need = allocation(built), wanted[2]
+    if isinstance(have, int):
+        return have >= need
+    return all(h >= w for h, w in zip(have, need, strict=True))
 
 
 class _GroupSlack(Slack):
@@ -158,7 +176,8 @@ class EvAggregateBlock(Block):
 
     def __init__(self, problem: DispatchProblem, soft: bool, key: tuple):
         super().__init__(soft)
-        names, self.free, alloc = key
+        names, self.free = key[0], key[1]
+        alloc = allocation(key)
         self.names = names
         self.charger_idx = tuple(
             i for i, ch in enumerate(problem.ev_chargers) if ch.spec.name in set(names)
@@ -251,3 +270,13 @@ def bus_loads(problem: DispatchProblem, assets: dict[str, AssetSchedule]) -> dic
         if s.kind != "pedf" and s.bus in out:
             out[s.bus] = out[s.bus] + s.p_kw
     return out
+
+
+def cache_key(cached, key: tuple, wanted: tuple) -> tuple:
+    """The model cache key for a problem whose base key is ``key`` and aggregation structure
+    ``wanted``: an existing model that can hold the groups if there is one (so a few more or
+    fewer cars do not rebuild), else a new key."""
+    for k in cached:
+        if len(k) == len(key) + 1 and k[:-1] == key and fits(k[-1], wanted):
+            return k
+    return (*key, wanted)

@@ -32,7 +32,7 @@ from controllers.blocks import (
     finite,
 )
 from controllers.blocks_flex import EvBlock, ShiftableBlock, ev_has_targets, ev_slots
-from controllers.ev_aggregate import bus_free, bus_loads, ev_blocks, structure
+from controllers.ev_aggregate import bus_free, bus_loads, cache_key, ev_blocks, structure
 from controllers.problem import (
     AssetSchedule,
     DispatchProblem,
@@ -321,7 +321,7 @@ class MpcController:
         windows = max([2] + [len(s.windows) for s in p.shiftables])
         key = _key(p, self.soft, integer, slots, windows)
         if self.ev_aggregate:
-            key = (*key, structure(p))
+            key = cache_key(self._models, key, structure(p))
         t0 = time.perf_counter()
         if key not in self._models:
             if len(self._models) > 8:  # keep memory bounded when structures keep changing
