@@ -13,8 +13,9 @@ Forecasters, by ``kind`` in :func:`make_forecaster`:
     The park's truth on the horizon (an oracle; it does not read the history).
 ``naive``
     Seasonal naive for loads (the same interval on the last day of the same kind, workday or
-    rest day, within a week) and, for PV, the clear-sky AC power times the clear-sky index
-    measured over the last 24 hours. Point forecasts (P50 only).
+    rest day, within a week), corrected by the last interval's error decaying over the next
+    hours; P10/P90 from last week's week-lag errors. PV: the clear-sky AC power times the
+    clear-sky index of the last full day; P10/P90 from the index's spread over a week.
 ``model``
     :class:`forecasts.load.LoadForecaster` and :class:`forecasts.pv.PvForecaster`, fitted on
     the history before the start and predicting P10/P50/P90 from the latest eight days.
@@ -36,6 +37,8 @@ from vpp.model import Horizon, PvArray, Site
 from vpp.state import Forecasts, PlantState
 
 FORECASTS = ("perfect", "naive", "model")
+PERSISTENCE_RHO = 0.9  # per interval: the last error halves in about 1.6 hours
+Z90 = 1.2816  # standard normal 90th percentile
 
 
 class LeakError(RuntimeError):
@@ -190,26 +193,63 @@ class NaiveModel:
         self.step = timedelta(minutes=site.dispatch.step_minutes)
         self.clear = _ClearSky(site, self.step)
         self.tz = ZoneInfo(site.location.tz)
+        self._bands: dict[tuple[str, date], tuple[float, float]] = {}
 
     def predict(self, site: Site, horizon: Horizon, history: MeasuredHistory) -> Forecasts:
         pv_names, loads = asset_names(site)
         specs = pv_specs(site)
         now = history.now or horizon.start
-        out: dict[str, np.ndarray] = {}
-        lags = self._lags(horizon, now)
+        # One interval before the horizon: the seasonal value of the last measured interval,
+        # whose error is carried into the first intervals (smart persistence, decaying).
+        ext = Horizon(horizon.start - self.step, self.step, horizon.n + 1)
+        lags = self._lags(ext, now)
+        decay = PERSISTENCE_RHO ** np.arange(1, horizon.n + 1)
+        p10: dict[str, np.ndarray] = {}
+        p50: dict[str, np.ndarray] = {}
+        p90: dict[str, np.ndarray] = {}
         for name in loads:
-            out[name] = self._seasonal(history, name, horizon, lags)
+            season = self._seasonal(history, name, ext, lags)
+            last = history.window(name, now - self.step, 1)[0]
+            err = last - season[0] if np.isfinite(last) else 0.0
+            p = np.maximum(season[1:] + err * decay, 0.0)
+            lo, hi = self._band(history, name, now)
+            p50[name], p10[name], p90[name] = p, np.maximum(p + lo, 0.0), p + hi
         day = timedelta(days=1)
         n_day = round(day / self.step)
         for name in pv_names:
             spec = specs[name]
-            past = history.window(name, now - day, n_day)
-            cs_past = self.clear.on(spec, now - day, n_day)
-            ok = np.isfinite(past)
-            k = float(np.sum(past[ok]) / max(np.sum(cs_past[ok]), 1e-9)) if ok.any() else 0.7
+            past = history.window(name, now - day * 7, n_day * 7).reshape(7, n_day)
+            cs_past = self.clear.on(spec, now - day * 7, n_day * 7).reshape(7, n_day)
+            k_days = np.array(
+                [
+                    np.nansum(past[i]) / max(float(np.sum(cs_past[i][np.isfinite(past[i])])), 1e-9)
+                    for i in range(7)
+                ]
+            )
+            k = float(np.clip(k_days[-1], 0.0, 1.0))
+            sd = float(np.std(k_days))
             cs = self.clear.on(spec, horizon.start, horizon.n)
-            out[name] = np.clip(k, 0.0, 1.0) * cs
-        return Forecasts(out, source=self.source)
+            p50[name] = k * cs
+            p10[name] = np.clip(k - Z90 * sd, 0.0, 1.0) * cs
+            p90[name] = np.clip(k + Z90 * sd, k, 1.0) * cs
+        return Forecasts(p50, p10, p90, source=self.source)
+
+    def _band(self, history: MeasuredHistory, name: str, now: datetime) -> tuple[float, float]:
+        """P10 and P90 (kW) of the week-lag error over the last week, cached per local day."""
+        key = (name, now.astimezone(self.tz).date())
+        if key not in self._bands:
+            if len(self._bands) > 4096:
+                self._bands.clear()
+            n = round(timedelta(days=7) / self.step)
+            y = history.window(name, now - 2 * n * self.step, 2 * n)
+            err = y[n:] - y[:n]
+            err = err[np.isfinite(err)]
+            if err.size < 20:
+                self._bands[key] = (0.0, 0.0)
+            else:
+                lo, hi = np.percentile(err, [10, 90])
+                self._bands[key] = (min(float(lo), 0.0), max(float(hi), 0.0))
+        return self._bands[key]
 
     def _lags(self, horizon: Horizon, now: datetime) -> list[list[int]]:
         """For each interval, the candidate lags in days: the last day of the same kind
@@ -285,6 +325,9 @@ class ModelForecasts:
         return Forecasts(p50, p10, p90, source=self.source)
 
 
+_FITTED: dict[tuple, ModelForecasts] = {}
+
+
 def make_forecaster(kind: str, site: Site, park, history: MeasuredHistory, seed: int = 0):
     """A :class:`vpp.cycle.Forecaster` of ``kind`` (one of :data:`FORECASTS`)."""
     if kind == "perfect":
@@ -292,5 +335,9 @@ def make_forecaster(kind: str, site: Site, park, history: MeasuredHistory, seed:
     if kind == "naive":
         return HistoryForecaster(NaiveModel(site), history)
     if kind == "model":
-        return HistoryForecaster(ModelForecasts(site, history, seed=seed), history)
+        key = (site.name, site.source_file, history.start, history.end, seed)
+        if key not in _FITTED:  # runs of the same days (compare) share one fit
+            _FITTED.clear()
+            _FITTED[key] = ModelForecasts(site, history, seed=seed)
+        return HistoryForecaster(_FITTED[key], history)
     raise ValueError(f"unknown forecast kind {kind!r}; expected one of {FORECASTS}")

@@ -1,0 +1,62 @@
+"""``vpp compare``: the same days through several controllers, a table and one report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from vpp.commands.simulate import add_common, prepare
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="simulate the same days with several controllers and compare",
+        description=(
+            "Runs each controller in closed loop over the same days, seed and DR events; "
+            "writes DIR/<controller>/ (kpis.json, timeseries.csv), DIR/comparison.json and "
+            "one DIR/report.html."
+        ),
+    )
+    add_common(p)
+    p.add_argument(
+        "--controllers", default="mpc,rule,uncontrolled", help="comma-separated (default all)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vpp.cli import UserError
+    from vpp.report import _fmt, comparison, render, write_run
+    from vpp.simulate import CONTROLLER_NAMES, simulate
+
+    names = [x.strip() for x in args.controllers.split(",") if x.strip()]
+    bad = [x for x in names if x not in CONTROLLER_NAMES]
+    if bad or not names:
+        raise UserError(f"--controllers: unknown {bad}; choose from {list(CONTROLLER_NAMES)}")
+    site, start, events = prepare(args)
+    runs = []
+    for name in names:
+        r = simulate(
+            site,
+            start,
+            args.days,
+            name,
+            forecast=args.forecast,
+            seed=args.seed,
+            dr_events=events,
+            grid=args.grid,
+            progress=not args.quiet,
+        )
+        write_run(r, args.out / name)
+        runs.append(r)
+    rows = comparison(runs)
+    (args.out / "comparison.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    (args.out / "report.html").write_text(render(site.name, runs), encoding="utf-8")
+    cols = list(rows[0])
+    widths = [max(len(c), 12) for c in cols]
+    print("  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True)))
+    for row in rows:
+        print("  ".join(_fmt(row[c]).rjust(w) for c, w in zip(cols, widths, strict=True)))
+    print(f"written: {args.out}/report.html, comparison.json, <controller>/kpis.json")
+    return 0
