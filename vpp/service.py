@@ -369,19 +369,15 @@ class Runtime:
         )
 
     def _driver_telemetry(self, at: datetime, state: PlantState) -> None:
-        """Store what the driver reported: its own readings when it offers them
-        (``telemetry(at)``), else the battery energy of the state it returned."""
+        """Store the readings the driver offers (``telemetry(at)``: dicts or objects with
+        ``asset``, ``ts``, ``p_kw``, ``e_kwh``); a driver without telemetry stores none."""
         source = getattr(self.driver, "telemetry", None)
+        if not callable(source):
+            return
         rows: list[dict[str, Any]] = []
-        if callable(source):
-            for x in source(at) or ():
-                d = x if isinstance(x, dict) else vars(x)
-                rows.append({k: d.get(k) for k in ("asset", "ts", "p_kw", "e_kwh")})
-        else:
-            rows = [
-                {"asset": a, "ts": at, "p_kw": None, "e_kwh": float(e)}
-                for a, e in state.battery_e_kwh.items()
-            ]
+        for x in source(at) or ():
+            d = x if isinstance(x, dict) else vars(x)
+            rows.append({k: d.get(k) for k in ("asset", "ts", "p_kw", "e_kwh")})
         rows = [r for r in rows if r.get("asset") and r.get("ts") is not None]
         if rows:
             self.ingest(rows, source="driver")
