@@ -71,8 +71,10 @@ def make_runtime(
 
 
 def make_keys(engine) -> dict[str, str]:
+    import api.auth
     from api.auth import create_key
 
+    api.auth.ITERATIONS = 1_000  # tests only: key hashing at production cost is slow
     return {role: create_key(engine, f"test-{role}", role) for role in ROLES}
 
 
