@@ -47,7 +47,6 @@ from controllers.mpc import MpcController  # noqa: E402
 VARIANTS: dict[str, dict] = {
     "full": {},
     "agg": {"ev_aggregate": True},
-    "agg-hot": {"ev_aggregate": True, "hot_start": True},
 }
 
 

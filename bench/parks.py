@@ -190,6 +190,7 @@ def make_problem(size: str, seed: int = 0) -> DispatchProblem:
         curtailables=tuple(curtailables),
         base_loads=tuple(base),
         demand_charge_cny_per_kw=40.0,
+        time_limit_s=600.0,  # the bench measures; a loaded machine must not time XL out
     )
     return _limits(problem)
 

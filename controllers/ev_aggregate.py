@@ -42,6 +42,7 @@ from controllers.problem import AssetSchedule, DispatchProblem, EvChargerInput, 
 ROW_BLOCK = 16  # group rows are allocated in multiples of this
 FILL_EDGES = (0.125, 0.25, 0.5, 0.75)  # fill classes: (0, .125], (.125, .25], ... (.75, 1]
 E_MIN_KWH = 1e-6  # a session needing less than this gets no power
+WINDOW_STEPS = 1  # windows snapped to this many steps (1: exact windows)
 
 
 def aggregable(ch: EvChargerInput) -> bool:
@@ -96,9 +97,22 @@ def fill_class(grid_kwh: float, p_kw: float, steps: int, dt_h: float) -> int:
     return int(np.searchsorted(FILL_EDGES, fill, side="left"))
 
 
-def groups(problem: DispatchProblem, chargers: tuple[int, ...], by_bus: bool) -> list[Group]:
-    """Sessions of ``chargers`` grouped by (bus if ``by_bus``, window, fill class)."""
+def snap(a: int, d: int, grid_kwh: float, p_kw: float, dt_h: float, steps: int) -> tuple[int, int]:
+    """The window ``[a, d)`` shrunk to multiples of ``steps`` (arrival up, departure down), or
+    left as it is when the session's energy would no longer fit (a restriction either way)."""
+    a2, d2 = -(-a // steps) * steps, (d // steps) * steps
+    if d2 > a2 and grid_kwh <= p_kw * dt_h * (d2 - a2) * (1.0 - 1e-9):
+        return a2, d2
+    return a, d
+
+
+def groups(
+    problem: DispatchProblem, chargers: tuple[int, ...], by_bus: bool, steps: int | None = None
+) -> list[Group]:
+    """Sessions of ``chargers`` grouped by (bus if ``by_bus``, window snapped to ``steps``,
+    fill class)."""
     n, dt = problem.n, problem.dt_h
+    steps = WINDOW_STEPS if steps is None else steps
     table: dict[tuple, list[Member]] = {}
     for i in chargers:
         ch = problem.ev_chargers[i]
@@ -108,6 +122,7 @@ def groups(problem: DispatchProblem, chargers: tuple[int, ...], by_bus: bool) ->
             if d <= a or p <= 0 or s.e_needed_kwh <= E_MIN_KWH:
                 continue
             g = s.e_needed_kwh / ch.spec.eta
+            a, d = snap(a, d, g, p, dt, steps)
             key = (ch.spec.bus if by_bus else "", a, d, fill_class(g, p, d - a, dt))
             table.setdefault(key, []).append(Member(i, j, s.session_id, g, p))
     return [Group(k[0], k[1], k[2], tuple(v)) for k, v in sorted(table.items())]
