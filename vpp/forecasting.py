@@ -23,6 +23,7 @@ Forecasters, by ``kind`` in :func:`make_forecaster`:
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -165,22 +166,29 @@ class _ClearSky:
         self.spd = round(timedelta(days=1) / step)
         self._cache: dict[tuple[str, date], np.ndarray] = {}
 
-    def day(self, pv: PvArray, d: date) -> np.ndarray:
-        key = (pv.name, d)
-        if key not in self._cache:
-            if len(self._cache) > 64 * 8:
-                self._cache.clear()
-            start = datetime.combine(d, time(0), tzinfo=self.tz)
-            times = pd.date_range(start + self.step / 2, periods=self.spd, freq=self.step)
-            self._cache[key] = clear_sky_ac_kw(times, self.site.location, pv)
-        return self._cache[key]
+    def _fill(self, pv: PvArray, days: list[date]) -> None:
+        """Compute the missing ``days`` in one pvlib pass."""
+        missing = sorted(d for d in set(days) if (pv.name, d) not in self._cache)
+        if not missing:
+            return
+        if len(self._cache) > 64 * 8:
+            self._cache.clear()
+        first, n_days = missing[0], (missing[-1] - missing[0]).days + 1
+        start = datetime.combine(first, time(0), tzinfo=self.tz)
+        times = pd.date_range(start + self.step / 2, periods=self.spd * n_days, freq=self.step)
+        arr = clear_sky_ac_kw(times, self.site.location, pv)
+        for i in range(n_days):
+            self._cache[(pv.name, first + timedelta(days=i))] = arr[
+                i * self.spd : (i + 1) * self.spd
+            ]
 
     def on(self, pv: PvArray, start: datetime, n: int) -> np.ndarray:
         local = start.astimezone(self.tz)
         d0 = local.date()
         k0 = round((local - datetime.combine(d0, time(0), tzinfo=self.tz)) / self.step)
-        days = (k0 + n + self.spd - 1) // self.spd
-        arr = np.concatenate([self.day(pv, d0 + timedelta(days=i)) for i in range(days)])
+        days = [d0 + timedelta(days=i) for i in range((k0 + n + self.spd - 1) // self.spd)]
+        self._fill(pv, days)
+        arr = np.concatenate([self._cache[(pv.name, d)] for d in days])
         return arr[k0 : k0 + n]
 
 
@@ -251,36 +259,45 @@ class NaiveModel:
                 self._bands[key] = (min(float(lo), 0.0), max(float(hi), 0.0))
         return self._bands[key]
 
-    def _lags(self, horizon: Horizon, now: datetime) -> list[list[int]]:
-        """For each interval, the candidate lags in days: the last day of the same kind
-        (workday or rest day) whose interval is already measured, else a week earlier."""
-        out = []
-        for t in horizon.times():
+    def _lags(self, horizon: Horizon, now: datetime) -> np.ndarray:
+        """For each interval, up to three candidate lags in days (0 = none): the last day of
+        the same kind (workday or rest day) whose interval is already measured, then a week
+        and two weeks earlier."""
+        out = np.zeros((horizon.n, 3), dtype=int)
+        for k, t in enumerate(horizon.times()):
             local = t.astimezone(self.tz)
-            kind = is_workday(local.date())
+            kind = _workday(local.date())
             cands = [
                 d
                 for d in range(1, 8)
                 if t - timedelta(days=d) + self.step <= now
-                and is_workday((local - timedelta(days=d)).date()) == kind
+                and _workday((local - timedelta(days=d)).date()) == kind
             ]
             fallback = [d for d in (7, 14) if t - timedelta(days=d) + self.step <= now]
-            out.append(cands[:1] + fallback)
+            row = (cands[:1] + fallback)[:3]
+            out[k, : len(row)] = row
         return out
 
     def _seasonal(
-        self, history: MeasuredHistory, name: str, horizon: Horizon, lags: list[list[int]]
+        self, history: MeasuredHistory, name: str, horizon: Horizon, lags: np.ndarray
     ) -> np.ndarray:
         base = now_floor(horizon, history) - timedelta(days=14)
-        week = history.window(name, base, round(timedelta(days=14) / self.step))
+        n = round(timedelta(days=14) / self.step)
+        week = history.window(name, base, n)
+        k0 = round((horizon.start - base) / self.step)
+        spd = round(timedelta(days=1) / self.step)
+        pos = k0 + np.arange(horizon.n)[:, None] - lags * spd
+        ok = (lags > 0) & (pos >= 0) & (pos < n)
+        vals = np.where(ok, week[np.clip(pos, 0, n - 1)], np.nan)
         out = np.zeros(horizon.n)
-        for k, t in enumerate(horizon.times()):
-            for d in lags[k]:
-                i = round((t - timedelta(days=d) - base) / self.step)
-                if 0 <= i < len(week) and np.isfinite(week[i]):
-                    out[k] = week[i]
-                    break
+        for j in range(vals.shape[1] - 1, -1, -1):  # the first usable candidate wins
+            out = np.where(np.isfinite(vals[:, j]), vals[:, j], out)
         return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _workday(d: date) -> bool:
+    return is_workday(d)
 
 
 def now_floor(horizon: Horizon, history: MeasuredHistory) -> datetime:

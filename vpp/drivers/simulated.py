@@ -56,6 +56,7 @@ from vpp import profiles, sessions
 from vpp.model import Battery, EvSession, Horizon, PedfBuilding, ShiftableLoad, Site
 from vpp.state import PlantState, ShiftableState
 
+_TRUTH_CACHE_DAYS = 48
 RECORD_FIELDS = (
     "import_kw",
     "export_kw",
@@ -175,19 +176,30 @@ class SimulatedPark:
     # ----------------------------------------------------------------------------------------
     def _day_truth(self, d: date) -> dict[str, np.ndarray]:
         if d not in self._truth_cache:
-            if len(self._truth_cache) > 8:
-                self._truth_cache.pop(min(self._truth_cache))
-            start = datetime.combine(d, time(0), tzinfo=self.tz)
-            series = profiles.site_series(self.site, Horizon(start, self.step, self.steps_per_day))
-            pv = {p.name for p in self.site.assets.pv_arrays}
-            pv |= {p.pv.name for p in self.site.assets.pedf_buildings}
-            o = self.options
-            for name, arr in series.items():
-                if name in pv or o.load_noise_frac <= 0:
-                    continue
-                series[name] = np.maximum(arr * (1.0 + self._noise(name, d)), 0.0)
-            self._truth_cache[d] = series
+            self._compute_days([d])
         return self._truth_cache[d]
+
+    def _compute_days(self, days: list[date]) -> None:
+        """Truth of consecutive ``days`` in one pass over the profiles (then per day, cached)."""
+        days = sorted(set(days) - set(self._truth_cache))
+        if not days:
+            return
+        while len(self._truth_cache) > _TRUTH_CACHE_DAYS:
+            self._truth_cache.pop(min(self._truth_cache))
+        spd = self.steps_per_day
+        start = datetime.combine(days[0], time(0), tzinfo=self.tz)
+        n_days = (days[-1] - days[0]).days + 1
+        series = profiles.site_series(self.site, Horizon(start, self.step, spd * n_days))
+        pv = {p.name for p in self.site.assets.pv_arrays}
+        pv |= {p.pv.name for p in self.site.assets.pedf_buildings}
+        for i in range(n_days):
+            d = days[0] + timedelta(days=i)
+            day = {name: arr[i * spd : (i + 1) * spd].copy() for name, arr in series.items()}
+            if self.options.load_noise_frac > 0:
+                for name in day:
+                    if name not in pv:
+                        day[name] = np.maximum(day[name] * (1.0 + self._noise(name, d)), 0.0)
+            self._truth_cache[d] = day
 
     def _noise(self, name: str, d: date) -> np.ndarray:
         o, n = self.options, self.steps_per_day
@@ -209,6 +221,7 @@ class SimulatedPark:
         k0 = round((local - midnight) / self.step)
         n_days = (k0 + horizon.n + self.steps_per_day - 1) // self.steps_per_day
         days = [midnight.date() + timedelta(days=i) for i in range(n_days)]
+        self._compute_days(days)
         per_day = [self._day_truth(d) for d in days]
         return {
             name: np.concatenate([t[name] for t in per_day])[k0 : k0 + horizon.n]
