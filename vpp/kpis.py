@@ -13,7 +13,8 @@ Definitions (all over the run):
   equivalent-value figure by the value added of the run's days (pro rata of the year).
 * DR: delivery against the ``gbt37016_5of10`` baseline (:mod:`vpp.dr_baseline`) for every
   event whose windows lie inside the run.
-* EV: sessions that departed within the run (requested = energy the driver asked for).
+* EV: sessions that arrived and departed within the run (requested = what the driver asked
+  for); cars already plugged in at the start are left out.
 * ``grid_violation_steps``: applied intervals whose plan still broke a network limit in the
   AC check; ``null`` with a note when the run was not validated.
 * ``solver_failures``: cycles that fell back (last plan or rule controller).
@@ -90,9 +91,10 @@ def compute(result) -> dict:
     dels = result.deliveries
     req = sum(d.requested_kwh for d in dels)
     got = sum(d.delivered_kwh for d in dels)
-    ev_req = sum(x.requested_kwh for x in result.sessions)
-    ev_got = sum(min(x.delivered_kwh, x.requested_kwh) for x in result.sessions)
-    ev_unmet = sum(x.unmet_kwh for x in result.sessions)
+    sessions = [x for x in result.sessions if x.arrival >= run.start]
+    ev_req = sum(x.requested_kwh for x in sessions)
+    ev_got = sum(min(x.delivered_kwh, x.requested_kwh) for x in sessions)
+    ev_unmet = sum(x.unmet_kwh for x in sessions)
     cyc = np.array([c.cycle_s for c in result.cycles]) * 1000.0
     grid_flags = [c.grid_violation for c in result.cycles]
     k = {
@@ -144,8 +146,8 @@ def compute(result) -> dict:
         }
         for d in dels
     ]
-    k["ev_sessions"] = len(result.sessions)
-    k["ev_sessions_unmet"] = sum(1 for x in result.sessions if x.unmet_kwh > 0.01)
+    k["ev_sessions"] = len(sessions)
+    k["ev_sessions_unmet"] = sum(1 for x in sessions if x.unmet_kwh > 0.01)
     k["energy_consumed_kwh"] = acc.consumption_kwh
     return k
 
@@ -159,7 +161,7 @@ def _notes(result) -> dict[str, str]:
         ),
         "demand_charge": "monthly rate x each month's peak within the run; not pro-rated",
         "energy_tce": "all electricity consumed (import - export + PV used)",
-        "ev": "sessions that departed within the run",
+        "ev": "sessions that arrived and departed within the run",
         "co2": "location-based: grid import x configured factor; exports not credited",
     }
     if not result.grid:
