@@ -156,6 +156,9 @@ def _figures(runs: list) -> list[str]:
     ax.axhline(lim, color="red", ls="--", lw=1, label="connection limit")
     cap = main.series["dr_cap_kw"]
     ax.plot(t, np.where(np.isfinite(cap), cap, np.nan), color="purple", lw=1.5, label="DR cap")
+    base = main.series["dr_baseline_kw"]
+    if np.isfinite(base).any():
+        ax.plot(t, base, color="grey", ls=":", lw=1, label="DR baseline (gbt37016_5of10)")
     for e in main.events:
         for w in e.windows:
             ax.axvspan(
