@@ -74,8 +74,8 @@ class CycleScheduler:
         )
 
     def _tick(self) -> None:
-        at = nearest_boundary(self.clock.now(), self.step)
-        self._run("schedule", at)
+        now = self.clock.now()
+        self._run("schedule", nearest_boundary(now, self.step).astimezone(now.tzinfo))
 
     def resolve(self, reason: str) -> None:
         """Run a cycle as soon as possible (replaces a re-solve still waiting)."""

@@ -3,11 +3,14 @@ flexibility envelope, cycle history."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel
 
 from api.auth import Perm, Principal, require
 from vpp import flexibility
@@ -70,19 +73,23 @@ def assets(request: Request, _: Reader) -> list[dict[str, Any]]:
     return _asset_rows(request.app.state.runtime.site)
 
 
-@router.get("/setpoints", summary="the setpoint of every device for the current interval")
-def setpoints(
-    request: Request,
-    _: Reader,
-    asset: Annotated[str | None, Query(max_length=100, description="one asset only")] = None,
-) -> dict[str, Any]:
-    cur = _current(request)
+class SetpointOut(BaseModel):
+    asset: str
+    kind: str
+    p_kw: float
+
+
+class SetpointsOut(BaseModel):
+    cycle_id: int
+    plan_version: int
+    at: datetime
+    fallback: str | None
+    setpoints: list[SetpointOut]
+
+
+def _setpoints_doc(cur, asset: str | None) -> dict[str, Any]:
     kinds = {n: s.kind for n, s in cur.plan.assets.items()}
-    sp = cur.setpoints_kw
-    if asset is not None:
-        if asset not in sp:
-            raise HTTPException(404, f"asset {asset!r} has no setpoint; see GET /api/v1/assets")
-        sp = {asset: sp[asset]}
+    sp = cur.setpoints_kw if asset is None else {asset: cur.setpoints_kw[asset]}
     return {
         "cycle_id": cur.cycle_id,
         "plan_version": cur.version,
@@ -93,6 +100,32 @@ def setpoints(
             for a, p in sp.items()
         ],
     }
+
+
+@router.get(
+    "/setpoints",
+    summary="the setpoint of every device for the current interval",
+    response_model=SetpointsOut,
+    response_class=Response,
+    responses={200: {"model": SetpointsOut, "content": {"application/json": {}}}},
+)
+async def setpoints(
+    request: Request,
+    _: Reader,
+    asset: Annotated[str | None, Query(max_length=100, description="one asset only")] = None,
+) -> Response:
+    """Served from memory (the hot path of device gateways): the body of the whole set is
+    encoded once per plan."""
+    cur = _current(request)
+    if asset is not None:
+        if asset not in cur.setpoints_kw:
+            raise HTTPException(404, f"asset {asset!r} has no setpoint; see GET /api/v1/assets")
+        return Response(json.dumps(_setpoints_doc(cur, asset)), media_type="application/json")
+    hit = getattr(request.app.state, "setpoints_body", None)
+    if hit is None or hit[0] is not cur:
+        hit = (cur, json.dumps(_setpoints_doc(cur, None)).encode())
+        request.app.state.setpoints_body = hit
+    return Response(hit[1], media_type="application/json")
 
 
 @router.get("/plan", summary="the current plan over the horizon")
