@@ -156,8 +156,9 @@ def _notes(result) -> dict[str, str]:
     notes = {
         "dr_baseline": (
             "gbt37016_5of10: mean of the 5 highest-load of the last 10 similar days (3 of 5 "
-            "for rest days), DR days excluded; days before the start use the park's import "
-            "without the VPP (loads - PV)"
+            "for rest days), DR days excluded, fixed when the event is announced from the "
+            "complete days before; metered import during the run, and before the start the "
+            "park's import without the VPP (loads - PV)"
         ),
         "demand_charge": "monthly rate x each month's peak within the run; not pro-rated",
         "energy_tce": "all electricity consumed (import - export + PV used)",
