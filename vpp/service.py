@@ -183,10 +183,15 @@ class Runtime:
                     new = DrStatus.COMPLETED
                 elif e.status is DrStatus.CONFIRMED and at >= start:
                     new = DrStatus.ACTIVE
-                elif e.status is DrStatus.ANNOUNCED and e.confirm_deadline and at > end:
-                    new = DrStatus.DECLINED
+                elif (
+                    e.status is DrStatus.ANNOUNCED
+                    and e.confirm_deadline is not None
+                    and at > e.confirm_deadline
+                ):
+                    new = DrStatus.DECLINED  # not confirmed by the deadline
                 if new is not None:
-                    repo.update_dr(conn, e.event_id, new.value, r["body"], "runtime", "by time")
+                    note = "confirm deadline passed" if new is DrStatus.DECLINED else "by time"
+                    repo.update_dr(conn, e.event_id, new.value, r["body"], "runtime", note)
 
     # --------------------------------------------------------------------------------------
     # Telemetry

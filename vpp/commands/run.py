@@ -144,9 +144,10 @@ def build_runtime(args: argparse.Namespace):
         site = load_site(args.config)
     except ConfigError as exc:
         raise UserError(f"invalid configuration:\n{exc}") from None
-    start = _start(args.start, site.location.tz) or settings.start_at
-    if start is not None and start.tzinfo is None:
-        start = start.replace(tzinfo=ZoneInfo(site.location.tz))
+    zone = ZoneInfo(site.location.tz)
+    start = _start(args.start, site.location.tz) or settings.start_at or datetime.now(zone)
+    start = start if start.tzinfo else start.replace(tzinfo=zone)
+    start = start.astimezone(zone)  # logs and the API speak the park's local time
     engine = make_engine(settings.database_url)
     clock = Clock(start, settings.speed)
     runtime = Runtime(
