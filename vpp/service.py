@@ -119,6 +119,8 @@ class Runtime:
         self._last_replan = 0.0
         self._forecast_log: list[tuple[datetime, dict[str, np.ndarray]]] = []
         self.cycles_run = 0
+        a = self.site.assets
+        self._pv_names = {p.name for p in a.pv_arrays} | {p.pv.name for p in a.pedf_buildings}
 
     # --------------------------------------------------------------------------------------
     # Start, recovery, shutdown
@@ -352,7 +354,12 @@ class Runtime:
             terms_cny={k: _finite(v) for k, v in r.terms_cny.items()},
             timings_s={**rep.timings_s, **{f"solver.{k}": v for k, v in r.timings_s.items()}},
             relaxed=plan["relaxed"],
-            violations=list(rep.violations),
+            violations=list(rep.violations)
+            + [
+                f"network: {v.kind} at {v.element}, step {v.step}: {v.value:.3f} "
+                f"(limit {v.limit:.3f})"
+                for v in network_violations(rep.grid)[:50]
+            ],
             errors=list(rep.errors),
             clamps=[
                 {
@@ -399,7 +406,7 @@ class Runtime:
         for k, v in r.terms_cny.items():
             m.objective.labels(k).set(_finite(v) or 0.0)
         m.violations.set(len(rep.violations))
-        m.network_violations.set(len(getattr(rep.grid, "violations", None) or ()))
+        m.network_violations.set(len(network_violations(rep.grid)))
         for c in rep.clamps:
             m.clamped.labels(c.reason.split(" [")[0][:40]).inc()
         m.stale_assets.set(len(state.stale_assets))
@@ -420,22 +427,24 @@ class Runtime:
         self._forecast_error(rep.at, fc)
 
     def _forecast_error(self, at: datetime, fc: Forecasts | None) -> None:
-        """Compare earlier forecasts for this interval with fresh power readings."""
+        """Compare earlier forecasts with the readings that arrived since (loads exactly;
+        PV against what it delivered, which a curtailment lowers), by lead time in steps."""
         if fc is None:
             return
         step = timedelta(minutes=self.site.dispatch.step_minutes)
-        fresh = {
-            a: r.p_kw for a, r in self._readings.items() if r.p_kw is not None and at - r.ts <= step
-        }
+        fresh = [
+            (a, r.ts, r.p_kw)
+            for a, r in self._readings.items()
+            if r.p_kw is not None and a in fc.p50 and at - r.ts <= step
+        ]
         for start, p50 in self._forecast_log:
-            lead = round((at - start) / step)
-            if lead < 1:
-                continue
-            for asset, measured in fresh.items():
+            for asset, ts, measured in fresh:
+                k = round((ts - start) / step)
                 series = p50.get(asset)
-                if series is not None and lead < len(series):
-                    self.metrics.forecast_error_kw.labels(str(lead)).observe(
-                        abs(float(series[lead]) - measured)
+                if k >= 1 and series is not None and k < len(series):
+                    value = -measured if asset in self._pv_names else measured
+                    self.metrics.forecast_error_kw.labels(str(k)).observe(
+                        abs(float(series[k]) - value)
                     )
         self._forecast_log.append((at, dict(fc.p50)))
         self._forecast_log = [(s, f) for s, f in self._forecast_log if at - s < 24 * step][-8:]
@@ -489,6 +498,16 @@ def _with_delivered(s, recovered):
         if r.session_id == s.session_id and r.e_delivered_kwh > s.e_delivered_kwh:
             return replace(s, e_delivered_kwh=r.e_delivered_kwh)
     return s
+
+
+def network_violations(grid: object | None) -> list:
+    """The violations of a network report (a GridReport, or the final one of a LoopReport)."""
+    if grid is None:
+        return []
+    found = getattr(grid, "violations", None)
+    if found is None and hasattr(grid, "final"):
+        found = getattr(grid.final, "violations", None)
+    return list(found or ())
 
 
 def _finite(v: float | None) -> float | None:

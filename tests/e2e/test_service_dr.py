@@ -131,3 +131,9 @@ def test_dr_event_resolves_and_realised_import_stays_under_the_cap(service):
     assert status
     sp = client.get("/api/v1/setpoints", headers=h).json()
     assert sp["plan_version"] >= 4
+    metrics = client.get("/metrics").text
+    assert 'vpp_forecast_abs_error_kw_count{lead_steps="1"}' in metrics  # telemetry flows
+    assert (
+        'vpp_cycles_total{controller="mpc",fallback="none",status="optimal",trigger="dr_event"}'
+        in metrics
+    )
