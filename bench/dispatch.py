@@ -47,6 +47,8 @@ from controllers.mpc import MpcController  # noqa: E402
 VARIANTS: dict[str, dict] = {
     "full": {},
     "agg": {"ev_aggregate": True},
+    "hot": {"hot_start": True},
+    "agg-hot": {"ev_aggregate": True, "hot_start": True},
 }
 
 

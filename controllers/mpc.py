@@ -33,6 +33,7 @@ from controllers.blocks import (
 )
 from controllers.blocks_flex import EvBlock, ShiftableBlock, ev_has_targets, ev_slots
 from controllers.ev_aggregate import bus_free, bus_loads, cache_key, ev_blocks, structure
+from controllers.highs_hot import HotHighs
 from controllers.problem import (
     AssetSchedule,
     DispatchProblem,
@@ -95,6 +96,7 @@ class _Model:
     terms: dict[str, cp.Expression]
     slacks: list = field(default_factory=list)
     integer: bool = False
+    hot: HotHighs | None = None  # HiGHS kept between re-solves (MpcController hot_start)
 
     def update(self, p: DispatchProblem) -> None:
         for b in self.blocks:
@@ -308,11 +310,15 @@ class MpcController:
         fallback: str | None = "CLARABEL",
         soft: bool = True,
         ev_aggregate: bool = False,
+        hot_start: bool = False,
     ):
         self.solver = solver
         self.fallback = fallback
         self.soft = soft
         self.ev_aggregate = ev_aggregate
+        # LPs: keep one HiGHS object per model and restart it from the last basis
+        # (controllers.highs_hot); a failed restart is solved again from scratch.
+        self.hot_start = hot_start
         self._models: dict[tuple, _Model] = {}
         self.builds = 0
 
@@ -365,7 +371,11 @@ class MpcController:
             opts = {"time_limit": float(p.time_limit_s)}
         t0 = time.perf_counter()
         try:
-            model.problem.solve(solver=solver, **opts)
+            if solver == "HIGHS" and self.hot_start and not model.integer:
+                model.hot = model.hot or HotHighs()
+                model.hot.solve(model.problem, opts)
+            else:
+                model.problem.solve(solver=solver, **opts)
             status = model.problem.status
         except (cp.SolverError, ValueError, ArithmeticError) as exc:
             status = "solver_error"

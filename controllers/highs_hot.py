@@ -1,0 +1,103 @@
+"""HiGHS kept hot between re-solves of one cvxpy model.
+
+cvxpy's HiGHS interface builds a new ``highspy.Highs`` object for every solve. With DPP the
+constraint matrix of a model does not change between intervals, only costs, column bounds
+and row bounds do; :class:`HotHighs` loads the matrices once (from
+``problem.get_problem_data``), then pushes only those vectors and restarts HiGHS from the
+previous basis. The result goes back through cvxpy's own ``unpack_results``, so variable
+values, status and solver statistics read as after ``problem.solve``.
+
+A restart that does not end optimal is solved again from scratch on a fresh object (restarts
+that stall are a known HiGHS issue); when the matrix does change, the model is reloaded.
+LPs only: the caller keeps MILPs on the ordinary path.
+"""
+
+from __future__ import annotations
+
+import time
+
+import cvxpy as cp
+import highspy
+import numpy as np
+
+
+class HotHighs:
+    """One ``highspy.Highs`` object for one cvxpy problem, restarted from its last basis."""
+
+    def __init__(self) -> None:
+        self.h: highspy.Highs | None = None
+        self._a_data: np.ndarray | None = None
+        self.loads = 0  # times the matrices were (re)loaded
+        self.retries = 0  # restarts that failed and were solved again from scratch
+
+    def solve(self, problem: cp.Problem, options: dict) -> None:
+        """Solve ``problem`` (an LP) with HiGHS and unpack the result into it.
+
+        ``options``: HiGHS options (``time_limit`` ...), applied to every run.
+        """
+        data, chain, inverse = problem.get_problem_data(cp.HIGHS)
+        c = np.asarray(data["c"], dtype=float)
+        a = data["A"].tocsc()
+        b = np.asarray(data["b"], dtype=float)
+        n_eq = data["dims"].zero
+        inf = highspy.kHighsInf
+        row_lo = np.concatenate([b[:n_eq], np.full(b.size - n_eq, -inf)])
+        lb, ub = data.get("lower_bounds"), data.get("upper_bounds")
+        col_lo = np.full(c.size, -inf) if lb is None else np.asarray(lb, dtype=float)
+        col_hi = np.full(c.size, inf) if ub is None else np.asarray(ub, dtype=float)
+        vectors = (c, col_lo, col_hi, row_lo, b)
+        t0 = time.perf_counter()
+        if self._same_matrix(a):
+            self._push(*vectors)
+            self.h.run()
+            if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                self.retries += 1
+                self._load(a, *vectors, options)
+                self.h.run()
+        else:
+            self._load(a, *vectors, options)
+            self.h.run()
+        run_s = time.perf_counter() - t0  # getRunTime() accumulates over an object's runs
+        h = self.h
+        results = {
+            "solution": h.getSolution(),
+            "basis": h.getBasis(),
+            "info": h.getInfo(),
+            "model_status": h.getModelStatus().name,
+            "run_time": run_s,
+        }
+        if results["model_status"] == "kInfeasible":
+            results["dual_ray"] = h.getDualRay()
+        problem.unpack_results(results, chain, inverse)
+
+    def _same_matrix(self, a) -> bool:
+        return (
+            self.h is not None
+            and self._a_data is not None
+            and self._a_data.shape == a.data.shape
+            and np.array_equal(self._a_data, a.data)
+        )
+
+    def _load(self, a, c, col_lo, col_hi, row_lo, row_hi, options: dict) -> None:
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        for name, value in options.items():
+            if h.setOptionValue(name, value) == highspy.HighsStatus.kError:
+                raise ValueError(f"HiGHS rejected option {name}={value!r}")
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = c.size, row_hi.size
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = c, col_lo, col_hi
+        lp.row_lower_, lp.row_upper_ = row_lo, row_hi
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_ = a.indptr, a.indices
+        lp.a_matrix_.value_ = a.data
+        h.passModel(lp)
+        self.h, self._a_data = h, a.data.copy()
+        self.loads += 1
+
+    def _push(self, c, col_lo, col_hi, row_lo, row_hi) -> None:
+        cols = np.arange(c.size, dtype=np.int32)
+        rows = np.arange(row_hi.size, dtype=np.int32)
+        self.h.changeColsCost(c.size, cols, c)
+        self.h.changeColsBounds(c.size, cols, col_lo, col_hi)
+        self.h.changeRowsBounds(row_hi.size, rows, row_lo, row_hi)
