@@ -13,11 +13,14 @@ matrices taken once from ``problem.get_problem_data(cp.HIGHS)``, loaded into one
 is re-solve / direct. ``gap`` is the objective of each re-solve, measured by the numpy
 yardstick :func:`controllers.costs.evaluate` on the plan the variant returns, against the
 full formulation's optimum on the same problem (max over runs, in percent; the full
-formulation is always run). ``inv`` counts broken invariants over all re-solves.
+formulation is always run). ``inv`` counts broken invariants over all re-solves, ``builds``
+the cvxpy models built, ``iters`` the median solver iterations of a re-solve (simplex
+iterations do not depend on the machine's load, seconds do).
 
 Variants (see :data:`VARIANTS`): ``full`` is the plain per-slot DPP formulation; ``agg``
-aggregates EV sessions into virtual EVs (controllers.ev_aggregate). The machine is noisy:
-differences under about 20 % are noise.
+aggregates EV sessions into virtual EVs (controllers.ev_aggregate); ``hot`` keeps HiGHS
+hot between re-solves (controllers.highs_hot); ``agg-hot`` both. The machine is noisy:
+differences under about 20 % are noise, far more when other jobs share the cores.
 """
 
 from __future__ import annotations
@@ -124,7 +127,7 @@ def run_one(size: str, variant: str, runs: int) -> dict:
     r0 = ctrl.dispatch(base)
     first_total = time.perf_counter() - t0
     build = float(r0.timings_s.get("build_s", 0.0))
-    times, objs, bad, stats = [], [], 0, []
+    times, objs, bad, stats, iters = [], [], 0, [], []
     for q in problems:
         t0 = time.perf_counter()
         r = ctrl.dispatch(q)
@@ -132,6 +135,7 @@ def run_one(size: str, variant: str, runs: int) -> dict:
         objs.append(costs.total(costs.evaluate(q, r)))
         bad += len(invariants.check(q, r))
         stats.append(r.timings_s)
+        iters.append(ctrl._model(q, integer=False)[0].problem.solver_stats.num_iters or 0)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     # The reference: the same model's LP through highspy directly, hot-started.
     builds = ctrl.builds
@@ -159,6 +163,7 @@ def run_one(size: str, variant: str, runs: int) -> dict:
         "objs": objs,
         "invariant_violations": bad,
         "builds": builds,
+        "iters": statistics.median(iters),
         "n_cols": int(data["A"].shape[1]),
         "n_rows": int(data["A"].shape[0]),
         "solver_s": statistics.median(s.get("solver_s", float("nan")) for s in stats),
@@ -195,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     head = (
         f"{'size':<4} {'variant':<8} {'cols':>7} {'rows':>7} {'build s':>8} {'first s':>8} "
         f"{'re-solve s':>10} {'solver s':>9} {'peak MB':>8} {'direct s':>9} {'ratio':>6} "
-        f"{'gap %':>7} {'inv':>4} {'builds':>6}"
+        f"{'gap %':>7} {'inv':>4} {'builds':>6} {'iters':>6}"
     )
     print(f"dispatch bench: {args.runs} re-solves per row, medians, 96 steps of 15 min")
     print(head)
@@ -214,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{row['build_s']:>8.3f} {row['first_s']:>8.3f} {row['resolve_s']:>10.3f} "
                 f"{row['solver_s']:>9.3f} {row['peak_mb']:>8.0f} {row['direct_s']:>9.3f} "
                 f"{row['resolve_s'] / row['direct_s']:>6.2f} {gap:>7.3f} "
-                f"{row['invariant_violations']:>4} {row['builds']:>6}",
+                f"{row['invariant_violations']:>4} {row['builds']:>6} {row['iters']:>6.0f}",
                 flush=True,
             )
             if row["direct_vs_cvxpy_rel"] > 1e-6:
