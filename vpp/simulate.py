@@ -35,6 +35,7 @@ from vpp.cycle import CycleReport, plain_dispatch, run_cycle
 from vpp.drivers.simulated import SimOptions, SimulatedPark
 from vpp.forecasting import MeasuredHistory, asset_names, make_forecaster
 from vpp.model import DemandResponseEvent, DrStatus, Horizon, Site
+from vpp.prepare import horizon_for
 from vpp.tariff import export_price_cny_per_kwh, import_price_cny_per_kwh
 
 CONTROLLER_NAMES = ("mpc", "rule", "uncontrolled")
@@ -209,55 +210,15 @@ def simulate(
     history, baselines = _prime_history(site, park, start, step, hist_days, events)
     fc = make_forecaster(forecast, site, park, history, seed)
     dispatch_fn = _grid_dispatch(site) if grid else plain_dispatch
-    pv_names, load_names = asset_names(site)
-    cycles: list[CycleRecord] = []
-    last_plan = None
-    tz = ZoneInfo(site.location.tz)
+    loop = _Loop(site, park, fc, ctrl, events, baselines, history, dispatch_fn, grid)
     steps = range(n_steps)
     if progress:
         from tqdm import tqdm
 
         steps = tqdm(steps, desc=f"simulate {ctrl.name}", unit="cycle", smoothing=0.1)
-    day_import: list[float] = []
     for i in steps:
-        at = start + i * step
-        t0 = time.perf_counter()
-        visible = visible_events(events, at)
-        horizon_start = at
-        base_kw = None
-        if visible:
-            from vpp.prepare import horizon_for
-
-            base_kw = baselines.on(horizon_for(site, horizon_start))
-        report = run_cycle(
-            site, at, park, fc, ctrl, visible, last_plan, dispatch_fn, False, base_kw
-        )
-        park.apply(at, device_commands(report))
-        cycle_s = time.perf_counter() - t0
-        truth = park.truth(Horizon(at, step, 1))
-        history.append(at, {n: float(truth[n][0]) for n in [*pv_names, *load_names]})
-        rec = park.records()
-        day_import.append(float(rec["import_kw"][-1]))
-        if (at + step).astimezone(tz).hour == 0 and (at + step).astimezone(tz).minute == 0:
-            if len(day_import) == baselines.spd:
-                baselines.add_day(at.astimezone(tz).date(), np.array(day_import))
-            day_import = []
-        if report.result.ok and report.fallback is None:
-            last_plan = report.result
-        p = report.problem
-        cycles.append(
-            CycleRecord(
-                at=at,
-                controller=report.controller,
-                fallback=report.fallback,
-                errors=len(report.errors),
-                cycle_s=cycle_s,
-                dr_cap_kw=float(p.dr_max()[0]),
-                dr_floor_kw=float(p.dr_min()[0]),
-                dr_baseline_kw=float(base_kw[0]) if base_kw is not None else float("nan"),
-                grid_violation=_grid_violation(report) if grid else None,
-            )
-        )
+        loop.step(start + i * step)
+    cycles = loop.cycles
     run = Horizon(start, step, n_steps)
     series = _series(site, park, run, cycles)
     deliveries = _deliveries(events, series, run, baselines)
@@ -277,6 +238,61 @@ def simulate(
     result.kpis = kpis.compute(result)
     result.wall_s = time.perf_counter() - wall0
     return result
+
+
+class _Loop:
+    """One closed-loop step at a time: cycle, apply, measure, remember."""
+
+    def __init__(self, site, park, fc, ctrl, events, baselines, history, dispatch_fn, grid):
+        self.site, self.park, self.fc, self.ctrl = site, park, fc, ctrl
+        self.events, self.baselines, self.history = events, baselines, history
+        self.dispatch_fn, self.grid = dispatch_fn, grid
+        self.step_td = timedelta(minutes=site.dispatch.step_minutes)
+        self.tz = ZoneInfo(site.location.tz)
+        pv_names, load_names = asset_names(site)
+        self.measured = [*pv_names, *load_names]
+        self.cycles: list[CycleRecord] = []
+        self.last_plan = None
+        self.day_import: list[float] = []
+
+    def step(self, at: datetime) -> None:
+        t0 = time.perf_counter()
+        visible = visible_events(self.events, at)
+        base_kw = self.baselines.on(horizon_for(self.site, at)) if visible else None
+        report = run_cycle(
+            self.site, at, self.park, self.fc, self.ctrl, visible, self.last_plan,
+            self.dispatch_fn, False, base_kw,
+        )  # fmt: skip
+        self.park.apply(at, device_commands(report))
+        cycle_s = time.perf_counter() - t0
+        truth = self.park.truth(Horizon(at, self.step_td, 1))
+        self.history.append(at, {n: float(truth[n][0]) for n in self.measured})
+        self._meter(at)
+        if report.result.ok and report.fallback is None:
+            self.last_plan = report.result
+        p = report.problem
+        self.cycles.append(
+            CycleRecord(
+                at=at,
+                controller=report.controller,
+                fallback=report.fallback,
+                errors=len(report.errors),
+                cycle_s=cycle_s,
+                dr_cap_kw=float(p.dr_max()[0]),
+                dr_floor_kw=float(p.dr_min()[0]),
+                dr_baseline_kw=float(base_kw[0]) if base_kw is not None else float("nan"),
+                grid_violation=_grid_violation(report) if self.grid else None,
+            )
+        )
+
+    def _meter(self, at: datetime) -> None:
+        """Collect the day's metered import; a complete day joins the DR baseline history."""
+        self.day_import.append(self.park.last("import_kw"))
+        end = (at + self.step_td).astimezone(self.tz)
+        if end.hour == 0 and end.minute == 0:
+            if len(self.day_import) == self.baselines.spd:
+                self.baselines.add_day(at.astimezone(self.tz).date(), np.array(self.day_import))
+            self.day_import = []
 
 
 def _prime_history(

@@ -517,6 +517,10 @@ class SimulatedPark:
         """Realised interval values, one entry per applied interval (see RECORD_FIELDS)."""
         return {k: np.asarray(v, dtype=float) for k, v in self._rec.values.items()}
 
+    def last(self, field: str) -> float:
+        """The latest applied interval's value of a record field (no copy of the history)."""
+        return self._rec.values[field][-1]
+
     def asset_power(self, name: str) -> np.ndarray:
         """One asset's realised power (kW, load convention) per applied interval."""
         return np.asarray(self._rec.assets.get(name, [0.0] * len(self._rec.at)), dtype=float)
