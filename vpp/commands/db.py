@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _engine():
+    import logging
+
     from pydantic import ValidationError
 
     from vpp.cli import UserError
@@ -38,6 +40,7 @@ def _engine():
         settings = Settings()
     except ValidationError as exc:
         raise UserError(f"invalid settings: {exc.errors()[0]['msg']}") from None
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     engine = make_engine(settings.database_url)
     try:
         migrate(engine)
