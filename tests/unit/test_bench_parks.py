@@ -1,6 +1,8 @@
 """The benchmark's synthetic parks are feasible, keep their structure when perturbed, and the
 virtual-EV model (controllers.ev_aggregate) matches the full formulation on the small park."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,26 @@ def test_disaggregation_gives_every_session_its_energy():
         for s in ch.sessions:
             outside[s.arrival_k : s.departure_k] = False
         assert np.abs(into[outside]).max(initial=0.0) <= 1e-6
+
+
+def test_virtual_evs_per_bus_with_exact_chargers_alongside():
+    """Finite bus limits keep groups on their bus; a V2G charger and a session with an
+    intermediate target stay in the exact per-slot model next to the virtual EVs."""
+    p = make_problem("S", seed=1)
+    chargers = list(p.ev_chargers)
+    chargers[0] = dataclasses.replace(
+        chargers[0], spec=dataclasses.replace(chargers[0].spec, v2g=True)
+    )
+    s = chargers[1].sessions[0]
+    target = dataclasses.replace(s, target_k=s.arrival_k + 2, target_e_kwh=0.1 * s.e_needed_kwh)
+    chargers[1] = dataclasses.replace(chargers[1], sessions=(target, *chargers[1].sessions[1:]))
+    p = dataclasses.replace(
+        p, ev_chargers=tuple(chargers), bus_import_max_kw=np.full(len(p.buses), 1e5)
+    )
+    agg, rest = split(p)
+    assert len(rest.ev_chargers) == 2 and len(agg) == len(p.ev_chargers) - 2
+    full = MpcController().dispatch(p)
+    r = MpcController(ev_aggregate=True).dispatch(p)
+    assert invariants.check(p, r) == []
+    gap = (r.objective_cny - full.objective_cny) / abs(full.objective_cny)
+    assert -1e-6 <= gap <= GAP_MAX
