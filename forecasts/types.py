@@ -39,7 +39,8 @@ class Series:
     """Measured values on a regular grid: ``values_kw[k]`` is the average over interval ``k``
     of ``horizon`` (so ``horizon.n == len(values_kw)``). Missing values are NaN.
 
-    ``temp_c`` is an optional air temperature (deg C) on the same grid.
+    ``temp_c`` is an optional air temperature (deg C) on the same grid; it may run past the
+    values (the measured temperature, then a forecast for the intervals to predict).
     """
 
     horizon: Horizon
@@ -55,8 +56,10 @@ class Series:
         object.__setattr__(self, "values_kw", values)
         if self.temp_c is not None:
             temp = np.asarray(self.temp_c, dtype=float)
-            if temp.shape != values.shape:
-                raise ValueError(f"Series: temp_c shape {temp.shape} != values {values.shape}")
+            if temp.ndim != 1 or temp.shape[0] < values.shape[0]:
+                raise ValueError(
+                    f"Series: temp_c shape {temp.shape} is shorter than values {values.shape}"
+                )
             object.__setattr__(self, "temp_c", temp)
 
     @property
@@ -68,7 +71,8 @@ class Series:
         """The last ``n`` intervals (all of them when shorter)."""
         n = min(n, self.horizon.n)
         start = self.horizon.start + (self.horizon.n - n) * self.horizon.step
-        temp = None if self.temp_c is None else self.temp_c[-n:]
+        first = self.horizon.n - n
+        temp = None if self.temp_c is None else self.temp_c[first:]
         return Series(Horizon(start, self.horizon.step, n), self.values_kw[-n:], temp)
 
 

@@ -72,7 +72,7 @@ def fitted():
     return fc, history
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(offset=st.integers(min_value=0, max_value=10 * 96 - 96), n=st.integers(1, 192))
 def test_quantiles_ordered_within_clear_sky_and_zero_at_night(fitted, offset, n):
     fc, history = fitted
