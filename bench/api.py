@@ -160,6 +160,7 @@ async def run(args) -> int:
                 ).json()
             ]
         print(f"service: {site['name']}, {len(assets)} assets, speed {args.speed:g}, {db_url}")
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
 
         async def get_setpoints(conn):
             return await conn.request("GET", "/api/v1/setpoints")
