@@ -30,8 +30,9 @@ TOL = 1e-3  # slack below this (kW or kWh) is numerical noise, not a relaxation
 PV_CURTAIL_CNY_PER_KWH = 1e-3  # breaks ties in favour of using PV
 
 
-def finite(a: np.ndarray) -> np.ndarray:
-    return np.clip(np.nan_to_num(np.asarray(a, dtype=float), posinf=BIG, neginf=-BIG), -BIG, BIG)
+def finite(a: np.ndarray, big: float = BIG) -> np.ndarray:
+    """``a`` with infinities (and anything beyond) replaced by +-``big``."""
+    return np.clip(np.nan_to_num(np.asarray(a, dtype=float), posinf=big, neginf=-big), -big, big)
 
 
 @dataclass
@@ -91,8 +92,12 @@ class Block:
         unit: str,
         penalty: float,
         per_step: bool = True,
+        ub: cp.Parameter | None = None,
     ) -> cp.Variable | float:
-        var = cp.Variable(shape, nonneg=True, name=f"slack_{constraint}") if self.soft else None
+        var = None
+        if self.soft:
+            bounds = [0, ub] if ub is not None else None
+            var = cp.Variable(shape, nonneg=ub is None, bounds=bounds, name=f"slack_{constraint}")
         self.slacks.append(Slack(constraint, var, assets, unit, penalty, per_step))
         return var if var is not None else 0.0
 
@@ -131,8 +136,12 @@ class BatteryBlock(Block):
         self.e = cp.Variable((m, n + 1), name="battery_e_kwh")
         pen = problem.penalties.soc_bounds_cny_per_kwh
         names = [r[0] for r in self.rows]
-        lo = self.slack((m, n), "soc_min", names, "kWh", pen)
-        hi = self.slack((m, n), "soc_max", names, "kWh", pen)
+        # SOC slack absorbs only a measured SOC that is already outside its bounds (never
+        # infeasible because of the world); it cannot buy a plan beyond them.
+        self.lo_room = cp.Parameter((m, n), nonneg=True)
+        self.hi_room = cp.Parameter((m, n), nonneg=True)
+        lo = self.slack((m, n), "soc_min", names, "kWh", pen, ub=self.lo_room)
+        hi = self.slack((m, n), "soc_max", names, "kWh", pen, ub=self.hi_room)
         flow = cp.multiply(gain_c, self.pc) - cp.multiply(gain_d, self.pd)
         self.constraints += [
             self.e[:, 0] == self.e0,
@@ -161,6 +170,9 @@ class BatteryBlock(Block):
         self.e0.value = np.array([e for _, e, _ in inputs], dtype=float)
         self.e_min.value = full([s.e_min_kwh for s in specs])
         self.e_max.value = full([s.e_max_kwh for s in specs])
+        e0 = self.e0.value
+        self.lo_room.value = full(list(np.maximum([s.e_min_kwh for s in specs] - e0, 0.0)))
+        self.hi_room.value = full(list(np.maximum(e0 - [s.e_max_kwh for s in specs], 0.0)))
         self.terminal.value = np.array([t for _, _, t in inputs], dtype=float)
 
     def extract(self, out: dict[str, AssetSchedule]) -> None:

@@ -17,8 +17,6 @@ import numpy as np
 from controllers.blocks import Block
 from controllers.problem import AssetSchedule, DispatchProblem
 
-BIG_NEED = 1e6  # kWh: no upper bound on a session that continues after the horizon
-
 
 def ev_slots(problem: DispatchProblem) -> int:
     """Session slots per charger the structure needs (at least 1)."""
@@ -120,7 +118,12 @@ class EvBlock(Block):
                 if self.parts == 2:
                     ub[k, 1, i, cut:d] = s.p_max_kw
                 need_min[k, i] = s.e_needed_kwh
-                need_max[k, i] = BIG_NEED if s.departs_after_horizon else s.e_needed_kwh
+                # A session that goes on after the horizon may take at most what the charger
+                # can deliver while it is here (a finite bound on the park's scale).
+                most = s.p_max_kw * ch.spec.eta * problem.dt_h * (d - a)
+                need_max[k, i] = (
+                    max(most, s.e_needed_kwh) if s.departs_after_horizon else s.e_needed_kwh
+                )
                 dis[k, i] = s.e_dischargeable_kwh
                 self.slot_assets[k][i] = s.session_id
         rows = self.v2g_rows
@@ -183,7 +186,7 @@ class ShiftableBlock(Block):
         rows = self.on_rows
         r = len(rows)
         self.u = cp.Variable((r, n), boolean=integer, name="shiftable_on")
-        self.start = cp.Variable((r, n), nonneg=True, name="shiftable_start")
+        self.start = cp.Variable((r, n), bounds=[0, 1], name="shiftable_start")
         self.running0 = cp.Parameter(r, nonneg=True)
         self.carry = cp.Parameter((r, n), nonneg=True)
         p_min = np.array([specs[i].p_min_kw for i in rows]).reshape(-1, 1)

@@ -35,12 +35,14 @@ from controllers.blocks_flex import EvBlock, ShiftableBlock, ev_has_targets, ev_
 from controllers.ev_aggregate import bus_free, bus_loads, cache_key, ev_blocks, structure
 from controllers.highs_hot import HotHighs
 from controllers.problem import (
+    TERMS,
     AssetSchedule,
     DispatchProblem,
     DispatchResult,
     Relaxation,
     add_pedf_schedules,
     effective_export_price,
+    park_scale_kw,
 )
 
 OK_STATUSES = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
@@ -57,7 +59,7 @@ def _key(problem: DispatchProblem, soft: bool, integer: bool, slots: int, window
         # Specs are part of the structure: efficiencies, costs and power ratings are constants.
         tuple(p.spec for p in problem.pv),
         tuple(b.spec for b in problem.batteries),
-        tuple(p.spec for p in problem.pedfs),
+        tuple((p.spec, p.target_weight_cny_per_kwh) for p in problem.pedfs),
         tuple(c.spec for c in problem.curtailables),
         tuple(c.spec for c in problem.ev_chargers),
         tuple(s.spec for s in problem.shiftables),
@@ -106,14 +108,17 @@ class _Model:
         pr["price_imp"].value = dt * np.asarray(p.price_import_cny_per_kwh, dtype=float)
         pr["price_exp"].value = dt * effective_export_price(p)
         pr["carbon"].value = dt * np.maximum(p.ef() * p.carbon_price_cny_per_kg, 0.0)
-        pr["imp_max"].value = finite(p.import_max_kw)
-        pr["exp_max"].value = finite(np.maximum(p.export_max_kw, 0.0))
-        pr["dr_max"].value = finite(p.dr_max())
-        pr["dr_min"].value = finite(p.dr_min())
+        big = 10.0 * park_scale_kw(p)  # "no limit", on the park's own scale
+        pr["imp_max"].value = finite(p.import_max_kw, big)
+        pr["exp_max"].value = finite(np.maximum(p.export_max_kw, 0.0), big)
+        pr["dr_max"].value = finite(p.dr_max(), big)
+        pr["dr_min"].value = finite(p.dr_min(), big)
+        pr["peak_max"].value = big
         pr["month_peak"].value = float(max(p.month_peak_import_kw, 0.0))
-        pr["demand_charge"].value = float(max(p.demand_charge_cny_per_kw, 0.0))
-        pr["demand_charge_base"].value = pr["demand_charge"].value * pr["month_peak"].value
-        pr["bus_max"].value = finite(p.bus_max()).reshape(-1, 1)
+        rate = float(max(p.demand_charge_cny_per_kw, 0.0))
+        pr["demand_charge"].value = rate
+        pr["demand_charge_base"].value = rate * pr["month_peak"].value
+        pr["bus_max"].value = finite(p.bus_max(), big).reshape(-1, 1)
         base = np.zeros((len(p.buses), p.n))
         for b in p.base_loads:
             base[p.bus_index(b.bus)] += b.p_kw
@@ -130,19 +135,21 @@ class _Model:
             tgt = np.zeros((len(p.pedfs), p.n))
             w = np.zeros((len(p.pedfs), p.n))
             for j, pe in enumerate(p.pedfs):
-                if pe.exchange_target_kw is not None:
+                if pe.exchange_target_kw is not None and pe.target_weight_cny_per_kwh > 0:
                     has = np.isfinite(pe.exchange_target_kw)
                     tgt[j] = np.where(has, pe.exchange_target_kw, 0.0)
-                    w[j] = np.where(has, pe.target_weight_cny_per_kwh, 0.0)
+                    w[j] = has.astype(float)
             pr["pedf_target"].value = tgt
-            pr["pedf_weight"].value = w * dt
+            # Where there is no target the deviation is pinned to 0 and its rows switched off.
+            pr["pedf_dev_max"].value = np.where(w > 0, big, 0.0)
+            pr["pedf_off"].value = np.where(w > 0, 0.0, big)
         if "net_coeff" in pr:
             rows = pr["net_coeff"].shape[0]
             coeff = np.zeros((rows, len(p.buses)))
-            lim = np.full((rows, p.n), 1e9)
+            lim = np.full((rows, p.n), big)
             for r, c in enumerate(p.network):
                 coeff[r] = c.coeff_per_kw
-                lim[r] = finite(c.limit)
+                lim[r] = finite(c.limit, big)
             pr["net_coeff"].value = coeff
             # The Parameter part of the bus loads moves to the right-hand side (DPP).
             pr["net_limit"].value = lim - coeff @ self._bus_const_value(p)
@@ -204,6 +211,9 @@ def build_model(
     net = cp.sum(bus_p, axis=0)
     imp = cp.Variable(n, nonneg=True, name="import_kw")
     exp = cp.Variable(n, nonneg=True, name="export_kw")
+    # Bounded above (peak_max) so that, without a demand charge, the optimal face stays
+    # bounded: an interior-point solver needs that.
+    params["peak_max"] = cp.Parameter(nonneg=True)
     peak = cp.Variable(nonneg=True, name="peak_import_kw")
     s_imp = helper.slack((1, n), "import_limit", ["connection"], "kW", pen.connection_cny_per_kwh)
     s_exp = helper.slack((1, n), "export_limit", ["connection"], "kW", pen.connection_cny_per_kwh)
@@ -225,6 +235,7 @@ def build_model(
         bus_p <= params["bus_max"] + s_bus,
         peak >= imp,
         peak >= params["month_peak"],
+        peak <= params["peak_max"],  # a row, not a bound: the demand charge multiplies peak
     ]
     if p.pedfs:
         cons += _pedf(p, blocks, helper, params)
@@ -270,7 +281,8 @@ def _pedf(p: DispatchProblem, blocks: list[Block], helper: Block, params: dict) 
     params["pedf_base"] = cp.Parameter((j_n, n))
     params["pedf_conv"] = cp.Parameter((j_n, 1), nonneg=True)
     params["pedf_target"] = cp.Parameter((j_n, n))
-    params["pedf_weight"] = cp.Parameter((j_n, n), nonneg=True)  # CNY/kWh * dt
+    params["pedf_dev_max"] = cp.Parameter((j_n, n), nonneg=True)
+    params["pedf_off"] = cp.Parameter((j_n, n), nonneg=True)
     exchange = params["pedf_base"]
     members = {pe.spec.battery.name: j for j, pe in enumerate(p.pedfs)}
     members |= {pe.spec.pv.name: j for j, pe in enumerate(p.pedfs)}
@@ -288,14 +300,16 @@ def _pedf(p: DispatchProblem, blocks: list[Block], helper: Block, params: dict) 
     s = helper.slack(
         (j_n, n), "pedf_converter", names, "kW", p.penalties.pedf_converter_cny_per_kwh
     )
-    dev = cp.Variable((j_n, n), nonneg=True, name="pedf_target_dev_kw")
-    helper.add_term("pedf_target", cp.sum(cp.multiply(params["pedf_weight"], dev)))  # weight*dt
+    # The weights are structure (constants), so the Parameter-bounded deviation may be priced.
+    weight = np.array([pe.target_weight_cny_per_kwh * p.dt_h for pe in p.pedfs]).reshape(-1, 1)
+    dev = cp.Variable((j_n, n), bounds=[0, params["pedf_dev_max"]], name="pedf_target_dev_kw")
+    helper.add_term("pedf_target", cp.sum(cp.multiply(weight, dev)))
     helper.exchange = exchange  # type: ignore[attr-defined]
     return [
         exchange <= params["pedf_conv"] + s,
         exchange >= -params["pedf_conv"] - s,
-        dev >= exchange - params["pedf_target"],
-        dev >= params["pedf_target"] - exchange,
+        dev >= exchange - params["pedf_target"] - params["pedf_off"],
+        dev >= params["pedf_target"] - exchange - params["pedf_off"],
     ]
 
 
@@ -413,7 +427,8 @@ class MpcController:
         relaxed: list[Relaxation] = []
         for s in model.slacks:
             relaxed.extend(r for r in s.relaxations(p.dt_h) if r.asset != "-")
-        terms = {k: float(np.asarray(v.value)) for k, v in model.terms.items()}
+        terms = dict.fromkeys(TERMS, 0.0)
+        terms |= {k: float(np.asarray(v.value)) for k, v in model.terms.items()}
         status_out = "optimal" if status == cp.OPTIMAL else "optimal_inaccurate"
         return DispatchResult(
             controller=self.name,

@@ -173,6 +173,24 @@ class DispatchProblem:
         return np.full(len(self.buses), np.inf)
 
 
+def park_scale_kw(problem: DispatchProblem) -> float:
+    """The most power the whole park could draw or give in one interval (kW): every load at
+    its largest, every battery, charger and PV array at full power. A limit ten times this
+    never binds, so it stands for "no limit" in a solver (which needs finite numbers of a
+    sensible size: 1e7 next to kW values made Clarabel report the LP unbounded)."""
+    p = problem
+    total = sum(float(np.max(b.p_kw, initial=0.0)) for b in p.base_loads)
+    total += sum(max(b.spec.p_charge_max_kw, b.spec.p_discharge_max_kw) for b in p.batteries)
+    total += sum(float(np.max(x.p_available_kw, initial=0.0)) for x in p.pv)
+    total += sum(c.spec.p_max_kw for c in p.ev_chargers)
+    total += sum(float(np.max(c.baseline_kw, initial=0.0)) for c in p.curtailables)
+    total += sum(s.spec.p_max_kw for s in p.shiftables)
+    for pe in p.pedfs:
+        total += pe.spec.converter_kw + float(np.max(pe.base_kw, initial=0.0))
+        total += float(np.max(pe.pv_available_kw, initial=0.0)) + pe.spec.battery.p_charge_max_kw
+    return max(total, 1.0)
+
+
 def _inf(n: int) -> np.ndarray:
     return np.full(n, np.inf)
 

@@ -8,6 +8,10 @@ import importlib
 import logging
 import sys
 
+from vpp.errors import UserError
+
+__all__ = ["UserError", "build_parser", "main"]
+
 # Subcommand modules, in the order ``vpp --help`` lists them.
 COMMANDS = ("dispatch", "run", "forecast", "simulate", "compare", "carbon", "grid", "db")
 
@@ -42,10 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"vpp {args.command}: error: {exc}", file=sys.stderr)
         return 2
-
-
-class UserError(Exception):
-    """A problem the user can fix (bad file, bad argument); printed without a traceback."""
 
 
 if __name__ == "__main__":

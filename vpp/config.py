@@ -64,17 +64,19 @@ def site_from_dict(raw: Any, path: Path) -> m.Site:
     groups = assets.pop("ev_charger_groups", []) or []
     chargers, fleets = _expand_charger_groups(groups, label)
     assets["ev_chargers"] = list(assets.get("ev_chargers", []) or []) + chargers
-    merged = {
-        "name": site.get("name"),
-        "location": site.get("location"),
-        "value_added_10k_cny_per_year": site.get("value_added_10k_cny_per_year"),
+    merged = {k: v for k, v in site.items() if k != "value_added_10k_cny_per_year"}
+    if "value_added_10k_cny_per_year" in site:
+        merged["value_added_10k_cny_per_year"] = site["value_added_10k_cny_per_year"]
+    merged |= {
         "assets": assets,
-        "tariff": _include(data.pop("tariff", None), "tariff", path),
-        "carbon": _carbon(data.pop("carbon", None), path),
         "ev_fleets": list(data.pop("ev_fleets", []) or []) + fleets,
         "source_file": str(path),
-        **data,
     }
+    if "tariff" in data:
+        merged["tariff"] = _include(data.pop("tariff"), "tariff", path)
+    if "carbon" in data:
+        merged["carbon"] = _carbon(data.pop("carbon"), path)
+    merged |= data
     tz = _zone(merged, label)
     _localise(merged, tz)
     _check_unknown(merged, m.Site, "", label)

@@ -1,0 +1,71 @@
+"""The cycle: fallbacks when the optimiser fails, the safety layer on what is published."""
+
+from datetime import timedelta
+
+import numpy as np
+
+from controllers.mpc import MpcController
+from tests.unit import factory as f
+from vpp.cycle import run_cycle, shift_plan
+from vpp.model import Horizon
+from vpp.state import PlantState
+
+
+class _Failing:
+    name = "mpc"
+
+    def dispatch(self, problem):
+        raise RuntimeError("solver crashed")
+
+
+class _Driver:
+    def __init__(self):
+        self.sent = []
+
+    def read_state(self, at):
+        return PlantState(at=at, stale_assets=frozenset({"bat"}))
+
+    def apply(self, at, setpoints):
+        self.sent.append(setpoints)
+
+
+def _patched(monkeypatch, problem):
+    import vpp.cycle as cyc
+
+    monkeypatch.setattr(cyc.prepare, "horizon_for", lambda site, at: problem.horizon)
+    monkeypatch.setattr(cyc.prepare, "build_problem", lambda *a, **k: problem)
+
+
+class _Forecaster:
+    def forecast(self, site, horizon, state):
+        return None
+
+
+def test_failure_falls_back_to_last_plan_then_rule(monkeypatch):
+    bat = f.battery()
+    p = f.problem(n=8, batteries=[(bat, 50.0)])
+    _patched(monkeypatch, p)
+    driver = _Driver()
+    rep = run_cycle(None, p.horizon.start, driver, _Forecaster(), _Failing())
+    assert rep.fallback == "rule" and rep.controller == "rule"
+    assert "solver crashed" in rep.errors[0]
+    good = MpcController().dispatch(p)
+    rep = run_cycle(None, p.horizon.start, driver, _Forecaster(), _Failing(), last_plan=good)
+    assert rep.fallback == "last_plan"
+    # the stale battery is held at its safe setpoint whatever the plan says
+    assert driver.sent[-1]["bat"] == 0.0
+    assert (
+        any(c.asset == "bat" and "stale" in c.reason for c in rep.clamps)
+        or good.setpoints_kw()["bat"] == 0
+    )
+
+
+def test_shift_plan_moves_and_holds_the_tail():
+    p = f.problem(n=8, batteries=[(f.battery(), 50.0)])
+    plan = MpcController().dispatch(p)
+    later = Horizon(p.horizon.start + 3 * p.horizon.step, p.horizon.step, p.horizon.n)
+    moved = shift_plan(plan, later)
+    np.testing.assert_allclose(moved.p_net_kw[:5], plan.p_net_kw[3:])
+    np.testing.assert_allclose(moved.p_net_kw[5:], plan.p_net_kw[-1])
+    too_late = Horizon(p.horizon.start + timedelta(days=3), p.horizon.step, p.horizon.n)
+    assert shift_plan(plan, too_late) is None
