@@ -62,6 +62,18 @@ class Metrics:
             ["event_id"],
             registry=r,
         )
+        self.dr_realised_import_kw = Gauge(
+            "vpp_dr_realised_import_kw",
+            "Park import metered in the latest interval inside a DR event's window",
+            ["event_id"],
+            registry=r,
+        )
+        self.dr_realised_margin_kw = Gauge(
+            "vpp_dr_realised_margin_kw",
+            "Import cap minus metered import in the latest interval of the window (>= 0: held)",
+            ["event_id"],
+            registry=r,
+        )
         self.soc_frac = Gauge(
             "vpp_battery_soc_frac", "Measured state of charge (0-1)", ["battery"], registry=r
         )

@@ -299,6 +299,7 @@ class Runtime:
         with self.engine.begin() as conn:  # a timing only: losing it loses nothing else
             repo.set_timings(conn, cycle_id, {**rec.timings_s, **rep.timings_s})
         self._driver_telemetry(at, state)
+        self._dr_realised(events)
         self.current = Current(
             cycle_id,
             version,
@@ -425,6 +426,20 @@ class Runtime:
                 m.dr_target_kw.labels(event_id).set(exp["target_kw"])
                 m.dr_expected_kw.labels(event_id).set(exp["response_mean_kw"])
         self._forecast_error(rep.at, fc)
+
+    def _dr_realised(self, events: list[DemandResponseEvent]) -> None:
+        """DR delivery as metered: the park meter's latest reading inside an event window."""
+        park = self._readings.get(PARK_METER)
+        if park is None or park.p_kw is None:
+            return
+        for e in events:
+            if e.status not in (DrStatus.CONFIRMED, DrStatus.ACTIVE, DrStatus.COMPLETED):
+                continue
+            if any(w.start <= park.ts < w.end for w in e.windows):
+                self.metrics.dr_realised_import_kw.labels(e.event_id).set(park.p_kw)
+                if e.import_cap_kw is not None:
+                    margin = e.import_cap_kw - park.p_kw
+                    self.metrics.dr_realised_margin_kw.labels(e.event_id).set(margin)
 
     def _forecast_error(self, at: datetime, fc: Forecasts | None) -> None:
         """Compare earlier forecasts with the readings that arrived since (loads exactly;

@@ -133,6 +133,7 @@ def test_dr_event_resolves_and_realised_import_stays_under_the_cap(service):
     assert sp["plan_version"] >= 4
     metrics = client.get("/metrics").text
     assert 'vpp_forecast_abs_error_kw_count{lead_steps="1"}' in metrics  # telemetry flows
+    assert 'vpp_dr_realised_margin_kw{event_id="SG-E2E"}' in metrics
     assert (
         'vpp_cycles_total{controller="mpc",fallback="none",status="optimal",trigger="dr_event"}'
         in metrics
