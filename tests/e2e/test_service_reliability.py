@@ -11,6 +11,7 @@ from datetime import timedelta
 from controllers.mpc import MpcController
 from tests.service_kit import T0, make_runtime, small_site
 from vpp.model import DrStatus, EvSession
+from vpp.solver_process import ProcessController
 from vpp.store import repo
 from vpp.store.codec import dr_from_json
 
@@ -48,6 +49,24 @@ def test_solver_failure_falls_back_to_last_plan_then_rule(tmp_path):
     assert [r["fallback"] for r in runs] == ["last_plan", None, "rule"]
     assert "injected" in runs[0]["errors"][0]
     assert 'fallback="last_plan"' in rt.metrics.render().decode()
+
+
+def test_solver_process_time_out_is_killed_and_falls_back(tmp_path):
+    pc = ProcessController()
+    try:
+        rt = make_runtime(f"sqlite:///{tmp_path / 'p.sqlite3'}", controller=pc)
+        assert rt.run_cycle().fallback is None
+        pc.timeout_s = 0.001  # a solve that hangs
+        rt.clock.set(T0 + timedelta(minutes=15))
+        cur = rt.run_cycle()
+        assert cur.fallback == "last_plan"
+        with rt.engine.connect() as conn:
+            assert "SolveTimeoutError" in repo.last_cycle(conn)["errors"][0]
+        pc.timeout_s = None  # a fresh worker solves again
+        rt.clock.set(T0 + timedelta(minutes=30))
+        assert rt.run_cycle().fallback is None
+    finally:
+        pc.close()
 
 
 def test_stale_telemetry_holds_the_asset_safe(tmp_path):

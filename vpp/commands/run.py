@@ -49,6 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-grid", action="store_true", help="skip the AC power-flow validation of each plan"
     )
+    p.add_argument(
+        "--inline-solver",
+        action="store_true",
+        help="solve in the service process (default: a solver process, which keeps the API "
+        "responsive during a solve and is killed if it overruns its time limit)",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed of the simulated park")
     p.set_defaults(func=run)
 
@@ -130,8 +136,17 @@ def make_dispatch_fn(site, enabled: bool):
     return dispatch
 
 
-def build_runtime(args: argparse.Namespace):
+def _controller(args: argparse.Namespace):
+    """The MPC, in a solver process unless --inline-solver or --once."""
     from controllers.mpc import MpcController
+    from vpp.solver_process import ProcessController
+
+    if args.inline_solver or args.once:
+        return MpcController()
+    return ProcessController("controllers.mpc:MpcController", name="mpc")
+
+
+def build_runtime(args: argparse.Namespace):
     from vpp.cli import UserError
     from vpp.config import ConfigError, load_site
     from vpp.profiles import ProfileForecaster
@@ -156,7 +171,7 @@ def build_runtime(args: argparse.Namespace):
         engine=engine,
         driver=make_driver(site, settings, args.driver, clock.now()),
         forecaster=ProfileForecaster(),
-        controller=MpcController(),
+        controller=_controller(args),
         dispatch_fn=make_dispatch_fn(site, not args.no_grid),
         clock=clock,
         commands_fn=device_commands,
@@ -215,6 +230,9 @@ def serve(runtime, settings) -> int:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     finally:
         scheduler.shutdown()  # finish (or give up on) the running cycle cleanly
+        close = getattr(runtime.controller, "close", None)
+        if callable(close):
+            close()
     return 0
 
 
