@@ -13,17 +13,25 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pandas as pd
+# This file is named like the package it measures: drop bench/ from the import path so that
+# ``import forecasts`` finds the package, not this script.
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "bench"]
+sys.path.insert(0, str(_ROOT))
 
-from forecasts.load import LoadForecaster
-from forecasts.pv import PvForecaster
-from forecasts.types import Series
-from vpp import profiles
-from vpp.model import Horizon, Location, Profile, PvArray
+import pandas as pd  # noqa: E402
+
+from forecasts.load import LoadForecaster  # noqa: E402
+from forecasts.pv import PvForecaster  # noqa: E402
+from forecasts.types import Series  # noqa: E402
+from vpp import profiles  # noqa: E402
+from vpp.model import Horizon, Location, Profile, PvArray  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 STEP = timedelta(minutes=15)
