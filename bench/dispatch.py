@@ -48,8 +48,8 @@ from controllers import costs, invariants  # noqa: E402
 from controllers.mpc import MpcController  # noqa: E402
 
 VARIANTS: dict[str, dict] = {
-    "full": {},
-    "agg": {"ev_aggregate": True},
+    "full": {"hot_start": False},
+    "agg": {"ev_aggregate": True, "hot_start": False},
     "hot": {"hot_start": True},
     "agg-hot": {"ev_aggregate": True, "hot_start": True},
 }

@@ -26,7 +26,7 @@ class HotHighs:
 
     def __init__(self) -> None:
         self.h: highspy.Highs | None = None
-        self._a_data: np.ndarray | None = None
+        self._a = None  # the loaded matrix (scipy CSC), to detect a changed one
         self.loads = 0  # times the matrices were (re)loaded
         self.retries = 0  # restarts that failed and were solved again from scratch
 
@@ -48,6 +48,7 @@ class HotHighs:
         vectors = (c, col_lo, col_hi, row_lo, b)
         t0 = time.perf_counter()
         if self._same_matrix(a):
+            self._options(self.h, options)
             self._push(*vectors)
             self.h.run()
             if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -71,19 +72,23 @@ class HotHighs:
         problem.unpack_results(results, chain, inverse)
 
     def _same_matrix(self, a) -> bool:
+        """Same shape, pattern and values (Parameters that multiply variables, such as network
+        sensitivities, change the matrix: then the model is reloaded)."""
+        old = self._a
         return (
             self.h is not None
-            and self._a_data is not None
-            and self._a_data.shape == a.data.shape
-            and np.array_equal(self._a_data, a.data)
+            and old is not None
+            and old.shape == a.shape
+            and old.nnz == a.nnz
+            and np.array_equal(old.indptr, a.indptr)
+            and np.array_equal(old.indices, a.indices)
+            and np.array_equal(old.data, a.data)
         )
 
     def _load(self, a, c, col_lo, col_hi, row_lo, row_hi, options: dict) -> None:
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
-        for name, value in options.items():
-            if h.setOptionValue(name, value) == highspy.HighsStatus.kError:
-                raise ValueError(f"HiGHS rejected option {name}={value!r}")
+        self._options(h, options)
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = c.size, row_hi.size
         lp.col_cost_, lp.col_lower_, lp.col_upper_ = c, col_lo, col_hi
@@ -92,8 +97,14 @@ class HotHighs:
         lp.a_matrix_.start_, lp.a_matrix_.index_ = a.indptr, a.indices
         lp.a_matrix_.value_ = a.data
         h.passModel(lp)
-        self.h, self._a_data = h, a.data.copy()
+        self.h, self._a = h, a.copy()
         self.loads += 1
+
+    @staticmethod
+    def _options(h: highspy.Highs, options: dict) -> None:
+        for name, value in options.items():
+            if h.setOptionValue(name, value) == highspy.HighsStatus.kError:
+                raise ValueError(f"HiGHS rejected option {name}={value!r}")
 
     def _push(self, c, col_lo, col_hi, row_lo, row_hi) -> None:
         cols = np.arange(c.size, dtype=np.int32)

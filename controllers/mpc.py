@@ -324,7 +324,7 @@ class MpcController:
         fallback: str | None = "CLARABEL",
         soft: bool = True,
         ev_aggregate: bool = False,
-        hot_start: bool = False,
+        hot_start: bool = True,
     ):
         self.solver = solver
         self.fallback = fallback
