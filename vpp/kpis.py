@@ -158,7 +158,7 @@ def _notes(result) -> dict[str, str]:
             "gbt37016_5of10: mean of the 5 highest-load of the last 10 similar days (3 of 5 "
             "for rest days), DR days excluded, fixed when the event is announced from the "
             "complete days before; metered import during the run, and before the start the "
-            "park's import without the VPP (loads - PV)"
+            "park's import without the VPP (loads - PV, EVs and shiftable loads uncontrolled)"
         ),
         "demand_charge": "monthly rate x each month's peak within the run; not pro-rated",
         "energy_tce": "all electricity consumed (import - export + PV used)",

@@ -165,10 +165,48 @@ class _Baselines:
         return arr[k0 : k0 + horizon.n]
 
 
-def _uncontrolled_import_kw(truth: dict[str, np.ndarray], site: Site) -> np.ndarray:
+def _uncontrolled_import_kw(
+    truth: dict[str, np.ndarray], site: Site, horizon: Horizon, seed: int
+) -> np.ndarray:
+    """The park's import without the VPP (the meter history before the start): loads - PV,
+    EVs charging at full power from arrival until served, shiftable loads at full power from
+    their window's opening (the ``uncontrolled`` controller's behaviour)."""
     pv, loads = asset_names(site)
     net = sum(truth[n] for n in loads) - sum(truth[n] for n in pv)
+    net = net + _uncontrolled_flex_kw(site, horizon, seed)
     return np.maximum(net, 0.0)
+
+
+def _uncontrolled_flex_kw(site: Site, horizon: Horizon, seed: int) -> np.ndarray:
+    from vpp.drivers.simulated import window_start
+    from vpp.sessions import sessions_between
+
+    out = np.zeros(horizon.n)
+    dt = horizon.dt_h
+    chargers = {c.name: c for c in site.assets.ev_chargers}
+    tz = site.location.tz
+    for s in sessions_between(
+        site.ev_fleets, site.assets.ev_chargers, horizon.start, horizon.end, tz, seed
+    ):
+        c = chargers[s.charger]
+        k, left = max(horizon.index_of(s.arrival), 0), s.e_needed_kwh
+        while left > 1e-9 and k < min(horizon.index_of(s.departure), horizon.n):
+            p = min(c.p_max_kw, left / (c.eta * dt))
+            out[k] += p
+            left -= p * c.eta * dt
+            k += 1
+    zone = ZoneInfo(tz)
+    for spec in site.assets.shiftable_loads:
+        done: dict[datetime, float] = {}
+        for k, t in enumerate(horizon.times()):
+            w = window_start(spec, t.astimezone(zone))
+            if w is None:
+                continue
+            e = done.get(w, 0.0)
+            p = min(spec.p_max_kw, max(spec.e_kwh - e, 0.0) / dt)
+            done[w] = e + p * dt
+            out[k] += p
+    return out
 
 
 def simulate(
@@ -304,7 +342,7 @@ def _prime_history(
     events: tuple[DemandResponseEvent, ...],
 ) -> tuple[MeasuredHistory, _Baselines]:
     """Measured history of the ``days`` before ``start`` (the park's stored meter data) and
-    the daily import the DR baselines start from (the park without the VPP: loads - PV)."""
+    the daily import the DR baselines start from (the park without the VPP)."""
     pv_names, load_names = asset_names(site)
     tz = ZoneInfo(site.location.tz)
     local = start.astimezone(tz)
@@ -316,7 +354,7 @@ def _prime_history(
     history.extend({n: truth[n] for n in history.names})
     baselines = _Baselines(site, events, step)
     spd = baselines.spd
-    imp = _uncontrolled_import_kw(truth, site)
+    imp = _uncontrolled_import_kw(truth, site, pre, park.seed)
     for d in range(days):
         baselines.add_day(
             (midnight - timedelta(days=days - d)).date(), imp[d * spd : (d + 1) * spd]
