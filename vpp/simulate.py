@@ -173,11 +173,11 @@ def _uncontrolled_import_kw(
     their window's opening (the ``uncontrolled`` controller's behaviour)."""
     pv, loads = asset_names(site)
     net = sum(truth[n] for n in loads) - sum(truth[n] for n in pv)
-    net = net + _uncontrolled_flex_kw(site, horizon, seed)
+    net = net + uncontrolled_flex_kw(site, horizon, seed)
     return np.maximum(net, 0.0)
 
 
-def _uncontrolled_flex_kw(site: Site, horizon: Horizon, seed: int) -> np.ndarray:
+def uncontrolled_flex_kw(site: Site, horizon: Horizon, seed: int) -> np.ndarray:
     from vpp.drivers.simulated import window_start
     from vpp.sessions import sessions_between
 

@@ -110,3 +110,16 @@ def test_outputs_are_complete_and_offline(mpc_run, tmp_path) -> None:
     page = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in page
     assert "http://" not in page and "https://" not in page
+
+
+def test_carbon_report_reads_a_simulation(mpc_run, tmp_path) -> None:
+    from vpp.commands.carbon import report, text
+
+    write_run(mpc_run, tmp_path)
+    doc = report(mpc_run.site, START.date(), START.date(), tmp_path)
+    assert set(doc["runs"]) == {"no_vpp", "mpc"}
+    run = doc["runs"]["mpc"]
+    assert run["co2_t"] == pytest.approx(mpc_run.kpis["co2_t"], rel=1e-6)
+    assert run["tce_equivalent"] == pytest.approx(mpc_run.kpis["energy_tce_equivalent"], rel=1e-6)
+    assert "co2_intensity_yoy_change_frac" in run
+    assert "0.4 tce" in text(mpc_run.site, doc)

@@ -1,10 +1,10 @@
 """``vpp carbon report``: CO2, standard coal and energy intensity of a period, against the
 targets (0.4 tce per 10,000 CNY; CO2 intensity down 4 % a year), and what the VPP changed.
 
-Data: ``--data DIR`` is the output of ``vpp simulate`` (its timeseries.csv; the run's
-uncontrolled baseline is recomputed from the same days) or of ``vpp compare``. Without it, the
-park without the VPP is computed from the measured profiles (loads - PV, EVs and shiftable
-loads excluded). "Last year" is the same period 52 weeks earlier (same weekdays), no VPP.
+Data: ``--data DIR`` is the output of ``vpp simulate`` or ``vpp compare`` (timeseries.csv of
+each run). The park without the VPP ("no_vpp") is always computed from the measured profiles:
+loads - PV, EVs charging on arrival, shiftable loads at their window's opening. "Last year" is
+the same period 52 weeks earlier (same weekdays), without the VPP.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def _day(text: str, flag: str) -> date:
         raise UserError(f"{flag}: not a date: {text!r} (YYYY-MM-DD)") from None
 
 
-def no_vpp_series(site: Site, first: date, last: date) -> dict[str, np.ndarray]:
-    """Import, export and PV used (kW per interval) of the park without the VPP."""
+def no_vpp_series(site: Site, first: date, last: date, seed: int = 0) -> dict[str, np.ndarray]:
+    """Import, export and PV used (kW per interval) of the park without the VPP: the measured
+    profiles, EVs (seeded sessions) charging at once, shiftable loads at their window's start."""
     from vpp.drivers.simulated import SimOptions, SimulatedPark
     from vpp.forecasting import asset_names
 
@@ -61,8 +62,10 @@ def no_vpp_series(site: Site, first: date, last: date) -> dict[str, np.ndarray]:
     park = SimulatedPark(site, options=SimOptions(load_noise_frac=0.0))
     h = Horizon(start, step, n)
     truth = park.truth(h)
+    from vpp.simulate import uncontrolled_flex_kw
+
     pv_names, loads = asset_names(site)
-    load = sum(truth[x] for x in loads)
+    load = sum(truth[x] for x in loads) + uncontrolled_flex_kw(site, h, seed)
     pv = sum(truth[x] for x in pv_names)
     net = load - pv
     return {
