@@ -93,11 +93,15 @@ def lookup(values: np.ndarray, pos: np.ndarray, known_end: np.ndarray) -> np.nda
 
 
 def recent_mean(values: np.ndarray, known_end: np.ndarray, width: int) -> np.ndarray:
-    """Mean of the last ``width`` known values before each ``known_end`` (NaN-aware)."""
-    cols = np.stack([lookup(values, known_end - 1 - i, known_end) for i in range(width)])
-    count = np.sum(np.isfinite(cols), axis=0)
-    total = np.nansum(cols, axis=0)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    """Mean of the finite values among the last ``width`` before each ``known_end`` (NaN when
+    there are none), by cumulative sums."""
+    finite = np.isfinite(values)
+    sums = np.concatenate([[0.0], np.cumsum(np.where(finite, values, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(finite)])
+    hi = np.clip(np.asarray(known_end), 0, len(values))
+    lo = np.clip(hi - width, 0, len(values))
+    n = counts[hi] - counts[lo]
+    return np.where(n > 0, (sums[hi] - sums[lo]) / np.maximum(n, 1), np.nan)
 
 
 def same_kind_days(kinds: np.ndarray, issue_day: np.ndarray, target_day: np.ndarray, depth: int):
