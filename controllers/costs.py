@@ -17,7 +17,7 @@ def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, floa
     pen = p.penalties
     imp = np.maximum(result.p_net_kw, 0.0)
     exp = np.maximum(-result.p_net_kw, 0.0)
-    peak = max(float(imp.max(initial=0.0)), p.month_peak_import_kw)
+    peak = max(float((imp + p.peak_margin()).max(initial=0.0)), p.month_peak_import_kw)
     terms = {
         "energy_import": float(dt * p.price_import_cny_per_kwh @ imp),
         "energy_export": -float(dt * effective_export_price(p) @ exp),

@@ -115,6 +115,7 @@ class _Model:
         pr["dr_min"].value = finite(p.dr_min(), big)
         pr["peak_max"].value = big
         pr["month_peak"].value = float(max(p.month_peak_import_kw, 0.0))
+        pr["peak_margin"].value = np.maximum(np.nan_to_num(p.peak_margin()), 0.0)
         rate = float(max(p.demand_charge_cny_per_kw, 0.0))
         pr["demand_charge"].value = rate
         pr["demand_charge_base"].value = rate * pr["month_peak"].value
@@ -193,6 +194,7 @@ def build_model(
         "dr_max": cp.Parameter(n),
         "dr_min": cp.Parameter(n),
         "month_peak": cp.Parameter(nonneg=True),
+        "peak_margin": cp.Parameter(n, nonneg=True),
         "demand_charge": cp.Parameter(nonneg=True),
         "demand_charge_base": cp.Parameter(nonneg=True),  # demand_charge * month_peak (DPP)
         "bus_max": cp.Parameter((len(p.buses), 1)),
@@ -233,7 +235,7 @@ def build_model(
         net <= params["dr_max"] + row(s_drx),
         net >= params["dr_min"] - row(s_drn),
         bus_p <= params["bus_max"] + s_bus,
-        peak >= imp,
+        peak >= imp + params["peak_margin"],
         peak >= params["month_peak"],
         peak <= params["peak_max"],  # a row, not a bound: the demand charge multiplies peak
     ]

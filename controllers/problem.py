@@ -139,6 +139,11 @@ class DispatchProblem:
     carbon_price_cny_per_kg: float = 0.0
     demand_charge_cny_per_kw: float = 0.0  # for a rise of the month's peak import
     month_peak_import_kw: float = 0.0
+    # Import the plan keeps in reserve below the month's peak, against forecast error: the
+    # demand charge is assessed on planned import plus this margin. Without it the plan fills
+    # every interval up to the month's peak (no charge there) and each under-forecast sets a
+    # new peak, which the next plan fills again: a ratchet seen in closed-loop simulation.
+    peak_margin_kw: np.ndarray | None = None
     dr_import_max_kw: np.ndarray | None = None  # +inf where no cap
     dr_import_min_kw: np.ndarray | None = None  # -inf where no floor
     bus_import_max_kw: np.ndarray | None = None  # per bus (building transformer), +inf = none
@@ -163,6 +168,9 @@ class DispatchProblem:
 
     def dr_min(self) -> np.ndarray:
         return self.dr_import_min_kw if self.dr_import_min_kw is not None else -_inf(self.n)
+
+    def peak_margin(self) -> np.ndarray:
+        return self.peak_margin_kw if self.peak_margin_kw is not None else np.zeros(self.n)
 
     def ef(self) -> np.ndarray:
         return self.ef_kg_per_kwh if self.ef_kg_per_kwh is not None else np.zeros(self.n)

@@ -127,6 +127,7 @@ def build_problem(
         carbon_price_cny_per_kg=site.carbon.carbon_price_cny_per_t / 1000.0,
         demand_charge_cny_per_kw=tariffs.demand_charge_for_horizon(site.tariff),
         month_peak_import_kw=state.month_peak_import_kw,
+        peak_margin_kw=headroom,
         dr_import_max_kw=dr_max,
         dr_import_min_kw=dr_min,
         bus_import_max_kw=bus_max,

@@ -101,3 +101,27 @@ def test_terms_agree_with_the_numpy_yardstick():
     ev = costs.evaluate(p, r)
     for k, v in ev.items():
         assert r.terms_cny[k] == pytest.approx(v, abs=1e-4), k
+
+
+def test_peak_margin_keeps_forecast_error_below_the_months_peak():
+    """Load 80 kW, month peak so far 100 kW, cheap then dear hours, 10 CNY/kW demand charge.
+    Without a margin the battery charges 20 kW in the cheap hours (up to the month's peak, at
+    no charge); with a 10 kW margin against forecast error it charges only 10 kW, because
+    each further kW would cost 10 CNY of demand charge for about 1.2 CNY of arbitrage."""
+    bat = f.battery(e_kwh=200, p_kw=50, eta=0.9)
+
+    def charge(margin: float) -> np.ndarray:
+        p = f.problem(
+            n=4,
+            base_kw=[80.0] * 4,
+            batteries=[(bat, 0.0)],
+            demand_charge=10.0,
+            month_peak=100.0,
+        )
+        p = p.__class__(**{**p.__dict__, "peak_margin_kw": np.full(4, margin)})
+        r = MpcController().dispatch(p)
+        assert r.terms_cny["demand_charge"] == pytest.approx(0.0, abs=TOL_CNY)
+        return r.assets["bat"].detail["p_charge_kw"][:2]
+
+    np.testing.assert_allclose(charge(0.0), [20, 20], atol=TOL_KW)
+    np.testing.assert_allclose(charge(10.0), [10, 10], atol=TOL_KW)
