@@ -253,7 +253,8 @@ def simulate(
     if progress:
         from tqdm import tqdm
 
-        steps = tqdm(steps, desc=f"simulate {ctrl.name}", unit="cycle", smoothing=0.1)
+        # disable=None: no bar when the output is not a terminal (logs, CI).
+        steps = tqdm(steps, desc=f"simulate {ctrl.name}", unit="cycle", smoothing=0.1, disable=None)
     for i in steps:
         loop.step(start + i * step)
     cycles = loop.cycles
