@@ -81,7 +81,6 @@ class EvBlock(Block):
                 self._v2g_state(k, sum(into)[self.v2g_rows, :], n)
         self.p_kw = p_kw
         self.p_var = p_kw
-        self.into_car = None
 
     def _v2g_state(self, k: int, flow: cp.Expression, n: int) -> None:
         """Energy put into a V2G car since arrival never falls below minus its dischargeable

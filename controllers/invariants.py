@@ -15,17 +15,6 @@ import numpy as np
 
 from controllers.problem import DispatchProblem, DispatchResult
 
-ATOL_KW = 1e-3
-RTOL = 1e-6
-
-
-class InvariantError(AssertionError):
-    """A dispatch broke a physical invariant."""
-
-
-def _tol(scale: float) -> float:
-    return ATOL_KW + RTOL * abs(scale) + 1e-5 * max(1.0, abs(scale)) * 0.0
-
 
 def terminal_kw(result: DispatchResult) -> np.ndarray:
     """Sum of every device's grid-terminal power (PEDF aggregates excluded: their members are
@@ -65,12 +54,6 @@ def check(problem: DispatchProblem, result: DispatchResult, tol_kw: float = 1e-3
     if result.terms_cny and abs(total - result.objective_cny) > 1e-3 + 1e-6 * abs(total):
         v.append(f"objective {result.objective_cny:.4f} != sum of its terms {total:.4f}")
     return v
-
-
-def assert_ok(problem: DispatchProblem, result: DispatchResult) -> None:
-    problems = check(problem, result)
-    if problems:
-        raise InvariantError("; ".join(problems))
 
 
 def _battery_checks(p, r, relaxed, dt, tol) -> list[str]:

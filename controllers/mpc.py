@@ -306,7 +306,6 @@ def _pedf(p: DispatchProblem, blocks: list[Block], helper: Block, params: dict) 
     weight = np.array([pe.target_weight_cny_per_kwh * p.dt_h for pe in p.pedfs]).reshape(-1, 1)
     dev = cp.Variable((j_n, n), bounds=[0, params["pedf_dev_max"]], name="pedf_target_dev_kw")
     helper.add_term("pedf_target", cp.sum(cp.multiply(weight, dev)))
-    helper.exchange = exchange  # type: ignore[attr-defined]
     return [
         exchange <= params["pedf_conv"] + s,
         exchange >= -params["pedf_conv"] - s,
