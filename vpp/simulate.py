@@ -34,7 +34,7 @@ from vpp.carbon_factors import emission_factor_kg_per_kwh
 from vpp.cycle import CycleReport, plain_dispatch, run_cycle
 from vpp.drivers.simulated import SimOptions, SimulatedPark
 from vpp.forecasting import MeasuredHistory, asset_names, make_forecaster
-from vpp.model import DemandResponseEvent, DrStatus, Horizon, Site
+from vpp.model import DemandResponseEvent, DrStatus, EvSession, Horizon, Site
 from vpp.prepare import horizon_for
 from vpp.tariff import export_price_cny_per_kwh, import_price_cny_per_kwh
 
@@ -177,7 +177,12 @@ def _uncontrolled_import_kw(
     return np.maximum(net, 0.0)
 
 
-def uncontrolled_flex_kw(site: Site, horizon: Horizon, seed: int) -> np.ndarray:
+def uncontrolled_flex_kw(
+    site: Site, horizon: Horizon, seed: int = 0, sessions: Iterable[EvSession] | None = None
+) -> np.ndarray:
+    """EV chargers and shiftable loads without the VPP (kW per interval): every car at full
+    power from arrival until served (``sessions``, or the fleets' seeded draws), every
+    shiftable load at full power from its window's opening."""
     from vpp.drivers.simulated import window_start
     from vpp.sessions import sessions_between
 
@@ -185,10 +190,15 @@ def uncontrolled_flex_kw(site: Site, horizon: Horizon, seed: int) -> np.ndarray:
     dt = horizon.dt_h
     chargers = {c.name: c for c in site.assets.ev_chargers}
     tz = site.location.tz
-    for s in sessions_between(
-        site.ev_fleets, site.assets.ev_chargers, horizon.start, horizon.end, tz, seed
-    ):
-        c = chargers[s.charger]
+    if sessions is None:
+        a = site.assets
+        sessions = sessions_between(
+            site.ev_fleets, a.ev_chargers, horizon.start, horizon.end, tz, seed
+        )
+    for s in sessions:
+        c = chargers.get(s.charger)
+        if c is None:
+            continue
         k, left = max(horizon.index_of(s.arrival), 0), s.e_needed_kwh
         while left > 1e-9 and k < min(horizon.index_of(s.departure), horizon.n):
             p = min(c.p_max_kw, left / (c.eta * dt))

@@ -1,10 +1,26 @@
 """``vpp carbon report``: CO2, standard coal and energy intensity of a period, against the
 targets (0.4 tce per 10,000 CNY; CO2 intensity down 4 % a year), and what the VPP changed.
 
-Data: ``--data DIR`` is the output of ``vpp simulate`` or ``vpp compare`` (timeseries.csv of
-each run). The park without the VPP ("no_vpp") is always computed from the measured profiles:
-loads - PV, EVs charging on arrival, shiftable loads at their window's opening. "Last year" is
-the same period 52 weeks earlier (same weekdays), without the VPP.
+Where the figures come from (``--source``):
+
+stored (the default without ``--data``)
+    The service's database (``VPP_DATABASE_URL``, default sqlite:///var/vpp.sqlite3, the one
+    ``vpp run`` writes): the park meter's readings, the PV arrays' (a PEDF building's PV,
+    not metered apart, from the decision-time forecast), and for the park without the VPP
+    the metered power of the batteries, EV chargers and shiftable loads replaced by their
+    behaviour without the VPP (no battery, cars charging on arrival from the stored
+    sessions, shiftable loads at their window's opening). A date the park meter does not
+    cover (at least 95 % of its intervals) stops the report with the missing dates named:
+    a carbon figure is never filled with simulated days. Short gaps are interpolated and
+    counted.
+simulated (implied by ``--data DIR``)
+    ``--data DIR``: the output of ``vpp simulate`` or ``vpp compare`` (timeseries.csv of
+    each run). The park without the VPP ("no_vpp") is computed from the measured profiles:
+    loads - PV, EVs charging on arrival, shiftable loads at their window's opening. Without
+    ``--data`` only that no-VPP park is reported.
+
+"Last year" is the same period 52 weeks earlier (same weekdays): the stored meter when the
+database covers it, else the park without the VPP from the profiles; the report says which.
 """
 
 from __future__ import annotations
@@ -20,6 +36,7 @@ import pandas as pd
 
 from vpp import carbon
 from vpp.carbon_factors import emission_factor_kg_per_kwh
+from vpp.metered import MeteredPeriod
 from vpp.model import Horizon, Site
 
 
@@ -35,6 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--config", required=True, type=Path, help="park YAML")
     r.add_argument("--from", dest="date_from", required=True, help="first day YYYY-MM-DD")
     r.add_argument("--to", dest="date_to", required=True, help="last day YYYY-MM-DD (inclusive)")
+    r.add_argument(
+        "--source",
+        choices=["stored", "simulated"],
+        default=None,
+        help="stored: the service's database (VPP_DATABASE_URL); simulated: the profiles and "
+        "--data (default: simulated with --data, else stored)",
+    )
     r.add_argument("--data", type=Path, help="a vpp simulate / compare output directory")
     r.add_argument("--json", type=Path, help="also write the figures as JSON")
     r.set_defaults(func=run)
@@ -112,8 +136,16 @@ def _from_data(site: Site, data: Path, first: date, last: date) -> dict[str, dic
     return out
 
 
-def report(site: Site, first: date, last: date, data: Path | None) -> dict:
-    """The carbon report's figures (see the module docstring)."""
+def report(
+    site: Site,
+    first: date,
+    last: date,
+    data: Path | None = None,
+    metered: MeteredPeriod | None = None,
+    metered_last_year: MeteredPeriod | None = None,
+) -> dict:
+    """The carbon report's figures (see the module docstring). ``metered`` (and the same
+    period 52 weeks earlier, when stored) come from :func:`vpp.metered.read_period`."""
     dt = site.dispatch.step_minutes / 60.0
     f = site.carbon.energy_factors
     va = site.value_added_10k_cny_per_year
@@ -121,17 +153,28 @@ def report(site: Site, first: date, last: date, data: Path | None) -> dict:
     def acc(s: dict, ef: np.ndarray) -> carbon.Accounts:
         return carbon.accounts(s["import_kw"], s["export_kw"], s["pv_used_kw"], ef, dt, f, va)
 
-    base = no_vpp_series(site, first, last)
-    ef = emission_factor_kg_per_kwh(site.carbon, base["horizon"])
-    runs = {"no_vpp": acc(base, ef)}
-    ly_first, ly_last = _year_before(first), _year_before(last)
-    last_year = no_vpp_series(site, ly_first, ly_last)
-    prev = acc(last_year, emission_factor_kg_per_kwh(site.carbon, last_year["horizon"]))
+    runs: dict[str, carbon.Accounts] = {}
+    if metered is not None:
+        ef = emission_factor_kg_per_kwh(site.carbon, metered.horizon)
+        runs["no_vpp"] = acc(_no_vpp_of(metered), ef)
+        runs["metered"] = acc(_run_of(metered), ef)
+    else:
+        base = no_vpp_series(site, first, last)
+        runs["no_vpp"] = acc(base, emission_factor_kg_per_kwh(site.carbon, base["horizon"]))
+    if metered_last_year is not None:
+        ly = metered_last_year
+        prev = acc(_run_of(ly), emission_factor_kg_per_kwh(site.carbon, ly.horizon))
+        prev_source = "stored"
+    else:
+        last_year = no_vpp_series(site, _year_before(first), _year_before(last))
+        prev = acc(last_year, emission_factor_kg_per_kwh(site.carbon, last_year["horizon"]))
+        prev_source = "simulated"
     if data is not None:
         for name, s in _from_data(site, data, first, last).items():
             runs[name] = acc(s, s["ef_kg_per_kwh"])
     out = {
         "period": {"from": first.isoformat(), "to": last.isoformat()},
+        "source": "stored" if metered is not None else "simulated",
         "factors": {
             "ef_kg_per_kwh": site.carbon.emission_factor.ef_kg_per_kwh,
             "ef_year": site.carbon.emission_factor.year,
@@ -146,9 +189,17 @@ def report(site: Site, first: date, last: date, data: Path | None) -> dict:
             "intensity_tce_per_10k_cny": carbon.INTENSITY_TARGET_TCE_PER_10K_CNY,
             "co2_intensity_yoy_reduction_frac": carbon.YOY_REDUCTION_TARGET_FRAC,
         },
-        "last_year_no_vpp": prev.to_dict(),
+        "last_year_source": prev_source,
+        "last_year": prev.to_dict(),
         "runs": {},
     }
+    if metered is not None:
+        out["stored"] = {
+            "filled_intervals": metered.filled_intervals,
+            "pv_from_forecast": list(metered.pv_from_forecast),
+            "pv_unknown": list(metered.pv_unknown),
+            "unmetered_dispatch": list(metered.unmetered_dispatch),
+        }
     for name, a in runs.items():
         row = a.to_dict()
         if a.co2_t_per_10k_cny is not None and prev.co2_t_per_10k_cny:
@@ -157,8 +208,21 @@ def report(site: Site, first: date, last: date, data: Path | None) -> dict:
             )
         row["vs_no_vpp_co2_t"] = a.co2_t - runs["no_vpp"].co2_t
         row["vs_no_vpp_tce_equivalent"] = a.tce_equivalent - runs["no_vpp"].tce_equivalent
+        row["vs_no_vpp_tce_equal_value"] = a.tce_equal_value - runs["no_vpp"].tce_equal_value
         out["runs"][name] = row
     return out
+
+
+def _run_of(m: MeteredPeriod) -> dict[str, np.ndarray]:
+    return {"import_kw": m.import_kw, "export_kw": m.export_kw, "pv_used_kw": m.pv_used_kw}
+
+
+def _no_vpp_of(m: MeteredPeriod) -> dict[str, np.ndarray]:
+    return {
+        "import_kw": m.no_vpp_import_kw,
+        "export_kw": m.no_vpp_export_kw,
+        "pv_used_kw": m.pv_used_kw,
+    }
 
 
 def _year_before(d: date) -> date:
@@ -177,11 +241,63 @@ def run(args: argparse.Namespace) -> int:
     first, last = _day(args.date_from, "--from"), _day(args.date_to, "--to")
     if last < first:
         raise UserError("--to: must not be before --from")
-    doc = report(site, first, last, args.data)
+    source = args.source or ("simulated" if args.data is not None else "stored")
+    if source == "stored" and args.data is not None:
+        raise UserError("--data is simulated data: use it without --source stored")
+    metered = metered_ly = None
+    if source == "stored":
+        metered, metered_ly = _read_store(site, first, last)
+    doc = report(site, first, last, args.data, metered, metered_ly)
     print(text(site, doc))
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1), encoding="utf-8")
     return 0
+
+
+def _read_store(site: Site, first: date, last: date):
+    """The period and (when stored) the same period 52 weeks earlier, from the database."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from vpp.cli import UserError
+    from vpp.metered import MissingStoredDataError, read_period
+    from vpp.settings import Settings
+    from vpp.store.db import make_engine
+
+    try:
+        url = Settings().database_url
+    except ValidationError as exc:
+        raise UserError(f"invalid settings: {exc.errors()[0]['msg']}") from None
+    if url.startswith("sqlite") and ":memory:" not in url:
+        path = Path(url.split(":///", 1)[1])
+        if not path.exists():
+            raise UserError(
+                f"no database at {path} (VPP_DATABASE_URL): the service ('vpp run') stores the "
+                "park meter there; for a study, run 'vpp simulate' and pass --data DIR"
+            )
+    engine = make_engine(url)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            try:
+                metered = read_period(conn, site, first, last)
+            except MissingStoredDataError as exc:
+                raise UserError(
+                    f"{exc} (database {shown}). Choose --from/--to inside the stored days, or "
+                    "run 'vpp simulate' for those days and pass --data DIR"
+                ) from None
+            try:
+                ly = read_period(conn, site, _year_before(first), _year_before(last))
+            except MissingStoredDataError:
+                ly = None
+    except SQLAlchemyError as exc:
+        raise UserError(
+            f"cannot read the database {shown}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            " (is it the service's database? 'vpp db migrate' creates the tables)"
+        ) from None
+    finally:
+        engine.dispose()
+    return metered, ly
 
 
 def text(site: Site, doc: dict) -> str:
@@ -211,6 +327,35 @@ def text(site: Site, doc: dict) -> str:
         f"targets: intensity <= {tg['intensity_tce_per_10k_cny']} tce per 10,000 CNY "
         f"(equivalent value, pro rata of the year's value added); CO2 per value added down "
         f"{100 * tg['co2_intensity_yoy_reduction_frac']:.0f} % a year (last year = same "
-        "period 52 weeks earlier, no VPP)",
+        f"period 52 weeks earlier, {_LAST_YEAR[doc['last_year_source']]})",
     ]
+    st = doc.get("stored")
+    if st is not None:
+        lines.append(
+            "source: the service's database (park meter); no_vpp = the meter with batteries, "
+            "EV chargers and shiftable loads as without the VPP"
+        )
+        if st["filled_intervals"]:
+            lines.append(f"  {st['filled_intervals']} interval(s) without a reading interpolated")
+        if st["pv_from_forecast"]:
+            lines.append(
+                f"  PV not metered apart, from the decision-time forecast: "
+                f"{', '.join(st['pv_from_forecast'])}"
+            )
+        if st["pv_unknown"]:
+            lines.append(
+                f"  PV neither metered nor forecast, counted 0: {', '.join(st['pv_unknown'])}"
+            )
+        if st["unmetered_dispatch"]:
+            names = st["unmetered_dispatch"]
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            lines.append(
+                f"  {len(names)} dispatched asset(s) without readings, counted as metered: "
+                f"{', '.join(names[:5])}{more}"
+            )
+    else:
+        lines.append("source: simulated (no_vpp from the park's profiles)")
     return "\n".join(lines)
+
+
+_LAST_YEAR = {"stored": "as metered", "simulated": "the park's profiles without the VPP"}
