@@ -171,7 +171,10 @@ class ShiftableBlock(Block):
         for w in range(windows):
             total = dt * cp.sum(self.pw[w], axis=1)
             s = self.slack((m,), "shiftable_energy", names, "kWh", pen, per_step=False)
-            self.constraints += [total + s >= self.energy[w], total <= self.energy[w]]
+            # More than the energy left only when a run already under way must go on (its
+            # minimum run at minimum power) although the work is done: reported, never fatal.
+            over = self.slack((m,), "shiftable_energy_excess", names, "kWh", pen, per_step=False)
+            self.constraints += [total + s >= self.energy[w], total <= self.energy[w] + over]
         self.p = sum(self.pw)
         self.on_rows = [i for i, s in enumerate(specs) if s.p_min_kw > 0 or s.min_run_steps > 1]
         if self.on_rows:
@@ -184,10 +187,18 @@ class ShiftableBlock(Block):
         solver gets the continuous relaxation)."""
         rows = self.on_rows
         r = len(rows)
-        self.u = cp.Variable((r, n), boolean=integer, name="shiftable_on")
-        self.start = cp.Variable((r, n), bounds=[0, 1], name="shiftable_start")
         self.running0 = cp.Parameter(r, nonneg=True)
         self.carry = cp.Parameter((r, n), nonneg=True)
+        # The relaxation's on/off states have Parameter bounds, [carry, 1] normally, so that a
+        # 0/1 pattern can be fixed (``fixed_on``) and the rest re-solved as an LP.
+        self.fixed_on: np.ndarray | None = None
+        if integer:
+            self.u = cp.Variable((r, n), boolean=True, name="shiftable_on")
+        else:
+            self.u_lo = cp.Parameter((r, n), nonneg=True)
+            self.u_hi = cp.Parameter((r, n), nonneg=True)
+            self.u = cp.Variable((r, n), bounds=[self.u_lo, self.u_hi], name="shiftable_on")
+        self.start = cp.Variable((r, n), bounds=[0, 1], name="shiftable_start")
         p_min = np.array([specs[i].p_min_kw for i in rows]).reshape(-1, 1)
         p_max = np.array([specs[i].p_max_kw for i in rows]).reshape(-1, 1)
         p_on = self.p[rows, :]
@@ -198,17 +209,17 @@ class ShiftableBlock(Block):
             self.start[:, 0] >= self.u[:, 0] - self.running0,
             self.start[:, 1:] >= self.u[:, 1:] - self.u[:, :-1],
         ]
-        if not integer:
-            self.constraints += [self.u <= 1]
         for j, i in enumerate(rows):
             mrun = specs[i].min_run_steps
             if mrun <= 1:
                 continue
-            band = np.zeros((n, n))
+            # The strong minimum-up form (Rajan and Takriti): on at t if started within the
+            # last ``mrun`` steps. Its LP relaxation is far tighter than one aggregated row
+            # per start, so the relaxation is often already integral (MpcController).
+            recent = np.zeros((n, n))
             for t in range(n):
-                band[t, t : min(n, t + mrun)] = 1.0
-            length = band.sum(axis=1)
-            self.constraints.append(band @ self.u[j, :] >= cp.multiply(length, self.start[j, :]))
+                recent[t, max(0, t - mrun + 1) : t + 1] = 1.0
+            self.constraints.append(self.u[j, :] >= recent @ self.start[j, :])
 
     def update(self, problem: DispatchProblem) -> None:
         m, n = len(problem.shiftables), problem.n
@@ -237,6 +248,10 @@ class ShiftableBlock(Block):
                     carry[j, :left] = in_window[i, :left].astype(float)
             self.running0.value = running0
             self.carry.value = carry
+            if hasattr(self, "u_lo"):
+                fixed = self.fixed_on
+                self.u_lo.value = carry if fixed is None else fixed.astype(float)
+                self.u_hi.value = np.ones((r, n)) if fixed is None else fixed.astype(float)
 
     def extract(self, out: dict[str, AssetSchedule]) -> None:
         p = np.asarray(self.p.value)

@@ -13,6 +13,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from controllers import on_off
+from controllers.on_off import has_on_off
 from controllers.problem import DispatchProblem, DispatchResult
 
 
@@ -116,7 +118,14 @@ def _device_checks(p, r, tol) -> list[str]:
             v.append(f"shiftable {sh.spec.name}: power outside [0, {sh.spec.p_max_kw}] kW")
         if (np.abs(s.p_kw[~allowed]) > tol).any():
             v.append(f"shiftable {sh.spec.name}: runs outside its window")
+        if has_on_off(sh) and not _relaxed_on_off(r):
+            v += on_off.violations(sh, s.p_kw, tol)
     return v
+
+
+def _relaxed_on_off(result: DispatchResult) -> bool:
+    """The fallback solver dropped the integrality of on/off states, and said so."""
+    return on_off.RELAXED_MESSAGE in result.messages
 
 
 def _ev_checks(p, r, relaxed, dt) -> list[str]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
+from controllers import on_off
 from controllers.blocks import (
     BatteryBlock,
     Block,
@@ -326,6 +327,7 @@ class MpcController:
         soft: bool = True,
         ev_aggregate: bool = False,
         hot_start: bool = True,
+        relax_first: bool = True,
     ):
         self.solver = solver
         self.fallback = fallback
@@ -334,6 +336,10 @@ class MpcController:
         # LPs: keep one HiGHS object per model and restart it from the last basis
         # (controllers.highs_hot); a failed restart is solved again from scratch.
         self.hot_start = hot_start
+        # MILPs: solve the LP relaxation first (hot) and keep its schedule when it already
+        # obeys the on/off rules (controllers.on_off): it is then the MILP's optimum.
+        self.relax_first = relax_first
+        self.relaxation_hits = 0
         self._models: dict[tuple, _Model] = {}
         self.builds = 0
 
@@ -354,12 +360,18 @@ class MpcController:
         return self._models[key], time.perf_counter() - t0
 
     def dispatch(self, problem: DispatchProblem) -> DispatchResult:
-        needs_int = any(s.spec.p_min_kw > 0 or s.spec.min_run_steps > 1 for s in problem.shiftables)
-        model, build_s = self._model(problem, integer=needs_int)
+        needs_int = any(on_off.has_on_off(s) for s in problem.shiftables)
         messages: list[str] = []
+        timings: dict[str, float] = {}
+        if needs_int and self.relax_first and self.solver == "HIGHS":
+            hit = self._relaxation(problem, timings, messages)
+            if hit is not None:
+                return hit
+        model, build_s = self._model(problem, integer=needs_int)
         t0 = time.perf_counter()
         model.update(problem)
-        timings = {"build_s": build_s, "update_s": time.perf_counter() - t0}
+        timings["build_s"] = timings.get("build_s", 0.0) + build_s
+        timings["update_s"] = timings.get("update_s", 0.0) + time.perf_counter() - t0
         status, solver = self._solve(model, self.solver, problem, timings, messages)
         if status not in OK_STATUSES and self.fallback:
             fb = model
@@ -367,12 +379,101 @@ class MpcController:
                 fb, extra = self._model(problem, integer=False)
                 timings["build_s"] += extra
                 fb.update(problem)
-                messages.append("fallback solves the continuous relaxation of the on/off states")
+                messages.append(on_off.RELAXED_MESSAGE)
             status, solver = self._solve(fb, self.fallback, problem, timings, messages)
             model = fb
         if status not in OK_STATUSES:
             raise SolverFailure("; ".join(messages) or f"solver status {status}")
         return self._result(problem, model, status, solver, timings, messages)
+
+    def _relaxation(
+        self, problem: DispatchProblem, timings: dict, messages: list[str]
+    ) -> DispatchResult | None:
+        """The LP relaxation's result when its schedule keeps every on/off rule, else None.
+
+        The relaxation's optimum bounds the MILP's from below, so a schedule that is feasible
+        for the MILP is optimal for it, exactly (no MIP gap)."""
+        model, build_s = self._model(problem, integer=False)
+        t0 = time.perf_counter()
+        model.update(problem)
+        timings["build_s"] = build_s
+        timings["update_s"] = time.perf_counter() - t0
+        lp_messages: list[str] = []
+        lp_timings: dict[str, float] = {}
+        status, solver = self._solve(model, self.solver, problem, lp_timings, lp_messages)
+        timings["solve_relaxation_s"] = lp_timings.get("solve_highs_s", 0.0)
+        if status not in OK_STATUSES:
+            messages.append(f"LP relaxation: {'; '.join(lp_messages)}; solving the MILP")
+            return None
+        result = self._result(problem, model, status, solver, timings | lp_timings, [])
+        broken = [
+            v
+            for sh in problem.shiftables
+            if on_off.has_on_off(sh)
+            for v in on_off.violations(sh, result.assets[sh.spec.name].p_kw)
+        ]
+        if not broken:
+            self.relaxation_hits += 1
+            result.messages.append(on_off.RELAXATION_EXACT_MESSAGE)
+            return result
+        return self._repair(problem, model, result, timings, messages, broken[0])
+
+    def _repair(
+        self,
+        problem: DispatchProblem,
+        model: _Model,
+        relaxed: DispatchResult,
+        timings: dict,
+        messages: list[str],
+        why: str,
+    ) -> DispatchResult | None:
+        """Fix the on/off states to the relaxation's schedule rounded to the run rules
+        (:func:`controllers.on_off.round_pattern`) and re-solve the LP. Kept when within the
+        MILP's relative gap of the relaxation's optimum (a lower bound): the same guarantee
+        HiGHS gives a MILP solve."""
+        block = next(b for b in model.blocks if isinstance(b, ShiftableBlock))
+        block.fixed_on = np.array(
+            [
+                on_off.round_pattern(sh, relaxed.assets[sh.spec.name].p_kw, problem.dt_h)
+                for i, sh in enumerate(problem.shiftables)
+                if i in block.on_rows
+            ]
+        )
+        lp_messages: list[str] = []
+        lp_timings: dict[str, float] = {}
+        try:
+            block.update(problem)
+            status, solver = self._solve(model, self.solver, problem, lp_timings, lp_messages)
+        finally:
+            block.fixed_on = None
+            block.update(problem)
+        timings["solve_repair_s"] = lp_timings.get("solve_highs_s", 0.0)
+        lower = relaxed.objective_cny
+        if status in OK_STATUSES:
+            result = self._result(problem, model, status, solver, timings | lp_timings, [])
+            gap = (result.objective_cny - lower) / max(abs(result.objective_cny), 1.0)
+            broken = [
+                v
+                for sh in problem.shiftables
+                if on_off.has_on_off(sh)
+                for v in on_off.violations(sh, result.assets[sh.spec.name].p_kw)
+            ]
+            if not broken and gap <= problem.mip_rel_gap:
+                self.relaxation_hits += 1
+                result.messages.append(
+                    f"{on_off.REPAIRED_MESSAGE}: {gap:.2e} above the relaxation's optimum"
+                )
+                return result
+            messages.append(
+                f"LP relaxation breaks on/off rules ({why}); its rounding is {gap:.2e} above "
+                f"the bound{' and breaks them too' if broken else ''}: solving the MILP"
+            )
+        else:
+            messages.append(
+                f"LP relaxation breaks on/off rules ({why}); its rounding: "
+                f"{'; '.join(lp_messages)}: solving the MILP"
+            )
+        return None
 
     def _solve(
         self, model: _Model, solver: str, p: DispatchProblem, timings: dict, messages: list[str]
