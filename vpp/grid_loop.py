@@ -77,11 +77,58 @@ class LoopReport:
         return self.reports[-1]
 
 
+class RowMemory:
+    """Network rows carried from one cycle to the next, so that an element the park keeps
+    pressing against starts the next cycle already constrained instead of costing a
+    correction round every interval.
+
+    After a cycle, the rows of its final dispatch that bind at some step (the dispatch sits
+    within ``bind_kw`` of the row's limit) are kept; the next cycle's problem gets them
+    shifted by the steps elapsed (a step beyond the old horizon has no limit). A row that no
+    longer binds is dropped: if the element is violated again, the loop learns it anew. The
+    AC check still validates every dispatch, so a carried row can cost money, never safety.
+    """
+
+    def __init__(self, bind_kw: float = 1.0):
+        self.bind_kw = bind_kw
+        self.rows: tuple[NetworkConstraint, ...] = ()
+        self.start = None
+        self.step = None
+
+    def apply(self, problem: DispatchProblem) -> DispatchProblem:
+        if not self.rows or self.start is None or problem.horizon.step != self.step:
+            return problem
+        shift = round((problem.horizon.start - self.start) / self.step)
+        if shift < 0 or shift >= problem.n:
+            return problem
+        carried = []
+        for r in self.rows:
+            if len(r.coeff_per_kw) != len(problem.buses):
+                return problem
+            limit = np.full(problem.n, np.inf)
+            old = np.asarray(r.limit, dtype=float)[shift:]
+            limit[: len(old)] = old[: problem.n]
+            carried.append(dataclasses.replace(r, limit=limit))
+        return dataclasses.replace(problem, network=problem.network + tuple(carried))
+
+    def learn(self, problem: DispatchProblem, result: DispatchResult) -> None:
+        p = np.stack([np.asarray(result.bus_p_kw[b], dtype=float) for b in problem.buses])
+        keep = []
+        for r in problem.network:
+            slack = np.asarray(r.limit, dtype=float) - np.asarray(r.coeff_per_kw) @ p
+            if (slack <= self.bind_kw).any():
+                keep.append(r)
+        self.rows = tuple(keep)
+        self.start = problem.horizon.start
+        self.step = problem.horizon.step
+
+
 def dispatch_ac_feasible(
     controller: Controller,
     problem: DispatchProblem,
     grid: GridModel,
     max_rounds: int = 3,
+    memory: RowMemory | None = None,
 ) -> tuple[DispatchResult, LoopReport]:
     """A dispatch that holds in the AC power flow, or the least-violating one, and a report.
 
@@ -91,6 +138,7 @@ def dispatch_ac_feasible(
     problem : the dispatch problem; ``problem.buses`` must be buses of ``grid``.
     grid : the park network with its limits.
     max_rounds : re-solves allowed after the first dispatch.
+    memory : rows learnt in earlier cycles (:class:`RowMemory`), applied first and updated.
     """
     missing = sorted(set(problem.buses) - set(grid.buses))
     if missing:
@@ -98,8 +146,10 @@ def dispatch_ac_feasible(
     results, reports, solve_s, validate_s = [], [], [], []
     tightened: list[Tightening] = []
     times_hit: dict[tuple[str, str], int] = {}
-    current = problem
+    current = memory.apply(problem) if memory is not None else problem
+    problems = []
     for rnd in range(max_rounds + 1):
+        problems.append(current)
         t0 = time.perf_counter()
         result = controller.dispatch(current)
         solve_s.append(time.perf_counter() - t0)
@@ -116,6 +166,8 @@ def dispatch_ac_feasible(
             break
         current = dataclasses.replace(current, network=current.network + tuple(rows))
     best = _least_violating(reports)
+    if memory is not None and results[best].ok:
+        memory.learn(problems[best], results[best])
     return results[best], _loop_report(results, reports, best, tightened, solve_s, validate_s)
 
 
@@ -241,6 +293,7 @@ def describe(report: LoopReport) -> list[str]:
 
 __all__ = [
     "LoopReport",
+    "RowMemory",
     "Tightening",
     "Violation",
     "correction_rows",

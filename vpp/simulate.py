@@ -375,12 +375,13 @@ def _prime_history(
 
 def _grid_dispatch(site: Site):
     from vpp.grid import GridModel
-    from vpp.grid_loop import dispatch_ac_feasible
+    from vpp.grid_loop import RowMemory, dispatch_ac_feasible
 
     model = GridModel.from_site(site)
+    memory = RowMemory()
 
     def fn(controller: Controller, problem):
-        return dispatch_ac_feasible(controller, problem, model, max_rounds=2)
+        return dispatch_ac_feasible(controller, problem, model, max_rounds=2, memory=memory)
 
     return fn
 

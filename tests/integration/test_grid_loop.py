@@ -12,7 +12,7 @@ from controllers.mpc import MpcController
 from vpp import grid_scenarios
 from vpp.config import load_site
 from vpp.grid import GridModel
-from vpp.grid_loop import describe, dispatch_ac_feasible, validate_result
+from vpp.grid_loop import RowMemory, describe, dispatch_ac_feasible, validate_result
 
 warnings.filterwarnings("ignore", message=".*numba.*")
 
@@ -74,3 +74,30 @@ def test_inflexible_overload_is_said_plainly_and_least_violating_kept(demo_site)
     assert any("T-B05" in m for m in loop.messages)
     sev = [r.severity() for r in loop.reports]
     assert validate_result(grid, result).severity() == pytest.approx(min(sev), rel=1e-6)
+
+
+def test_rows_carried_to_the_next_cycle_save_the_correction_round(demo_site) -> None:
+    """A row learnt in one cycle, shifted one step, constrains the next cycle at once: no
+    correction round, and the dispatch still holds in the AC check."""
+    problem, site, options = grid_scenarios.ev_valley(demo_site)
+    grid = GridModel.from_site(site, options)
+    memory = RowMemory()
+    ctl = MpcController()
+    _, first = dispatch_ac_feasible(ctl, problem, grid, memory=memory)
+    assert first.rounds >= 1 and memory.rows
+    assert all(r.element == "T-B05" for r in memory.rows)
+    h = problem.horizon
+    nxt = dataclasses.replace(
+        problem, horizon=dataclasses.replace(h, start=h.start + h.step)
+    )  # same world, one interval later: the carried row's limits move one step
+    carried = memory.apply(nxt)
+    row, old = carried.network[-1], memory.rows[-1]
+    np.testing.assert_array_equal(row.limit[:-1], np.asarray(old.limit)[1:])
+    assert np.isinf(row.limit[-1])
+    result, second = dispatch_ac_feasible(ctl, nxt, grid, memory=memory)
+    assert second.rounds < first.rounds
+    assert validate_result(grid, result).ok
+    # A row that no longer binds is forgotten.
+    slack = dataclasses.replace(memory.rows[0], limit=np.full(problem.n, 1e9))
+    memory.learn(dataclasses.replace(nxt, network=(slack,)), result)
+    assert memory.rows == ()
