@@ -8,6 +8,7 @@ years it knows, weekends count as rest days and weekdays as workdays, and
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 import chinese_calendar
 
@@ -23,6 +24,7 @@ def calendar_known(d: date) -> bool:
     return True
 
 
+@lru_cache(maxsize=4096)  # called per interval by profiles and tariffs: days repeat
 def is_workday(d: date) -> bool:
     """Official working day (includes working weekends, excludes public holidays)."""
     try:
@@ -31,6 +33,7 @@ def is_workday(d: date) -> bool:
         return d.weekday() < 5
 
 
+@lru_cache(maxsize=4096)
 def day_type(d: date) -> DayType:
     """WORKDAY, WEEKEND (an ordinary Saturday or Sunday) or HOLIDAY (a public holiday)."""
     try:

@@ -77,6 +77,7 @@ def _parse(source: str, kind: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=4096)
 def reference_day(d: date) -> int:
     """Index (0-365) of the 2016 day that plays ``d``: same week of year, same kind of day."""
     if is_workday(d):
