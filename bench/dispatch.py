@@ -19,7 +19,10 @@ iterations do not depend on the machine's load, seconds do).
 
 Variants (see :data:`VARIANTS`): ``full`` is the plain per-slot DPP formulation; ``agg``
 aggregates EV sessions into virtual EVs (controllers.ev_aggregate); ``hot`` keeps HiGHS
-hot between re-solves (controllers.highs_hot); ``agg-hot`` both. The machine is noisy:
+hot between re-solves and restarts it from the last basis (controllers.highs_hot);
+``agg-hot`` both; ``red`` solves each interval's LP without the columns its bounds fix, from
+scratch with HiGHS's presolve (``highs_mode="reduced"``; the controller's default ``auto``
+picks it from 60k columns up); ``agg-red`` with virtual EVs. The machine is noisy:
 differences under about 20 % are noise, far more when other jobs share the cores.
 """
 
@@ -50,8 +53,10 @@ from controllers.mpc import MpcController  # noqa: E402
 VARIANTS: dict[str, dict] = {
     "full": {"hot_start": False},
     "agg": {"ev_aggregate": True, "hot_start": False},
-    "hot": {"hot_start": True},
-    "agg-hot": {"ev_aggregate": True, "hot_start": True},
+    "hot": {"hot_start": True, "highs_mode": "basis"},
+    "agg-hot": {"ev_aggregate": True, "hot_start": True, "highs_mode": "basis"},
+    "red": {"hot_start": True, "highs_mode": "reduced"},
+    "agg-red": {"ev_aggregate": True, "hot_start": True, "highs_mode": "reduced"},
 }
 
 

@@ -328,6 +328,7 @@ class MpcController:
         ev_aggregate: bool = False,
         hot_start: bool = True,
         relax_first: bool = True,
+        highs_mode: str = "auto",
     ):
         self.solver = solver
         self.fallback = fallback
@@ -336,6 +337,7 @@ class MpcController:
         # LPs: keep one HiGHS object per model and restart it from the last basis
         # (controllers.highs_hot); a failed restart is solved again from scratch.
         self.hot_start = hot_start
+        self.highs_mode = highs_mode  # controllers.highs_hot.HotHighs: auto, basis or reduced
         # MILPs: solve the LP relaxation first (hot) and keep its schedule when it already
         # obeys the on/off rules (controllers.on_off): it is then the MILP's optimum.
         self.relax_first = relax_first
@@ -488,7 +490,7 @@ class MpcController:
         t0 = time.perf_counter()
         try:
             if solver == "HIGHS" and self.hot_start and not model.integer:
-                model.hot = model.hot or HotHighs()
+                model.hot = model.hot or HotHighs(self.highs_mode)
                 model.hot.solve(model.problem, opts)
             else:
                 model.problem.solve(solver=solver, **opts)
