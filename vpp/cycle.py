@@ -65,6 +65,7 @@ class CycleReport:
     errors: list[str] = field(default_factory=list)
     grid: object | None = None  # the network report when a validator ran
     timings_s: dict[str, float] = field(default_factory=dict)
+    forecasts: Forecasts | None = None  # what the problem was built from
 
 
 def shift_plan(plan: DispatchResult, horizon: Horizon) -> DispatchResult | None:
@@ -105,10 +106,63 @@ def run_cycle(
     dr_baseline_kw: np.ndarray | None = None,
 ) -> CycleReport:
     """Run one interval at ``at``; publish the first interval's setpoints to ``driver``."""
-    t: dict[str, float] = {}
     t0 = time.perf_counter()
     state = driver.read_state(at)
-    t["state_s"] = time.perf_counter() - t0
+    state_s = time.perf_counter() - t0
+    rep = plan_cycle(
+        site, at, state, forecaster, controller, dr_events, last_plan, dispatch_fn, dr_baseline_kw
+    )
+    t0 = time.perf_counter()
+    if publish:
+        driver.apply(at, rep.setpoints_kw)
+    rep.timings_s = {"state_s": state_s, **rep.timings_s, "publish_s": time.perf_counter() - t0}
+    rep.timings_s["total_s"] = sum(v for k, v in rep.timings_s.items() if k != "total_s")
+    return rep
+
+
+def plan_cycle(
+    site: Site,
+    at: datetime,
+    state: PlantState,
+    forecaster: Forecaster,
+    controller: Controller,
+    dr_events: Iterable[DemandResponseEvent] = (),
+    last_plan: DispatchResult | None = None,
+    dispatch_fn: DispatchFn = plain_dispatch,
+    dr_baseline_kw: np.ndarray | None = None,
+) -> CycleReport:
+    """The computation of one interval from a measured ``state``: forecast, prepare,
+    dispatch (with the fallbacks), invariants and the safety clamp. No I/O: the service runs
+    it in a worker process."""
+    t: dict[str, float] = {}
+    problem, forecasts = _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t)
+    t0 = time.perf_counter()
+    result, grid, used, fallback, errors = _dispatch(controller, problem, last_plan, dispatch_fn)
+    t["dispatch_s"] = time.perf_counter() - t0
+    return _finish(at, state, problem, forecasts, result, grid, used, fallback, errors, t)
+
+
+def fallback_cycle(
+    site: Site,
+    at: datetime,
+    state: PlantState,
+    forecaster: Forecaster,
+    error: str,
+    dr_events: Iterable[DemandResponseEvent] = (),
+    last_plan: DispatchResult | None = None,
+    dr_baseline_kw: np.ndarray | None = None,
+) -> CycleReport:
+    """The interval without the optimiser (its process died or overran, ``error`` says
+    how): the last plan shifted to now, else the rule-based controller."""
+    t: dict[str, float] = {}
+    problem, forecasts = _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t)
+    t0 = time.perf_counter()
+    result, used, fallback = fallback_plan(problem, last_plan)
+    t["dispatch_s"] = time.perf_counter() - t0
+    return _finish(at, state, problem, forecasts, result, None, used, fallback, [error], t)
+
+
+def _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t):
     horizon = prepare.horizon_for(site, at)
     t0 = time.perf_counter()
     forecasts = forecaster.forecast(site, horizon, state)
@@ -116,22 +170,31 @@ def run_cycle(
     t0 = time.perf_counter()
     problem = prepare.build_problem(site, horizon, state, forecasts, dr_events, dr_baseline_kw)
     t["prepare_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    result, grid, used, fallback, errors = _dispatch(controller, problem, last_plan, dispatch_fn)
-    t["dispatch_s"] = time.perf_counter() - t0
+    return problem, forecasts
+
+
+def _finish(at, state, problem, forecasts, result, grid, used, fallback, errors, t):
     t0 = time.perf_counter()
     violations = invariants.check(problem, result) if result.status != "shifted" else []
     for v in violations:
         log.warning("invariant broken by %s: %s", used, v)
     setpoints, clamps = safety.clamp(problem, result.setpoints_kw(0), 0, state.stale_assets)
     t["validate_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if publish:
-        driver.apply(at, setpoints)
-    t["publish_s"] = time.perf_counter() - t0
     t["total_s"] = sum(t.values())
     return CycleReport(
-        at, horizon, problem, result, setpoints, clamps, violations, used, fallback, errors, grid, t
+        at,
+        problem.horizon,
+        problem,
+        result,
+        setpoints,
+        clamps,
+        violations,
+        used,
+        fallback,
+        errors,
+        grid,
+        t,
+        forecasts,
     )
 
 
@@ -150,9 +213,18 @@ def _dispatch(
     except Exception as exc:
         log.exception("dispatch by %s failed", controller.name)
         errors.append(f"{controller.name}: {type(exc).__name__}: {exc}")
+    result, used, fallback = fallback_plan(problem, last_plan)
+    return result, None, used, fallback, errors
+
+
+def fallback_plan(
+    problem: DispatchProblem, last_plan: DispatchResult | None
+) -> tuple[DispatchResult, str, str]:
+    """The last valid plan shifted to the problem's horizon, else the rule-based
+    controller's: ``(result, controller name, "last_plan" | "rule")``."""
     if last_plan is not None:
         shifted = shift_plan(last_plan, problem.horizon)
         if shifted is not None:
-            return shifted, None, last_plan.controller, "last_plan", errors
+            return shifted, last_plan.controller, "last_plan"
     rule = RuleController()
-    return rule.dispatch(problem), None, rule.name, "rule", errors
+    return rule.dispatch(problem), rule.name, "rule"
