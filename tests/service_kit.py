@@ -53,6 +53,8 @@ def make_runtime(
     driver=None,
     controller=None,
     at: datetime = T0,
+    planner=None,
+    forecaster=None,
     **settings,
 ) -> Runtime:
     site = site or small_site()
@@ -62,9 +64,10 @@ def make_runtime(
         settings=s,
         engine=make_engine(s.database_url),
         driver=driver if driver is not None else StaticDriver(site),
-        forecaster=ProfileForecaster(),
+        forecaster=forecaster or ProfileForecaster(),
         controller=controller or MpcController(),
         clock=ManualClock(at),
+        planner=planner,
     )
     rt.start()
     return rt

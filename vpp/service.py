@@ -22,10 +22,17 @@ import numpy as np
 from sqlalchemy import Engine
 
 from controllers.problem import Controller, DispatchProblem, DispatchResult
-from vpp import flexibility
-from vpp.cycle import CycleReport, DispatchFn, Forecaster, PlantDriver, plain_dispatch, run_cycle
+from vpp.cycle import (
+    CycleReport,
+    DispatchFn,
+    Forecaster,
+    PlantDriver,
+    fallback_cycle,
+    plain_dispatch,
+)
 from vpp.metrics import Metrics
 from vpp.model import DemandResponseEvent, DrStatus, Site
+from vpp.planner import CycleParts, InlinePlanner, Planner, PlanOutcome, PlanRequest, outcome
 from vpp.plant import PARK_METER
 from vpp.settings import Settings
 from vpp.state import Forecasts, PlantState
@@ -107,11 +114,19 @@ class Runtime:
     commands_fn: Callable[[CycleReport], dict[str, float]] | None = None
     # Set by the scheduler: run a cycle soon (never two at once); None = run inline.
     on_resolve: Callable[[str], None] | None = None
+    # Computes each cycle (a worker process in ``vpp run``); None: in this process with
+    # the forecaster, controller and dispatch function above. The forecaster also serves
+    # the fallbacks when the planner fails.
+    planner: Planner | None = None
     current: Current | None = None
     last_error: str | None = None
 
     def __post_init__(self) -> None:
         self.clock = self.clock or Clock(speed=self.settings.speed)
+        if self.planner is None:
+            self.planner = InlinePlanner(
+                self.site, self.forecaster, self.controller, self.dispatch_fn
+            )
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._readings: dict[str, _Reading] = {}
@@ -267,27 +282,26 @@ class Runtime:
     def _cycle(self, trigger: str, at: datetime) -> Current:
         started = datetime.now(UTC)
         self._advance_dr(at)
-        events = self.dr_events()
-        driver = _DriverView(self.driver, self, at)
-        forecaster = _RecordingForecaster(self.forecaster)
+        events = tuple(self.dr_events())
         last = self.current.plan if self.current else None
-        rep = run_cycle(
-            self.site,
-            at,
-            driver,
-            forecaster,
-            self.controller,
-            events,
-            last,
-            self.dispatch_fn,
-            publish=False,
-        )
-        state, fc = driver.state, forecaster.last
         t0 = time.perf_counter()
-        rec = self._record(rep, trigger, started, state, fc, events)
+        state = _DriverView(self.driver, self, at).read_state(at)
+        state_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = self._plan(PlanRequest(at, state, events, last))
+        planner_s = time.perf_counter() - t0
+        rep, parts = out.report, out.parts
+        rep.timings_s = {
+            "state_s": state_s,
+            **{k: v for k, v in rep.timings_s.items() if k != "total_s"},
+            "planner_s": planner_s,  # the worker's phases above, and the hop to it
+            "ipc_s": max(planner_s - rep.timings_s.get("total_s", 0.0), 0.0),
+        }
+        t0 = time.perf_counter()
+        rec = self._record(rep, parts, trigger, started, state)
         with self.engine.begin() as conn:
             cycle_id = repo.save_cycle(conn, rec)
-            version = repo.latest_plan(conn)["version"]
+            version = repo.plan_version(conn, cycle_id)
             rep.timings_s["store_s"] = time.perf_counter() - t0
             repo.set_timings(conn, cycle_id, {**rec.timings_s, **rep.timings_s})
         # Stored first, then sent: after a crash the stored plan is the one to resend.
@@ -295,7 +309,9 @@ class Runtime:
         commands = self.commands_fn(rep) if self.commands_fn else rep.setpoints_kw
         self.driver.apply(at, commands)
         rep.timings_s["publish_s"] = time.perf_counter() - t0
-        rep.timings_s["total_s"] = sum(v for k, v in rep.timings_s.items() if k != "total_s")
+        rep.timings_s["total_s"] = sum(
+            rep.timings_s[k] for k in ("state_s", "planner_s", "store_s", "publish_s")
+        )
         with self.engine.begin() as conn:  # a timing only: losing it loses nothing else
             repo.set_timings(conn, cycle_id, {**rec.timings_s, **rep.timings_s})
         self._driver_telemetry(at, state)
@@ -307,13 +323,13 @@ class Runtime:
             rep.result,
             rep.setpoints_kw,
             rep.problem,
-            fc,
+            rep.forecasts,
             rep.fallback,
             rep.result.status,
         )
         self.cycles_run += 1
         self.last_error = None
-        self._observe(rep, trigger, state, fc, rec)
+        self._observe(rep, parts, trigger, state, rec)
         log.info(
             "cycle %d at %s (%s): %s %s%s, %.2f s",
             cycle_id,
@@ -326,22 +342,31 @@ class Runtime:
         )
         return self.current
 
+    def _plan(self, req: PlanRequest) -> PlanOutcome:
+        """The planner's outcome; when the planner fails (its process died or overran),
+        the fallbacks computed here: the last plan shifted, else the rule controller."""
+        t0 = time.perf_counter()
+        try:
+            return self.planner.plan(req)
+        except Exception as exc:
+            log.exception("planner failed; falling back in the service process")
+            error = f"planner: {type(exc).__name__}: {exc}"
+        failed_s = time.perf_counter() - t0
+        rep = fallback_cycle(
+            self.site, req.at, req.state, self.forecaster, error, req.dr_events, req.last_plan
+        )
+        rep.timings_s["planner_failed_s"] = failed_s
+        return outcome(rep, req.dr_events)
+
     def _record(
         self,
         rep: CycleReport,
+        parts: CycleParts,
         trigger: str,
         started: datetime,
         state: PlantState,
-        fc: Forecasts | None,
-        events: list[DemandResponseEvent],
     ) -> repo.CycleRecord:
         r = rep.result
-        plan = r.to_json_dict()
-        expected = {
-            e.event_id: flexibility.expected_delivery(e, rep.problem, r)
-            for e in events
-            if e.status in (DrStatus.ANNOUNCED, DrStatus.CONFIRMED, DrStatus.ACTIVE)
-        }
         return repo.CycleRecord(
             at=rep.at,
             started_at=started,
@@ -354,13 +379,8 @@ class Runtime:
             objective_cny=_finite(r.objective_cny),
             terms_cny={k: _finite(v) for k, v in r.terms_cny.items()},
             timings_s={**rep.timings_s, **{f"solver.{k}": v for k, v in r.timings_s.items()}},
-            relaxed=plan["relaxed"],
-            violations=list(rep.violations)
-            + [
-                f"network: {v.kind} at {v.element}, step {v.step}: {v.value:.3f} "
-                f"(limit {v.limit:.3f})"
-                for v in network_violations(rep.grid)[:50]
-            ],
+            relaxed=parts.relaxed,
+            violations=list(rep.violations) + parts.network_violations,
             errors=list(rep.errors),
             clamps=[
                 {
@@ -372,13 +392,15 @@ class Runtime:
                 for c in rep.clamps
             ],
             stale_assets=sorted(state.stale_assets),
-            plan=plan,
-            forecasts=_forecasts_json(fc),
-            forecast_source=fc.source if fc else "none",
+            plan=parts.plan,
+            plan_horizon=r.horizon,
+            plan_status=r.status,
+            forecasts=parts.forecasts,
+            forecast_source=parts.forecast_source,
             setpoints_kw=rep.setpoints_kw,
             clamp_reasons={c.asset: c.reason for c in rep.clamps},
             ev_sessions=state.ev_sessions,
-            dr_expected=expected,
+            dr_expected=parts.dr_expected,
         )
 
     def _driver_telemetry(self, at: datetime, state: PlantState) -> None:
@@ -395,7 +417,7 @@ class Runtime:
         if rows:
             self.ingest(rows, source="driver")
 
-    def _observe(self, rep, trigger, state, fc, rec) -> None:
+    def _observe(self, rep, parts, trigger, state, rec) -> None:
         m, r = self.metrics, rep.result
         for phase, s in rep.timings_s.items():
             if phase != "total_s":
@@ -407,7 +429,7 @@ class Runtime:
         for k, v in r.terms_cny.items():
             m.objective.labels(k).set(_finite(v) or 0.0)
         m.violations.set(len(rep.violations))
-        m.network_violations.set(len(network_violations(rep.grid)))
+        m.network_violations.set(parts.network_violation_count)
         for c in rep.clamps:
             m.clamped.labels(c.reason.split(" [")[0][:40]).inc()
         m.stale_assets.set(len(state.stale_assets))
@@ -425,7 +447,7 @@ class Runtime:
             if "response_mean_kw" in exp:
                 m.dr_target_kw.labels(event_id).set(exp["target_kw"])
                 m.dr_expected_kw.labels(event_id).set(exp["response_mean_kw"])
-        self._forecast_error(rep.at, fc)
+        self._forecast_error(rep.at, rep.forecasts)
 
     def _dr_realised(self, events: list[DemandResponseEvent]) -> None:
         """DR delivery as metered: the park meter's latest reading inside an event window."""
@@ -471,17 +493,6 @@ class Runtime:
         return list(self._recovered_sessions)
 
 
-class _RecordingForecaster:
-    """Keeps the forecasts of the cycle so they can be stored with it."""
-
-    def __init__(self, inner: Forecaster):
-        self.inner, self.last = inner, None
-
-    def forecast(self, site, horizon, state):
-        self.last = self.inner.forecast(site, horizon, state)
-        return self.last
-
-
 class _DriverView:
     """The driver as the cycle sees it: stale assets from the runtime's telemetry added,
     EV sessions recovered from the database merged in; the state read is kept."""
@@ -515,31 +526,8 @@ def _with_delivered(s, recovered):
     return s
 
 
-def network_violations(grid: object | None) -> list:
-    """The violations of a network report (a GridReport, or the final one of a LoopReport)."""
-    if grid is None:
-        return []
-    found = getattr(grid, "violations", None)
-    if found is None and hasattr(grid, "final"):
-        found = getattr(grid.final, "violations", None)
-    return list(found or ())
-
-
 def _finite(v: float | None) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
-
-
-def _forecasts_json(fc: Forecasts | None) -> dict[str, dict[str, list[float] | None]]:
-    if fc is None:
-        return {}
-
-    def arr(a):
-        return None if a is None else [round(float(x), 3) for x in np.asarray(a)]
-
-    return {
-        a: {"p50": arr(v), "p10": arr(fc.p10.get(a)), "p90": arr(fc.p90.get(a))}
-        for a, v in fc.p50.items()
-    }
 
 
 def local_zone(site: Site) -> ZoneInfo:

@@ -52,8 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--inline-solver",
         action="store_true",
-        help="solve in the service process (default: a solver process, which keeps the API "
-        "responsive during a solve and is killed if it overruns its time limit)",
+        help="compute cycles in the service process (default: a worker process forecasts, "
+        "solves and validates each cycle, which keeps the API responsive, and is killed if "
+        "it overruns its time limit)",
     )
     p.add_argument("--seed", type=int, default=None, help="seed of the simulated park")
     p.set_defaults(func=run)
@@ -118,37 +119,30 @@ def make_driver(site, settings, choice: str = "auto", start: datetime | None = N
 
 def make_dispatch_fn(site, enabled: bool):
     """AC power-flow validation and correction around the controller, when available."""
-    from vpp.cycle import plain_dispatch
+    from vpp.planner import make_dispatch_fn as make
 
-    if not enabled:
-        return plain_dispatch
-    try:
-        from vpp.grid import GridModel
-        from vpp.grid_loop import dispatch_ac_feasible
-    except ImportError:
-        log.warning("network validation unavailable (vpp.grid); plans are not AC-checked")
-        return plain_dispatch
-    grid = GridModel.from_site(site)
-
-    def dispatch(controller, problem):
-        return dispatch_ac_feasible(controller, problem, grid)
-
-    return dispatch
+    return make(site, enabled)
 
 
-def _controller(args: argparse.Namespace):
-    """The MPC, in a solver process unless --inline-solver or --once."""
-    from controllers.mpc import MpcController
-    from vpp.solver_process import ProcessController
+def _planner(args: argparse.Namespace, site):
+    """The cycle's computation (forecast, prepare, dispatch, AC validation) in a worker
+    process, started now so it sets up while the service does; None (in this process)
+    with --inline-solver or --once."""
+    from vpp.planner import PlannerSpec
+    from vpp.solver_process import ProcessPlanner
 
     if args.inline_solver or args.once:
-        return MpcController()
-    return ProcessController("controllers.mpc:MpcController", name="mpc")
+        return None
+    planner = ProcessPlanner(PlannerSpec(site, ac_validation=not args.no_grid))
+    planner.start()
+    return planner
 
 
 def build_runtime(args: argparse.Namespace):
+    from controllers.mpc import MpcController
     from vpp.cli import UserError
     from vpp.config import ConfigError, load_site
+    from vpp.cycle import plain_dispatch
     from vpp.profiles import ProfileForecaster
     from vpp.service import Clock, Runtime
     from vpp.simulate import device_commands
@@ -165,16 +159,19 @@ def build_runtime(args: argparse.Namespace):
     start = start.astimezone(zone)  # logs and the API speak the park's local time
     engine = make_engine(settings.database_url)
     clock = Clock(start, settings.speed)
+    planner = _planner(args, site)
     runtime = Runtime(
         site=site,
         settings=settings,
         engine=engine,
         driver=make_driver(site, settings, args.driver, clock.now()),
         forecaster=ProfileForecaster(),
-        controller=_controller(args),
-        dispatch_fn=make_dispatch_fn(site, not args.no_grid),
+        controller=MpcController(),
+        # Used here only without a planner process (the fallbacks need no network model).
+        dispatch_fn=make_dispatch_fn(site, not args.no_grid) if planner is None else plain_dispatch,
         clock=clock,
         commands_fn=device_commands,
+        planner=planner,
     )
     try:
         runtime.start()
@@ -212,8 +209,8 @@ def serve(runtime, settings) -> int:
 
     app = create_app(settings, runtime)
     scheduler = CycleScheduler(runtime, settings.misfire_grace_s)
-    # A cycle is CPU-bound Python (prepare, cvxpy); hand the GIL to the API's event loop
-    # more often than the default 5 ms so reads stay fast while a cycle runs.
+    # What a cycle still computes here (reading the plant, storing) is CPU-bound Python:
+    # hand the GIL to the API's event loop more often than every 5 ms (the default).
     sys.setswitchinterval(0.0005)
 
     log.info(
@@ -230,9 +227,10 @@ def serve(runtime, settings) -> int:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     finally:
         scheduler.shutdown()  # finish (or give up on) the running cycle cleanly
-        close = getattr(runtime.controller, "close", None)
-        if callable(close):
-            close()
+        for part in (runtime.planner, runtime.controller):
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
     return 0
 
 

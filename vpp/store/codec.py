@@ -1,7 +1,9 @@
-"""Demand-response events to and from the JSON stored in ``dr_events.body``."""
+"""Demand-response events to and from the JSON stored in ``dr_events.body``; JSON encoded
+ahead of the write (:class:`EncodedJson`)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,3 +66,12 @@ def dr_from_json(d: dict[str, Any]) -> DemandResponseEvent:
         min_duration=timedelta(minutes=float(d.get("min_duration_minutes", 60))),
         status=DrStatus(d.get("status", "announced")),
     )
+
+
+class EncodedJson(str):
+    """JSON text encoded before the write (in the planner process): a ``JsonDoc`` column
+    stores it as it is instead of encoding it again in the service's process."""
+
+
+def encode_json(doc: Any) -> EncodedJson:
+    return EncodedJson(json.dumps(doc, separators=(",", ":")))

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from controllers.problem import AssetSchedule, DispatchResult, Relaxation
 from vpp.model import EvSession, Horizon
 from vpp.store import tables as t
+from vpp.store.codec import EncodedJson
 
 
 def _rows(result) -> list[dict[str, Any]]:
@@ -122,8 +123,10 @@ class CycleRecord:
     errors: list[str]
     clamps: list[dict[str, Any]]
     stale_assets: list[str]
-    plan: dict[str, Any]
-    forecasts: dict[str, dict[str, list[float] | None]]
+    plan: dict[str, Any] | EncodedJson  # DispatchResult.to_json_dict(), maybe encoded
+    plan_horizon: Horizon
+    plan_status: str
+    forecasts: dict[str, dict[str, list[float] | EncodedJson | None]]
     forecast_source: str
     setpoints_kw: dict[str, float]
     clamp_reasons: dict[str, str]
@@ -154,16 +157,17 @@ def save_cycle(conn: Connection, rec: CycleRecord) -> int:
         )
     ).inserted_primary_key[0]
     version = (conn.execute(select(func.max(t.plans.c.version))).scalar() or 0) + 1
-    h = rec.plan["horizon"]
+    h = rec.plan_horizon
+    step_minutes = h.step.total_seconds() / 60
     conn.execute(
         insert(t.plans).values(
             cycle_id=cycle_id,
             version=version,
-            horizon_start=datetime.fromisoformat(h["start"]),
-            step_minutes=h["step_minutes"],
-            n=h["n"],
+            horizon_start=h.start,
+            step_minutes=step_minutes,
+            n=h.n,
             controller=rec.controller,
-            status=rec.plan["status"],
+            status=rec.plan_status,
             body=rec.plan,
         )
     )
@@ -173,8 +177,8 @@ def save_cycle(conn: Connection, rec: CycleRecord) -> int:
             [
                 {
                     "cycle_id": cycle_id,
-                    "horizon_start": datetime.fromisoformat(h["start"]),
-                    "step_minutes": h["step_minutes"],
+                    "horizon_start": h.start,
+                    "step_minutes": step_minutes,
                     "source": rec.forecast_source,
                     "asset": asset,
                     "p50_kw": q["p50"],
@@ -216,6 +220,12 @@ def latest_plan(conn: Connection) -> dict[str, Any] | None:
     """The newest plan row (with ``cycle_id``, ``version``, ``body``) or None."""
     row = conn.execute(select(t.plans).order_by(t.plans.c.version.desc()).limit(1)).first()
     return dict(row._mapping) if row else None
+
+
+def plan_version(conn: Connection, cycle_id: int) -> int | None:
+    """The version of the plan a cycle stored (without reading the plan's body)."""
+    q = select(t.plans.c.version).where(t.plans.c.cycle_id == cycle_id)
+    return conn.execute(q).scalar()
 
 
 def setpoints_of(conn: Connection, cycle_id: int) -> list[dict[str, Any]]:

@@ -20,6 +20,8 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
+from vpp.store.codec import EncodedJson
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -48,6 +50,25 @@ class UtcDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class JsonDoc(TypeDecorator):
+    """JSON that may arrive encoded already (:class:`vpp.store.codec.EncodedJson`): stored
+    as given, so a big document costs the writing process no encoding (the same column type
+    in the database as ``JSON``)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect):
+        encode = super().bind_processor(dialect)
+
+        def process(value):
+            if isinstance(value, EncodedJson):
+                return str(value)
+            return encode(value) if encode else value
+
+        return process
 
 
 def _now() -> datetime:
@@ -100,7 +121,7 @@ plans = Table(
     Column("n", Integer, nullable=False),
     Column("controller", String(40), nullable=False),
     Column("status", String(40), nullable=False),
-    Column("body", JSON, nullable=False),  # DispatchResult.to_json_dict()
+    Column("body", JsonDoc, nullable=False),  # DispatchResult.to_json_dict()
 )
 
 forecasts = Table(
@@ -112,9 +133,9 @@ forecasts = Table(
     Column("step_minutes", Float, nullable=False),
     Column("source", String(40), nullable=False),
     Column("asset", String(100), nullable=False),
-    Column("p50_kw", JSON, nullable=False),
-    Column("p10_kw", JSON),
-    Column("p90_kw", JSON),
+    Column("p50_kw", JsonDoc, nullable=False),
+    Column("p10_kw", JsonDoc),
+    Column("p90_kw", JsonDoc),
     Index("ix_forecasts_cycle_id", "cycle_id"),
 )
 
