@@ -121,6 +121,12 @@ class DrEventOut(_Out):
     expected_delivery: dict[str, Any] | None = Field(
         None, description="what the current plan delivers (after the next cycle)"
     )
+    delivery: dict[str, Any] | None = Field(
+        None,
+        description="what the event delivered, settled on the park meter against its baseline "
+        "once the window is over: delivered_kwh, requested_kwh, delivery_ratio, effective, "
+        "baseline_method, baseline_days, per-interval baseline_kw and realised_kw",
+    )
     created_at: datetime
     updated_at: datetime
     history: list[dict[str, Any]] = []

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
@@ -133,3 +133,128 @@ def event_days(events: Iterable[DemandResponseEvent], tz) -> set[date]:
                 out.add(d)
                 d += timedelta(days=1)
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# Settlement from the park meter after an event's window (what the service stores)
+# ------------------------------------------------------------------------------------------
+PRE_EVENT_METHOD = "pre_event_mean_1h"  # when no similar day has complete meter data
+PRE_EVENT = timedelta(hours=1)
+HISTORY_DAYS = 30  # of meter data a settlement reads: enough for 10 workdays or 5 rest days
+
+
+def interval_means(
+    ts_s: np.ndarray, p_kw: np.ndarray, start_s: float, step_s: float, n: int
+) -> np.ndarray:
+    """Mean of the readings in each of ``n`` intervals of ``step_s`` from ``start_s``
+    (Unix seconds; a reading at ``t`` counts in the interval that holds ``t``). kW; NaN in
+    an interval without a reading."""
+    ts_s, p_kw = np.asarray(ts_s, dtype=float), np.asarray(p_kw, dtype=float)
+    k = np.floor((ts_s - start_s) / step_s).astype(np.int64)
+    ok = (k >= 0) & (k < n) & np.isfinite(p_kw)
+    sums = np.bincount(k[ok], weights=p_kw[ok], minlength=n)
+    counts = np.bincount(k[ok], minlength=n)
+    out = np.full(n, np.nan)
+    np.divide(sums, counts, out=out, where=counts > 0)
+    return out
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What an event delivered, measured on the park meter once its window is over.
+
+    ``baseline_kw`` and ``realised_kw`` hold one value per interval of the windows
+    (``times``: interval starts); ``realised_kw`` is NaN where the meter has no reading, and
+    ``delivery`` counts only metered intervals.
+    """
+
+    event_id: str
+    method: str  # the baseline method used
+    days_used: tuple[date, ...]
+    step: timedelta
+    times: tuple[datetime, ...]
+    baseline_kw: np.ndarray
+    realised_kw: np.ndarray
+    delivery: Delivery
+
+    @property
+    def intervals_metered(self) -> int:
+        return int(np.isfinite(self.realised_kw).sum())
+
+
+def settle(
+    event: DemandResponseEvent,
+    meter_start: datetime,
+    step: timedelta,
+    meter_kw: np.ndarray,
+    is_workday: Callable[[date], bool],
+    excluded: Iterable[date] = (),
+) -> Settlement:
+    """Settle ``event`` from the park meter's interval means.
+
+    Parameters
+    ----------
+    event : the event; every interval of its windows is settled.
+    meter_start : a local midnight (its zone is the park's) at least the history the
+        baseline needs before the event day.
+    step : the interval, e.g. 15 minutes; a day must hold a whole number of them.
+    meter_kw : park meter, kW (+ import, load convention), one value per interval from
+        ``meter_start`` to at least the end of the last window; NaN = no reading.
+    is_workday : the working calendar.
+    excluded : days that had a DR event (not a baseline day).
+
+    The baseline is the GB/T 37016-style one (:func:`baseline_for_day`) from the days with
+    a complete meter record; without any, the mean metered power of the hour before the
+    first window (``pre_event_mean_1h``). Raises ValueError when neither exists.
+    """
+    tz = meter_start.tzinfo
+    spd = round(timedelta(days=1) / step)
+    meter_kw = np.asarray(meter_kw, dtype=float)
+    day0 = meter_start.date()
+    daily = {
+        day0 + timedelta(days=i): meter_kw[i * spd : (i + 1) * spd]
+        for i in range(len(meter_kw) // spd)
+    }
+    times = [
+        w.start + j * step
+        for w in sorted(event.windows, key=lambda w: w.start)
+        for j in range(round((w.end - w.start) / step))
+    ]
+    index = [round((t - meter_start) / step) for t in times]
+    if not times or min(index) < 0 or max(index) >= len(meter_kw):
+        raise ValueError(f"{event.event_id}: the meter series does not cover the windows")
+    realised = meter_kw[index]
+    excluded = set(excluded)
+    base, method, used = np.full(len(times), np.nan), METHOD, set()
+    try:
+        for day in sorted({t.astimezone(tz).date() for t in times}):
+            ks = [k for k, t in zip(index, times, strict=True) if t.astimezone(tz).date() == day]
+            k0 = round((datetime.combine(day, datetime.min.time(), tzinfo=tz) - meter_start) / step)
+            window = slice(min(ks) - k0, max(ks) - k0 + 1)
+            history = {d: v for d, v in daily.items() if d < day and len(v) == spd}
+            b = baseline_for_day(day, history, window, is_workday, excluded)
+            for i, k in enumerate(index):
+                if times[i].astimezone(tz).date() == day:
+                    base[i] = b.p_kw[k - k0]
+            used |= set(b.days_used)
+    except ValueError:
+        k_first = min(index)
+        pre = meter_kw[max(k_first - round(PRE_EVENT / step), 0) : k_first]
+        if not np.isfinite(pre).any():
+            raise ValueError(
+                f"{event.event_id}: no baseline: no similar day with complete meter data and "
+                f"no reading in the hour before the window"
+            ) from None
+        base, method, used = np.full(len(times), float(np.nanmean(pre))), PRE_EVENT_METHOD, set()
+    ok = np.isfinite(realised) & np.isfinite(base)
+    dt_h = step.total_seconds() / 3600.0
+    return Settlement(
+        event.event_id,
+        method,
+        tuple(sorted(used)),
+        step,
+        tuple(times),
+        base,
+        realised,
+        delivery(event, base[ok], realised[ok], dt_h),
+    )

@@ -74,6 +74,18 @@ class Metrics:
             ["event_id"],
             registry=r,
         )
+        self.dr_delivered_kwh = Gauge(
+            "vpp_dr_delivered_kwh",
+            "Energy a completed DR event delivered against its baseline (park meter, settled)",
+            ["event_id", "baseline_method"],
+            registry=r,
+        )
+        self.dr_delivery_ratio = Gauge(
+            "vpp_dr_delivery_ratio",
+            "Delivered over requested energy of a settled DR event (effective inside its band)",
+            ["event_id"],
+            registry=r,
+        )
         self.soc_frac = Gauge(
             "vpp_battery_soc_frac", "Measured state of charge (0-1)", ["battery"], registry=r
         )

@@ -10,6 +10,7 @@ dispatch function (e.g. with AC validation) and the clock.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +23,8 @@ import numpy as np
 from sqlalchemy import Engine
 
 from controllers.problem import Controller, DispatchProblem, DispatchResult
+from vpp import dr_baseline
+from vpp.calendar import is_workday
 from vpp.cycle import (
     CycleReport,
     DispatchFn,
@@ -41,6 +44,8 @@ from vpp.store.codec import dr_from_json
 from vpp.store.db import migrate
 
 log = logging.getLogger(__name__)
+
+_NOT_CALLED = (DrStatus.DECLINED, DrStatus.CANCELLED)
 
 
 class Clock:
@@ -131,6 +136,7 @@ class Runtime:
         self._closing = threading.Event()
         self._readings: dict[str, _Reading] = {}
         self._recovered_sessions: list = []
+        self._unsettleable: set[str] = set()  # DR events without a baseline (logged once)
         self._last_replan = 0.0
         self._forecast_log: list[tuple[datetime, dict[str, np.ndarray]]] = []
         self.cycles_run = 0
@@ -160,6 +166,11 @@ class Runtime:
                     status=row["status"],
                 )
         self._readings = {a: _Reading(r["ts"], r["p_kw"], r["e_kwh"]) for a, r in readings.items()}
+        with self.engine.connect() as conn:
+            for s in repo.settlements(conn, limit=200):
+                self._observe_settlement(
+                    s["event_id"], s["baseline_method"], s["delivered_kwh"], s["delivery_ratio"]
+                )
         log.info(
             "runtime started: plan v%s, %d DR events, %d EV sessions, %d assets with telemetry",
             self.current.version if self.current else "-",
@@ -209,6 +220,59 @@ class Runtime:
                 if new is not None:
                     note = "confirm deadline passed" if new is DrStatus.DECLINED else "by time"
                     repo.update_dr(conn, e.event_id, new.value, r["body"], "runtime", note)
+
+    def _settle_dr(self, at: datetime) -> None:
+        """Settle each completed event on the stored park meter data (GB/T 37016-style
+        baseline), once the window's readings are in or ``stale_after_s`` after its end."""
+        with self.engine.connect() as conn:
+            rows = repo.unsettled_dr(conn)
+        rows = [r for r in rows if r["event_id"] not in self._unsettleable]
+        if not rows:
+            return
+        zone = local_zone(self.site)
+        step = timedelta(minutes=self.site.dispatch.step_minutes)
+        called = [e for e in self.dr_events() if e.status not in _NOT_CALLED]
+        excluded = dr_baseline.event_days(called, zone)
+        late = timedelta(seconds=self.settings.stale_after_s)
+        for r in rows:
+            e = dr_from_json({**r["body"], "status": r["status"]})
+            first = min(w.start for w in e.windows).astimezone(zone)
+            end = max(w.end for w in e.windows)
+            day0 = first.date() - timedelta(days=dr_baseline.HISTORY_DAYS)
+            meter_start = datetime.combine(day0, datetime.min.time(), tzinfo=zone)
+            with self.engine.connect() as conn:
+                ts_s, p_kw = repo.meter_readings(conn, PARK_METER, meter_start, end)
+            n = math.ceil((end - meter_start) / step)
+            kw = dr_baseline.interval_means(
+                ts_s, p_kw, meter_start.timestamp(), step.total_seconds(), n
+            )
+            try:
+                s = dr_baseline.settle(e, meter_start, step, kw, is_workday, excluded)
+            except ValueError as exc:
+                if at >= end + late:
+                    log.warning("DR event %s cannot be settled: %s", e.event_id, exc)
+                    self._unsettleable.add(e.event_id)
+                continue
+            if s.intervals_metered < len(s.times) and at < end + late:
+                continue  # readings of the window still to come
+            with self.engine.begin() as conn:
+                repo.save_settlement(conn, s)
+            d = s.delivery
+            self._observe_settlement(e.event_id, s.method, d.delivered_kwh, d.ratio)
+            log.info(
+                "DR event %s settled: %.1f kWh delivered of %.1f (%.0f %%, %s baseline)",
+                e.event_id,
+                d.delivered_kwh,
+                d.requested_kwh,
+                100 * d.ratio,
+                s.method,
+            )
+
+    def _observe_settlement(
+        self, event_id: str, method: str, delivered_kwh: float, ratio: float
+    ) -> None:
+        self.metrics.dr_delivered_kwh.labels(event_id, method).set(delivered_kwh)
+        self.metrics.dr_delivery_ratio.labels(event_id).set(ratio)
 
     # --------------------------------------------------------------------------------------
     # Telemetry
@@ -316,6 +380,7 @@ class Runtime:
             repo.set_timings(conn, cycle_id, {**rec.timings_s, **rep.timings_s})
         self._driver_telemetry(at, state)
         self._dr_realised(events)
+        self._settle_dr(at)
         self.current = Current(
             cycle_id,
             version,

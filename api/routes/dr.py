@@ -28,13 +28,18 @@ Operator = Annotated[Principal, Depends(require(Perm.OPERATE))]
 OPEN = {DrStatus.ANNOUNCED.value, DrStatus.CONFIRMED.value, DrStatus.ACTIVE.value}
 
 
-def _out(row: dict[str, Any], history: list[dict[str, Any]] | None = None) -> DrEventOut:
+def _out(
+    row: dict[str, Any],
+    history: list[dict[str, Any]] | None = None,
+    settled: dict[str, Any] | None = None,
+) -> DrEventOut:
     return DrEventOut(
         event_id=row["event_id"],
         status=row["status"],
         version=row["version"],
         fields=row["body"],
         expected_delivery=row["expected"],
+        delivery=_delivery(settled) if settled else None,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         history=[
@@ -42,6 +47,21 @@ def _out(row: dict[str, Any], history: list[dict[str, Any]] | None = None) -> Dr
             for h in history or []
         ],
     )
+
+
+def _delivery(s: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "delivered_kwh", "requested_kwh", "delivery_ratio", "effective", "baseline_method",
+        "baseline_days", "baseline_kwh", "realised_kwh", "intervals", "intervals_metered",
+        "step_minutes", "baseline_kw", "realised_kw",
+    )  # fmt: skip
+    out = {k: s[k] for k in keys}
+    out["delivery_ratio"] = round(out["delivery_ratio"], 4)
+    for k in ("delivered_kwh", "requested_kwh", "baseline_kwh", "realised_kwh"):
+        out[k] = round(out[k], 3)
+    out["window_start"] = s["window_start"].isoformat()
+    out["settled_at"] = s["settled_at"].isoformat()
+    return out
 
 
 def _get(conn, event_id: str) -> dict[str, Any]:
@@ -61,7 +81,8 @@ def _resolve(request: Request, reason: str) -> None:
 
 def _fresh(request: Request, event_id: str) -> DrEventOut:
     with request.app.state.runtime.engine.connect() as conn:
-        return _out(_get(conn, event_id), repo.dr_history(conn, event_id))
+        row = _get(conn, event_id)
+        return _out(row, repo.dr_history(conn, event_id), repo.settlement_of(conn, event_id))
 
 
 @router.post("/dr-events", status_code=201, summary="create a DR event (utility)")
@@ -94,7 +115,9 @@ def list_events(
 ) -> list[DrEventOut]:
     with request.app.state.runtime.engine.connect() as conn:
         rows = repo.list_dr(conn, status.value if status else None)
-    return [_out(r) for r in rows]
+        ids = [r["event_id"] for r in rows]
+        settled = {s["event_id"]: s for s in repo.settlements(conn, ids, limit=len(ids))}
+    return [_out(r, settled=settled.get(r["event_id"])) for r in rows]
 
 
 @router.get("/dr-events/{event_id}", summary="one DR event with its lifecycle and delivery")

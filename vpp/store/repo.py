@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from controllers.problem import AssetSchedule, DispatchResult, Relaxation
+from vpp.dr_baseline import Settlement
 from vpp.model import EvSession, Horizon
 from vpp.store import tables as t
 from vpp.store.codec import EncodedJson
@@ -386,6 +387,77 @@ def list_dr(conn: Connection, status: str | None = None) -> list[dict[str, Any]]
 def dr_history(conn: Connection, event_id: str) -> list[dict[str, Any]]:
     q = select(t.dr_event_log).where(t.dr_event_log.c.event_id == event_id)
     return _rows(conn.execute(q.order_by(t.dr_event_log.c.id)))
+
+
+def meter_readings(
+    conn: Connection, asset: str, start: datetime, end: datetime
+) -> tuple[np.ndarray, np.ndarray]:
+    """Readings of ``asset`` in ``[start, end)``: Unix seconds and kW (NaN when empty)."""
+    q = (
+        select(t.telemetry.c.ts, t.telemetry.c.p_kw)
+        .where(t.telemetry.c.asset == asset, t.telemetry.c.ts >= start, t.telemetry.c.ts < end)
+        .order_by(t.telemetry.c.ts)
+    )
+    rows = conn.execute(q).all()
+    ts_s = np.array([r[0].timestamp() for r in rows], dtype=float)
+    p_kw = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=float)
+    return ts_s, p_kw
+
+
+def unsettled_dr(conn: Connection) -> list[dict[str, Any]]:
+    """Completed DR events without a settlement, oldest first."""
+    settled = select(t.dr_settlements.c.event_id)
+    q = (
+        select(t.dr_events)
+        .where(t.dr_events.c.status == "completed", t.dr_events.c.event_id.not_in(settled))
+        .order_by(t.dr_events.c.created_at)
+    )
+    return _rows(conn.execute(q))
+
+
+def save_settlement(conn: Connection, s: Settlement) -> None:
+    """Store an event's settlement (once: a second one for the same event is refused)."""
+
+    def arr(a) -> list[float | None]:
+        return [round(float(x), 3) if np.isfinite(x) else None for x in a]
+
+    d = s.delivery
+    conn.execute(
+        insert(t.dr_settlements).values(
+            event_id=s.event_id,
+            settled_at=datetime.now(UTC),
+            baseline_method=s.method,
+            baseline_days=[x.isoformat() for x in s.days_used],
+            window_start=s.times[0],
+            step_minutes=s.step.total_seconds() / 60,
+            baseline_kw=arr(s.baseline_kw),
+            realised_kw=arr(s.realised_kw),
+            intervals=len(s.times),
+            intervals_metered=s.intervals_metered,
+            requested_kwh=d.requested_kwh,
+            delivered_kwh=d.delivered_kwh,
+            baseline_kwh=d.baseline_kwh,
+            realised_kwh=d.realised_kwh,
+            delivery_ratio=d.ratio,
+            effective=d.effective,
+        )
+    )
+
+
+def settlement_of(conn: Connection, event_id: str) -> dict[str, Any] | None:
+    q = select(t.dr_settlements).where(t.dr_settlements.c.event_id == event_id)
+    row = conn.execute(q).first()
+    return dict(row._mapping) if row else None
+
+
+def settlements(
+    conn: Connection, event_ids: Sequence[str] | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Settlements of ``event_ids`` (default: any), the newest first."""
+    q = select(t.dr_settlements).order_by(t.dr_settlements.c.settled_at.desc()).limit(limit)
+    if event_ids is not None:
+        q = q.where(t.dr_settlements.c.event_id.in_(list(event_ids)))
+    return _rows(conn.execute(q))
 
 
 # ------------------------------------------------------------------------------------------

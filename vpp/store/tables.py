@@ -174,6 +174,27 @@ dr_event_log = Table(
     Column("note", Text),
 )
 
+dr_settlements = Table(
+    "dr_settlements",
+    metadata,
+    Column("event_id", String(100), ForeignKey("dr_events.event_id"), primary_key=True),
+    Column("settled_at", UtcDateTime, nullable=False, default=_now),
+    Column("baseline_method", String(40), nullable=False),
+    Column("baseline_days", JSON, nullable=False),  # ISO dates of the days averaged
+    Column("window_start", UtcDateTime, nullable=False),
+    Column("step_minutes", Float, nullable=False),
+    Column("baseline_kw", JSON, nullable=False),  # per interval of the windows
+    Column("realised_kw", JSON, nullable=False),  # park meter; null = no reading
+    Column("intervals", Integer, nullable=False),
+    Column("intervals_metered", Integer, nullable=False),
+    Column("requested_kwh", Float, nullable=False),
+    Column("delivered_kwh", Float, nullable=False),
+    Column("baseline_kwh", Float, nullable=False),
+    Column("realised_kwh", Float, nullable=False),
+    Column("delivery_ratio", Float, nullable=False),
+    Column("effective", Boolean, nullable=False),
+)
+
 ev_sessions = Table(
     "ev_sessions",
     metadata,
