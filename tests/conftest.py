@@ -3,12 +3,14 @@
 ``db_url`` runs a test once on SQLite (a file in the test's tmp dir) and once on the real
 PostgreSQL at 127.0.0.1:5432 (database ``test``, user ``postgres`` or ``root``), in a fresh
 schema per test that is dropped afterwards, so parallel runs never see each other's rows.
-PostgreSQL unreachable: the case is skipped, unless ``VPP_REQUIRE_SERVICES=1`` (CI), where it
-fails.
+``module_db_url`` does the same for a module-scoped fixture (one database per module and
+backend). PostgreSQL unreachable: the case is skipped, unless ``VPP_REQUIRE_SERVICES=1``
+(CI), where it fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -44,25 +46,52 @@ def pg_user() -> str:
     return user
 
 
-@pytest.fixture
-def pg_url(pg_user: str):
-    """A URL whose connections use a fresh schema (dropped after the test)."""
+@contextlib.contextmanager
+def _fresh_schema(pg_user: str):
+    """A URL whose connections use a fresh schema, dropped on exit."""
     import psycopg
 
     schema = f"vpp_t_{os.getpid()}_{uuid.uuid4().hex[:10]}"
     conninfo = dict(host=PG_HOST, port=PG_PORT, user=pg_user, dbname=PG_DB)
     with psycopg.connect(**conninfo, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield (
-        f"postgresql+psycopg://{pg_user}@{PG_HOST}:{PG_PORT}/{PG_DB}"
-        f"?options=-csearch_path%3D{schema}"
-    )
-    with psycopg.connect(**conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    try:
+        yield (
+            f"postgresql+psycopg://{pg_user}@{PG_HOST}:{PG_PORT}/{PG_DB}"
+            f"?options=-csearch_path%3D{schema}"
+        )
+    finally:
+        with psycopg.connect(**conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture
+def pg_url(pg_user: str):
+    """A URL whose connections use a fresh schema (dropped after the test)."""
+    with _fresh_schema(pg_user) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_pg_url(pg_user: str):
+    """``pg_url`` shared by the tests of a module (a module-scoped app, a running service)."""
+    with _fresh_schema(pg_user) as url:
+        yield url
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
 def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'vpp.sqlite3'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_db_url(request, tmp_path_factory) -> str:
+    """``db_url`` for module-scoped fixtures: one database per module and backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'vpp.sqlite3'}"
+    return request.getfixturevalue("module_pg_url")

@@ -38,11 +38,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def service(tmp_path):
+def service(db_url):
     site = small_site()
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'e2e.sqlite3'}", speed=SPEED, port=_free_port()
-    )
+    settings = Settings(database_url=db_url, speed=SPEED, port=_free_port())
     step = timedelta(minutes=site.dispatch.step_minutes)
     clock = Clock(T0 - timedelta(seconds=1), SPEED)
     park = SimulatedPark(site, seed=3, start=T0, options=SimOptions(load_noise_frac=0.0))

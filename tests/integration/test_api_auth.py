@@ -50,9 +50,8 @@ PARAMS = {"{cycle_id}": "1", "{event_id}": "no-such-event", "{name}": "no-such-k
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('auth') / 'vpp.sqlite3'}"
-    rt = make_runtime(url)
+def api(module_db_url):
+    rt = make_runtime(module_db_url)
     rt.run_cycle()
     keys = make_keys(rt.engine)
     with TestClient(create_app(rt.settings, rt)) as client:

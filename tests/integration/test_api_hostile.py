@@ -20,9 +20,8 @@ EXAMPLES = 8  # per operation and mode: bounded time
 
 
 @pytest.fixture(scope="module")
-def hostile_app(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'vpp.sqlite3'}"
-    rt = make_runtime(url)
+def hostile_app(module_db_url):
+    rt = make_runtime(module_db_url)
     rt.run_cycle()
     rt.on_resolve = lambda reason: None  # re-solves are tested elsewhere; keep this fast
     keys = make_keys(rt.engine)
@@ -61,3 +60,4 @@ def test_no_server_errors(api_schema, hostile_app, mode):
     assert len(operations) >= 20
     for op in operations:
         _check_operation(op, mode, auth)
+
