@@ -7,6 +7,8 @@ database engine, metrics) and the settings.
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI
 
 from api.audit import AuditMiddleware
@@ -44,5 +46,36 @@ def create_app(settings: Settings, runtime: Runtime) -> FastAPI:
     app.include_router(status.router)
     for module in (reads, dr, ops):
         app.include_router(module.router, prefix="/api/v1")
-    app.add_middleware(AuditMiddleware, engine=runtime.engine)
+    app.add_middleware(RejectNul)
+    app.add_middleware(AuditMiddleware, engine=runtime.engine)  # outermost: audits the 422
     return app
+
+
+class RejectNul:
+    """A NUL character (0x00) in the path or the query gets a 422 naming it: PostgreSQL
+    cannot store or compare text holding one (a 500 before this), and no name here has one.
+    Pure ASGI: nothing else is touched."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not _has_nul(scope):
+            await self.app(scope, receive, send)
+            return
+        loc = "path" if "\x00" in scope["path"] else "query"
+        body = json.dumps(
+            {"detail": [{"loc": [loc], "msg": "NUL character (0x00) not allowed", "type": "nul"}]}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 422,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _has_nul(scope) -> bool:
+    return "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")

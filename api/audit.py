@@ -41,6 +41,7 @@ class AuditMiddleware:
         detail = (scope.get("state") or {}).get("audit_detail")
         try:
             with self.engine.begin() as conn:
-                repo.audit(conn, name, role, scope["method"], scope["path"][:300], code, detail)
+                path = scope["path"].replace("\x00", "\\x00")[:300]  # PostgreSQL: no NUL
+                repo.audit(conn, name, role, scope["method"], path, code, detail)
         except Exception:
             log.exception("could not write the audit log for %s %s", scope["method"], scope["path"])
