@@ -103,8 +103,11 @@ def build_problem(
     import_max = np.full(n, min(conn.import_max_kw, conn.transformer_p_max_kw)) - headroom
     export_max = np.full(n, min(conn.export_max_kw, conn.transformer_p_max_kw))
     baseline = dr_baseline_kw if dr_baseline_kw is not None else net_p50
-    dr_max, dr_min = dr_limits(dr_events, horizon, baseline)
-    dr_max = dr_max - np.where(np.isfinite(dr_max), headroom, 0.0)
+    # DR: a window in progress runs on a margin for the error of the park's total (the
+    # diversified spread); a window still ahead is planned with the whole headroom as well,
+    # so that the energy a response under the P90 load needs is there when the window opens.
+    dr_margin = site.dispatch.risk_frac * _net_spread_kw(site, forecasts, n, diversified=True)
+    dr_max, dr_min = dr_limits(dr_events, horizon, baseline, dr_margin, headroom)
     buses = tuple(site.bus_names())
     bus_max = np.full(len(buses), np.inf)
     for bus, lim in (bus_import_max_kw or {}).items():
@@ -183,23 +186,38 @@ def _uncontrolled_net_kw(site: Site, fc: _ForecastReader, p50: dict, n: int) -> 
     return net
 
 
-def _net_spread_kw(site: Site, forecasts: Forecasts, n: int) -> np.ndarray:
-    """P90 - P50 of the park's net load, summing the per-asset spreads (a conservative
-    bound: it ignores the diversity between assets). Zero without quantiles."""
+def _net_spread_kw(
+    site: Site, forecasts: Forecasts, n: int, diversified: bool = False
+) -> np.ndarray:
+    """P90 - P50 of the park's net load. Zero without quantiles.
+
+    ``diversified=False``: the per-asset spreads summed, a conservative bound that ignores the
+    diversity between assets (for the connection and the month's peak, limits of every
+    interval). ``diversified=True``: the loads' spreads combined as independent errors (root
+    sum of squares), the PV arrays' summed (one weather moves them together), the two in
+    quadrature: the error of the park's total that a DR settlement sees.
+    """
     if not forecasts.p90 and not forecasts.p10:
         return np.zeros(n)
-    spread = np.zeros(n)
     a = site.assets
     loads = [b.name for b in a.base_loads] + [c.name for c in a.curtailable_loads]
     loads += [p.base_load.name for p in a.pedf_buildings]
     gens = [p.name for p in a.pv_arrays] + [p.pv.name for p in a.pedf_buildings]
-    for name in loads:
-        if name in forecasts.p90:
-            spread += np.maximum(np.asarray(forecasts.p90[name]) - forecasts.p50[name], 0)
-    for name in gens:
-        if name in forecasts.p10:
-            spread += np.maximum(forecasts.p50[name] - np.asarray(forecasts.p10[name]), 0)
-    return spread
+    load_up = [
+        np.maximum(np.asarray(forecasts.p90[x]) - forecasts.p50[x], 0)
+        for x in loads
+        if x in forecasts.p90
+    ]
+    pv_down = [
+        np.maximum(forecasts.p50[x] - np.asarray(forecasts.p10[x]), 0)
+        for x in gens
+        if x in forecasts.p10
+    ]
+    pv = np.sum(pv_down, axis=0) if pv_down else np.zeros(n)
+    if not diversified:
+        return (np.sum(load_up, axis=0) if load_up else np.zeros(n)) + pv
+    load = np.sqrt(np.sum(np.square(load_up), axis=0)) if load_up else np.zeros(n)
+    return np.hypot(load, pv)
 
 
 def _ev_inputs(
@@ -277,28 +295,75 @@ def _shiftable(s: ShiftableLoad, st: ShiftableState | None, horizon: Horizon) ->
 
 
 def dr_limits(
-    events: Iterable[DemandResponseEvent], horizon: Horizon, baseline_kw: np.ndarray
+    events: Iterable[DemandResponseEvent],
+    horizon: Horizon,
+    baseline_kw: np.ndarray,
+    margin_kw: np.ndarray | float = 0.0,
+    reserve_kw: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Import cap and floor per interval from the confirmed DR events.
 
-    Peak shaving: import <= cap, or <= baseline - target. Valley filling: import >=
-    baseline + target. Outside every window the limits are +inf / -inf.
+    A DR response is settled on the energy between the baseline and the metered import
+    (:mod:`vpp.dr_baseline`) and is *effective* only inside the event's band (80-120 % of
+    the request by default): short is a failed response, far over is not paid and costs the
+    park what it gave up. So the import is held in a corridor, per interval:
+
+    * peak shaving of ``T`` kW against the baseline ``B``: import <= B - T - m (delivery at
+      least the request when the realised import strays up to ``m`` above the plan) and
+      import >= B - hi * T + m (at most ``hi`` x the request, ``hi`` the band's top);
+    * peak shaving to an absolute ``import_cap_kw``: import <= cap - m, and the same floor
+      with the request ``B - cap`` (no floor where the baseline is already under the cap);
+    * valley filling: import >= B + T + m and import <= B + hi * T - m.
+
+    ``m`` is ``margin_kw`` (the forecast error of the park's net load), clipped to half the
+    band above 100 % so that the corridor never closes: at the clip it pins the import at
+    the band's middle (110 % for 80-120 %). ``reserve_kw`` moves the request side further
+    (the cap of peak shaving down, the floor of valley filling up), unclipped, in the windows
+    that have not begun at the horizon's start: the plan holds the energy for a response
+    under a worse forecast, and where the reserve crosses the over-delivery limit that limit
+    gives way. Once a window has begun the reserve is dropped: a plan short of energy would
+    otherwise fall short now, in the interval it applies, to meet a reserve later. Outside
+    every window the limits are +inf / -inf.
     """
     n = horizon.n
-    dr_max, dr_min = np.full(n, np.inf), np.full(n, -np.inf)
+    req_max, over_min = np.full(n, np.inf), np.full(n, -np.inf)  # peak shaving
+    req_min, over_max = np.full(n, -np.inf), np.full(n, np.inf)  # valley filling
+    base = np.asarray(baseline_kw, dtype=float)
+    margin = np.broadcast_to(np.maximum(np.asarray(margin_kw, dtype=float), 0.0), (n,))
+    reserve = np.broadcast_to(np.maximum(np.asarray(reserve_kw, dtype=float), 0.0), (n,))
     times = horizon.times()
     for e in events:
         if e.status not in DR_ACTIVE:
             continue
+        hi = max(e.effective_band_frac[1], 1.0)
         for w in e.windows:
             mask = np.array([w.start <= t < w.end for t in times])
             if not mask.any():
                 continue
+            rsv = reserve if w.start > horizon.start else np.zeros(n)
             if e.direction is DrDirection.PEAK_SHAVING:
-                cap = e.import_cap_kw if e.import_cap_kw is not None else None
-                lim = np.full(n, cap) if cap is not None else baseline_kw - e.target_kw
-                dr_max = np.where(mask, np.minimum(dr_max, lim), dr_max)
+                if e.import_cap_kw is not None:
+                    # The request is what the cap takes off the baseline, unless cleared
+                    # (as vpp.dr_baseline.delivery settles it).
+                    ask = np.maximum(base - e.import_cap_kw, 0.0)
+                    if e.cleared_kw is not None:
+                        ask = np.where(ask > 0, e.cleared_kw, 0.0)
+                    m = np.minimum(margin, (hi - 1.0) / 2.0 * ask)
+                    top = np.full(n, e.import_cap_kw) - m - rsv
+                    low = np.where(ask > 0, base - hi * ask + m, -np.inf)
+                else:
+                    m = np.minimum(margin, (hi - 1.0) / 2.0 * e.target_kw)
+                    top = base - e.target_kw - m - rsv
+                    low = base - hi * e.target_kw + m
+                req_max = np.where(mask, np.minimum(req_max, top), req_max)
+                over_min = np.where(mask, np.maximum(over_min, low), over_min)
             else:
-                lim = baseline_kw + e.target_kw
-                dr_min = np.where(mask, np.maximum(dr_min, lim), dr_min)
+                m = np.minimum(margin, (hi - 1.0) / 2.0 * e.target_kw)
+                low = base + e.target_kw + m + rsv
+                req_min = np.where(mask, np.maximum(req_min, low), req_min)
+                top = base + hi * e.target_kw - m
+                over_max = np.where(mask, np.minimum(over_max, top), over_max)
+    # Where overlapping events disagree, the request wins over the over-delivery limit.
+    dr_max = np.minimum(req_max, np.maximum(over_max, req_min))
+    dr_min = np.maximum(req_min, np.minimum(over_min, req_max))
     return dr_max, dr_min

@@ -38,7 +38,8 @@ def test_peak_shaving_against_baseline_and_cap():
     hi, lo = dr_limits([ev], H, base)
     k18 = (18 - 8) * 4
     assert np.all(hi[k18 : k18 + 4] == 4200.0) and np.isinf(hi[:k18]).all()
-    assert np.isinf(lo).all()
+    # Over 120 % of the request is outside the effective band: the floor is baseline - 960.
+    assert np.all(lo[k18 : k18 + 4] == 4040.0) and np.isinf(lo[:k18]).all()
     capped = DemandResponseEvent(
         "e2",
         DrDirection.PEAK_SHAVING,
@@ -47,19 +48,47 @@ def test_peak_shaving_against_baseline_and_cap():
         import_cap_kw=3000.0,
         status=DrStatus.CONFIRMED,
     )
-    hi, _ = dr_limits([ev, capped], H, base)
+    hi, lo = dr_limits([capped], H, base)
     assert np.all(hi[k18 : k18 + 4] == 3000.0)
+    assert np.all(lo[k18 : k18 + 4] == 5000.0 - 1.2 * 2000.0)  # request = baseline - cap
+    # Both at once: the tighter cap, and the other event's floor does not cut into it.
+    hi, lo = dr_limits([ev, capped], H, base)
+    assert np.all(hi[k18 : k18 + 4] == 3000.0)
+    assert np.all(lo[k18 : k18 + 4] == 3000.0)
 
 
-def test_unconfirmed_events_are_not_honoured_and_valley_filling_sets_a_floor():
+def test_unconfirmed_events_are_not_honoured_and_valley_filling_sets_a_floor_and_a_cap():
     base = np.full(96, 1000.0)
     announced = DemandResponseEvent("a", DrDirection.PEAK_SHAVING, (DrWindow(at(9), at(10)),), 100)
     fill = DemandResponseEvent(
         "f", DrDirection.VALLEY_FILLING, (DrWindow(at(12), at(13)),), 300, status=DrStatus.ACTIVE
     )
     hi, lo = dr_limits([announced, fill], H, base)
-    assert np.isinf(hi).all()
     assert np.all(lo[16:20] == 1300.0)
+    assert np.all(hi[16:20] == 1360.0)  # at most 120 % of the 300 kW asked
+    assert np.isinf(hi[:16]).all() and np.isinf(hi[20:]).all()
+
+
+def test_forecast_margin_keeps_the_response_inside_the_band():
+    """The cap moves down by the margin (delivery >= 100 % when the import strays that much
+    above the plan), the floor up by it (<= 120 %); a wide margin is clipped to half the band
+    above 100 %, which pins the import at 110 % of the request."""
+    base = np.full(96, 5000.0)
+    ev = DemandResponseEvent(
+        "e1", DrDirection.PEAK_SHAVING, (DrWindow(at(18), at(19)),), 800.0,
+        status=DrStatus.CONFIRMED,
+    )  # fmt: skip
+    k = slice((18 - 8) * 4, (18 - 8) * 4 + 4)
+    hi, lo = dr_limits([ev], H, base, margin_kw=50.0)
+    assert np.all(hi[k] == 4150.0) and np.all(lo[k] == 4090.0)
+    hi, lo = dr_limits([ev], H, base, margin_kw=np.full(96, 2000.0))
+    assert np.all(hi[k] == 4120.0) and np.all(lo[k] == 4120.0)
+    assert np.isinf(hi[: k.start]).all() and np.isinf(lo[: k.start]).all()
+    fill = DemandResponseEvent(
+        "f", DrDirection.VALLEY_FILLING, (DrWindow(at(12), at(13)),), 300, status=DrStatus.ACTIVE
+    )
+    hi, lo = dr_limits([fill], H, np.full(96, 1000.0), margin_kw=10.0)
+    assert np.all(lo[16:20] == 1310.0) and np.all(hi[16:20] == 1350.0)
 
 
 def test_ev_session_indices_and_need_beyond_the_horizon():
@@ -82,3 +111,40 @@ def test_shiftable_window_across_midnight_with_energy_done():
     inp = _shiftable(s, ShiftableState(e_done_kwh=40.0, running_steps=3), h2)
     assert inp.windows[0].start_k == 0 and inp.windows[0].e_kwh == 60.0
     assert inp.running_steps == 3
+
+
+def test_dr_margin_counts_the_loads_forecast_errors_as_independent():
+    from tests.unit.test_sim_site import tiny_site
+    from vpp.prepare import _net_spread_kw
+    from vpp.state import Forecasts
+
+    n = 4
+    p50 = {x: np.full(n, 100.0) for x in ("base", "hvac", "P1-base", "PV1", "P1-pv")}
+    p90 = {"base": np.full(n, 130.0), "hvac": np.full(n, 140.0), "P1-base": np.full(n, 100.0)}
+    p10 = {"PV1": np.full(n, 90.0), "P1-pv": np.full(n, 80.0)}
+    fc = Forecasts(p50, p10, p90)
+    site = tiny_site()
+    # Connection and peak limits: every spread summed, 30 + 40 + 0 + 10 + 20.
+    np.testing.assert_allclose(_net_spread_kw(site, fc, n), 100.0)
+    # DR settlement: loads root-sum-square (50), PV summed (30), the two in quadrature.
+    np.testing.assert_allclose(_net_spread_kw(site, fc, n, diversified=True), np.hypot(50, 30))
+    assert _net_spread_kw(site, Forecasts(p50), n, diversified=True).tolist() == [0.0] * n
+
+
+def test_reserve_is_held_for_a_window_ahead_and_dropped_once_it_has_begun():
+    base = np.full(96, 5000.0)
+    ahead = DemandResponseEvent(
+        "a", DrDirection.PEAK_SHAVING, (DrWindow(at(18), at(19)),), 800.0,
+        status=DrStatus.CONFIRMED,
+    )  # fmt: skip
+    k = slice((18 - 8) * 4, (18 - 8) * 4 + 4)
+    hi, lo = dr_limits([ahead], H, base, margin_kw=50.0, reserve_kw=600.0)
+    assert np.all(hi[k] == 5000.0 - 800.0 - 50.0 - 600.0)  # planned for a worse forecast
+    assert np.all(lo[k] == hi[k])  # the over-delivery floor gives way to the request
+    begun = DemandResponseEvent(
+        "b", DrDirection.PEAK_SHAVING, (DrWindow(at(7), at(9)),), 800.0,
+        status=DrStatus.ACTIVE,
+    )  # fmt: skip
+    hi, lo = dr_limits([begun], H, base, margin_kw=50.0, reserve_kw=600.0)
+    assert np.all(hi[:4] == 4150.0) and np.all(lo[:4] == 4090.0)  # the margin only
+    assert np.isinf(hi[4:]).all()
