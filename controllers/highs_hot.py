@@ -25,6 +25,8 @@ MODES = ("auto", "basis", "reduced")
 # bench/dispatch.py, the basis restart wins at M (19k columns: 0.05 s against 0.14 s) and
 # the reduced LP at L (93k: 0.7 s against 0.96 s).
 AUTO_REDUCED_MIN_COLS = 60_000
+# Matrix values changed in place before the model is reloaded instead (one call each).
+MAX_COEFF_CHANGES = 50_000
 
 
 class HotHighs:
@@ -46,6 +48,7 @@ class HotHighs:
         self._a = None  # the loaded matrix (scipy CSC), to detect a changed one
         self.loads = 0  # times the matrices were (re)loaded
         self.retries = 0  # restarts that failed and were solved again from scratch
+        self.coeff_updates = 0  # times matrix values were changed in place
 
     def solve(self, problem: cp.Problem, options: dict) -> None:
         """Solve ``problem`` (an LP) with HiGHS and unpack the result into it.
@@ -125,18 +128,32 @@ class HotHighs:
         problem.unpack_results(results, chain, inverse)
 
     def _same_matrix(self, a) -> bool:
-        """Same shape, pattern and values (Parameters that multiply variables, such as network
-        sensitivities, change the matrix: then the model is reloaded)."""
+        """True when the loaded model holds ``a``: same shape and pattern, and values that are
+        the same or were updated in place. Parameters that multiply variables (network
+        sensitivities) change a few values: up to :data:`MAX_COEFF_CHANGES` are changed one
+        by one (the basis survives); more, or a new pattern, reload the model."""
         old = self._a
-        return (
+        same_pattern = (
             self.h is not None
             and old is not None
             and old.shape == a.shape
             and old.nnz == a.nnz
             and np.array_equal(old.indptr, a.indptr)
             and np.array_equal(old.indices, a.indices)
-            and np.array_equal(old.data, a.data)
         )
+        if not same_pattern:
+            return False
+        changed = np.flatnonzero(old.data != a.data)
+        if changed.size == 0:
+            return True
+        if changed.size > MAX_COEFF_CHANGES:
+            return False
+        cols = np.repeat(np.arange(a.shape[1]), np.diff(a.indptr))[changed]
+        for k, j in zip(changed.tolist(), cols.tolist(), strict=True):
+            self.h.changeCoeff(int(a.indices[k]), j, float(a.data[k]))
+        self._a = a.copy()
+        self.coeff_updates += 1
+        return True
 
     def _load(self, a, c, col_lo, col_hi, row_lo, row_hi, options: dict) -> None:
         h = highspy.Highs()

@@ -42,3 +42,34 @@ def test_reduced_mode_drops_the_fixed_columns(problems):
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="HotHighs mode 'fast'"):
         HotHighs("fast")
+
+
+def test_changed_network_sensitivities_update_the_matrix_in_place(problems):
+    """Network rows multiply variables by Parameters: new sensitivities change matrix values.
+    They are changed in place (the basis survives) and the optimum is the plain solve's."""
+    import dataclasses
+
+    import numpy as np
+
+    from controllers.problem import NetworkConstraint
+
+    p = problems[0]
+    nb = len(p.buses)
+
+    def with_row(coeff: float, limit_kw: float):
+        row = NetworkConstraint("cable", "L1", np.full(nb, coeff), np.full(p.n, limit_kw))
+        return dataclasses.replace(p, network=(row,))
+
+    hot = MpcController(highs_mode="basis")
+    plain = MpcController(hot_start=False)
+    objectives = []
+    for coeff, limit in [(1.0, 700.0), (0.8, 520.0), (1.1, 720.0)]:  # peak ~795 kW
+        q = with_row(coeff, limit)
+        r = hot.dispatch(q)
+        objectives.append(round(r.objective_cny, 3))
+        assert r.objective_cny == pytest.approx(plain.dispatch(q).objective_cny, rel=1e-7)
+        assert invariants.check(q, r) == []
+    model = next(m for m in hot._models.values() if m.hot is not None)
+    assert model.hot.loads == 1
+    assert model.hot.coeff_updates == 2
+    assert len(set(objectives)) == 3  # the row binds: each matrix gives its own optimum
