@@ -239,6 +239,11 @@ def _ev_inputs(
             # Energy that cannot be delivered after the horizon must be delivered within it.
             later_h = (s.departure - horizon.end).total_seconds() / 3600.0
             need = max(0.0, need - p_max * c.eta * later_h)
+        elif 1e-6 < need < c.p_min_kw * c.eta * horizon.dt_h:
+            # Less than one interval at the minimum power is left: plan that interval (the car
+            # stops when full). A plan for the few kW the rest needs would go out below the
+            # minimum power, where the safety layer sends 0, and the car would leave short.
+            need = min(c.p_min_kw, p_max) * c.eta * horizon.dt_h
         t_k, t_e = None, 0.0
         has_target = s.target_e_kwh is not None and s.target_time is not None
         if has_target and horizon.start < s.target_time <= horizon.end:

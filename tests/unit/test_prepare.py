@@ -148,3 +148,18 @@ def test_reserve_is_held_for_a_window_ahead_and_dropped_once_it_has_begun():
     hi, lo = dr_limits([begun], H, base, margin_kw=50.0, reserve_kw=600.0)
     assert np.all(hi[:4] == 4150.0) and np.all(lo[:4] == 4090.0)  # the margin only
     assert np.isinf(hi[4:]).all()
+
+
+def test_a_tail_below_one_interval_at_minimum_power_is_planned_as_that_interval():
+    """A DC charger may not run below 6 kW: 0.55 kWh left would be planned at 2.3 kW, which
+    the safety layer sends as 0 (the car leaves short); it is planned as one interval at 6 kW
+    instead (1.425 kWh into the car at most: the car stops when full)."""
+    dc = EvCharger("dc", "b", 60.0, p_min_kw=6.0, eta=0.95)
+    tail = EvSession("t", "dc", at(8), at(9), 86.05, e_delivered_kwh=85.5)
+    more = EvSession("m", "dc", at(10), at(12), 20.0)
+    (ci,) = _ev_inputs((dc,), (tail, more), H)
+    assert ci.sessions[0].e_needed_kwh == 6.0 * 0.95 * 0.25
+    assert ci.sessions[1].e_needed_kwh == 20.0
+    ac = EvCharger("ac", "b", 7.0)  # no minimum power: the tail stays as it is
+    (ci,) = _ev_inputs((ac,), (EvSession("a", "ac", at(8), at(9), 3.0, e_delivered_kwh=2.9),), H)
+    assert abs(ci.sessions[0].e_needed_kwh - 0.1) < 1e-9
