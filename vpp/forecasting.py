@@ -358,3 +358,107 @@ def make_forecaster(kind: str, site: Site, park, history: MeasuredHistory, seed:
             _FITTED[key] = ModelForecasts(site, history, seed=seed)
         return HistoryForecaster(_FITTED[key], history)
     raise ValueError(f"unknown forecast kind {kind!r}; expected one of {FORECASTS}")
+
+
+# ------------------------------------------------------------------------------------------
+# The service: forecasts from the telemetry it stored
+# ------------------------------------------------------------------------------------------
+class TelemetryHistory:
+    """Interval means of telemetry readings per asset on the park's grid (intervals of
+    ``step`` counted from the Unix epoch), as PV available (kW >= 0: minus the reported power,
+    so a curtailed interval reads low) and loads (kW as reported). Readings arrive in any
+    order; each one is added once."""
+
+    def __init__(self, pv_names: list[str], load_names: list[str], step: timedelta):
+        self.step_s = step.total_seconds()
+        self.pv = set(pv_names)
+        self.names = [*pv_names, *load_names]
+        self._sum: dict[str, dict[int, float]] = {n: {} for n in self.names}
+        self._count: dict[str, dict[int, int]] = {n: {} for n in self.names}
+
+    def add(self, assets: list[str], ts_s: np.ndarray, p_kw: np.ndarray) -> None:
+        """Readings: asset names, Unix seconds, kW (load convention, NaN = no value)."""
+        k_all = np.floor(np.asarray(ts_s, dtype=float) / self.step_s).astype(np.int64)
+        for asset, k, p in zip(assets, k_all.tolist(), np.asarray(p_kw).tolist(), strict=True):
+            sums = self._sum.get(asset)
+            if sums is None or p != p:  # not forecast here, or NaN
+                continue
+            sums[k] = sums.get(k, 0.0) + (max(-p, 0.0) if asset in self.pv else p)
+            self._count[asset][k] = self._count[asset].get(k, 0) + 1
+
+    def drop_before(self, t: datetime) -> None:
+        """Forget the intervals before ``t``."""
+        k0 = int(t.timestamp() // self.step_s)
+        for n in self.names:
+            for k in [k for k in self._sum[n] if k < k0]:
+                del self._sum[n][k], self._count[n][k]
+
+    def means(self, name: str, start: datetime, n: int) -> np.ndarray:
+        """Mean kW of ``name`` on ``n`` intervals from ``start``; NaN where none was read."""
+        k0 = round(start.timestamp() / self.step_s)
+        sums, counts = self._sum[name], self._count[name]
+        return np.array([sums[k] / counts[k] if k in sums else np.nan for k in range(k0, k0 + n)])
+
+
+class TelemetryForecaster:
+    """A :class:`vpp.cycle.Forecaster` for the service: the ``naive`` model
+    (:class:`NaiveModel`) on the measured history of every asset with at least ``min_days``
+    of telemetry (``min_coverage`` of its intervals read); the ``fallback`` forecaster (the
+    configured profiles) for the others, e.g. all of them on a fresh database, and the
+    members of PEDF buildings, which report only the building's exchange.
+
+    ``read_new(since)`` gives the readings stored since its last call, from ``since`` on
+    for the first (asset names, Unix seconds, kW): the I/O stays with the caller.
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        read_new,
+        fallback,
+        days: int = 15,
+        min_days: int = 7,
+        min_coverage: float = 0.9,
+    ):
+        self.read_new, self.fallback = read_new, fallback
+        self.days, self.min_days, self.min_coverage = days, min_days, min_coverage
+        self.step = timedelta(minutes=site.dispatch.step_minutes)
+        pv, loads = asset_names(site)
+        self.history = TelemetryHistory(pv, loads, self.step)
+        self.model = NaiveModel(site)
+        self.measured: list[str] = []  # the assets of the last forecast that used history
+
+    def forecast(self, site: Site, horizon: Horizon, state: PlantState) -> Forecasts:
+        now = min(horizon.start, state.at)
+        step_s = self.step.total_seconds()
+        now = datetime.fromtimestamp((now.timestamp() // step_s) * step_s, now.tzinfo)
+        start = now - timedelta(days=self.days)
+        self.history.add(*self.read_new(start))
+        self.history.drop_before(start)
+        n = round((now - start) / self.step)
+        recent = round(timedelta(days=self.min_days) / self.step)
+        grid = {name: self.history.means(name, start, n) for name in self.history.names}
+        self.measured = [
+            name for name, v in grid.items() if np.isfinite(v[-recent:]).mean() >= self.min_coverage
+        ]
+        base = self.fallback.forecast(site, horizon, state)
+        if not self.measured:
+            return base
+        history = MeasuredHistory(start, self.step, self.history.names)
+        history.extend(grid)
+        history.now = now
+        fc = self.model.predict(site, horizon, history)
+        keep = set(self.measured)
+
+        def merged(ours: dict, theirs: dict) -> dict:
+            return {
+                **{k: v for k, v in theirs.items() if k not in keep},
+                **{k: v for k, v in ours.items() if k in keep},
+            }
+
+        return Forecasts(
+            merged(fc.p50, base.p50),
+            merged(fc.p10, base.p10),
+            merged(fc.p90, base.p90),
+            source=f"telemetry ({len(keep)} of {len(self.history.names)} assets)",
+        )

@@ -22,13 +22,16 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
+from sqlalchemy import Engine
 
 from controllers.problem import Controller, DispatchResult
 from vpp import flexibility
 from vpp.cycle import CycleReport, DispatchFn, Forecaster, plain_dispatch, plan_cycle
 from vpp.model import DemandResponseEvent, DrStatus, Site
 from vpp.state import Forecasts, PlantState
+from vpp.store import repo
 from vpp.store.codec import EncodedJson, encode_json
+from vpp.store.db import make_engine
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +168,16 @@ def forecasts_json(fc: Forecasts | None) -> dict[str, dict[str, EncodedJson | No
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PlannerSpec:
-    """How to build a planner: the park, ``"module:Name"`` factories of the controller and
-    the forecaster (called without arguments), and whether plans are AC-validated."""
+    """How to build a planner: the park, ``"module:Name"`` factories of the controller
+    (called without arguments) and of the forecaster (called with the spec: see
+    :data:`FORECASTERS`), whether plans are AC-validated, and the database (for a forecaster
+    that reads the stored telemetry)."""
 
     site: Site
     controller: str = "controllers.mpc:MpcController"
-    forecaster: str = "vpp.profiles:ProfileForecaster"
+    forecaster: str = "vpp.planner:profile_forecaster"
     ac_validation: bool = True
+    database_url: str | None = None
 
     def time_limit_s(self) -> float:
         """The longest a cycle may take: every solve the AC validation allows at the
@@ -188,10 +194,53 @@ def load(factory: str) -> Any:
 def build_planner(spec: PlannerSpec) -> InlinePlanner:
     return InlinePlanner(
         spec.site,
-        load(spec.forecaster)(),
+        load(spec.forecaster)(spec),
         load(spec.controller)(),
         make_dispatch_fn(spec.site, spec.ac_validation),
     )
+
+
+def profile_forecaster(spec: PlannerSpec) -> Forecaster:
+    """The configured load and PV profiles (``vpp.profiles``)."""
+    from vpp.profiles import ProfileForecaster
+
+    return ProfileForecaster()
+
+
+def telemetry_forecaster(spec: PlannerSpec) -> Forecaster:
+    """Forecasts from the telemetry stored in ``spec.database_url`` (read incrementally),
+    the configured profiles where an asset's history is too short
+    (:class:`vpp.forecasting.TelemetryForecaster`)."""
+    from vpp.forecasting import TelemetryForecaster, asset_names
+    from vpp.profiles import ProfileForecaster
+
+    if spec.database_url is None:
+        raise ValueError("the telemetry forecaster needs the database URL")
+    names = [n for group in asset_names(spec.site) for n in group]
+    read_new = telemetry_reader(make_engine(spec.database_url), names)
+    return TelemetryForecaster(spec.site, read_new, ProfileForecaster())
+
+
+def telemetry_reader(engine: Engine, assets: list[str]):
+    """``read_new(since)``: the readings of ``assets`` stored since the last call (on the
+    first, those from ``since`` on) as asset names, Unix seconds, kW. Incremental by row id:
+    a reading committed after one with a higher id (concurrent writers) can be missed."""
+    last_id = 0
+
+    def read_new(since: datetime):
+        nonlocal last_id
+        with engine.connect() as conn:
+            got = repo.telemetry_after(conn, last_id, since if last_id == 0 else None, assets)
+        last_id = got[0]
+        return got[1:]
+
+    return read_new
+
+
+FORECASTERS = {
+    "profiles": "vpp.planner:profile_forecaster",
+    "telemetry": "vpp.planner:telemetry_forecaster",
+}
 
 
 def make_dispatch_fn(site: Site, enabled: bool) -> DispatchFn:

@@ -56,6 +56,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "solves and validates each cycle, which keeps the API responsive, and is killed if "
         "it overruns its time limit)",
     )
+    p.add_argument(
+        "--forecast",
+        choices=["profiles", "telemetry"],
+        default="profiles",
+        help="profiles: the configured load and PV profiles (on the simulated park, the "
+        "profiles it plays: near-perfect); telemetry: the naive model on the telemetry "
+        "stored in the database, per asset once it has a week of it, profiles before",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed of the simulated park")
     p.set_defaults(func=run)
 
@@ -124,16 +132,26 @@ def make_dispatch_fn(site, enabled: bool):
     return make(site, enabled)
 
 
-def _planner(args: argparse.Namespace, site):
+def _spec(args: argparse.Namespace, site, settings):
+    from vpp.planner import FORECASTERS, PlannerSpec
+
+    return PlannerSpec(
+        site,
+        forecaster=FORECASTERS[args.forecast],
+        ac_validation=not args.no_grid,
+        database_url=settings.database_url,
+    )
+
+
+def _planner(args: argparse.Namespace, spec):
     """The cycle's computation (forecast, prepare, dispatch, AC validation) in a worker
     process, started now so it sets up while the service does; None (in this process)
     with --inline-solver or --once."""
-    from vpp.planner import PlannerSpec
     from vpp.solver_process import ProcessPlanner
 
     if args.inline_solver or args.once:
         return None
-    planner = ProcessPlanner(PlannerSpec(site, ac_validation=not args.no_grid))
+    planner = ProcessPlanner(spec)
     planner.start()
     return planner
 
@@ -143,6 +161,7 @@ def build_runtime(args: argparse.Namespace):
     from vpp.cli import UserError
     from vpp.config import ConfigError, load_site
     from vpp.cycle import plain_dispatch
+    from vpp.planner import load
     from vpp.profiles import ProfileForecaster
     from vpp.service import Clock, Runtime
     from vpp.simulate import device_commands
@@ -159,13 +178,16 @@ def build_runtime(args: argparse.Namespace):
     start = start.astimezone(zone)  # logs and the API speak the park's local time
     engine = make_engine(settings.database_url)
     clock = Clock(start, settings.speed)
-    planner = _planner(args, site)
+    spec = _spec(args, site, settings)
+    planner = _planner(args, spec)
     runtime = Runtime(
         site=site,
         settings=settings,
         engine=engine,
         driver=make_driver(site, settings, args.driver, clock.now()),
-        forecaster=ProfileForecaster(),
+        # The forecasts of the cycles computed here: all of them without a planner process,
+        # else the fallbacks' (the profiles: no database reads in the API's process).
+        forecaster=load(spec.forecaster)(spec) if planner is None else ProfileForecaster(),
         controller=MpcController(),
         # Used here only without a planner process (the fallbacks need no network model).
         dispatch_fn=make_dispatch_fn(site, not args.no_grid) if planner is None else plain_dispatch,

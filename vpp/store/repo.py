@@ -88,6 +88,27 @@ def telemetry_between(
     return _rows(conn.execute(q.order_by(t.telemetry.c.ts).limit(limit)))
 
 
+def telemetry_after(
+    conn: Connection,
+    after_id: int,
+    since: datetime | None = None,
+    assets: Sequence[str] | None = None,
+) -> tuple[int, list[str], np.ndarray, np.ndarray]:
+    """Readings with a row id above ``after_id`` (and ``ts >= since``, of ``assets``, when
+    given): the highest id read, asset names, Unix seconds, kW (NaN when empty)."""
+    c = t.telemetry.c
+    q = select(c.id, c.asset, c.ts, c.p_kw).where(c.id > after_id)
+    if since is not None:
+        q = q.where(c.ts >= since)
+    if assets is not None:
+        q = q.where(c.asset.in_(list(assets)))
+    rows = conn.execute(q.order_by(c.id)).all()
+    last = rows[-1][0] if rows else after_id
+    ts_s = np.array([r[2].timestamp() for r in rows], dtype=float)
+    p_kw = np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=float)
+    return last, [r[1] for r in rows], ts_s, p_kw
+
+
 def last_readings(conn: Connection) -> dict[str, dict[str, Any]]:
     """The newest reading of every asset (used once at start-up; the runtime caches it)."""
     newest = (
