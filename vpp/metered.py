@@ -34,7 +34,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import Connection, Float, cast, func, literal, select
+from sqlalchemy import Connection, Float, Integer, cast, func, literal, select
 
 from vpp.model import EvSession, Horizon, Site
 from vpp.plant import PARK_METER
@@ -106,8 +106,13 @@ def _bucket(conn: Connection, col, h: Horizon):
     """SQL: the interval index of a timestamp column within ``h`` (0 = h.start)."""
     t0 = h.start.timestamp()
     step_s = h.step.total_seconds()
+    if conn.dialect.name == "sqlite" and t0.is_integer() and step_s.is_integer():
+        # UtcDateTime stores naive UTC text; strftime('%s') reads it as UTC (whole seconds).
+        # Integer division is the floor here (every time read is at or after t0), and needs
+        # no math functions, which not every SQLite build has.
+        epoch = cast(func.strftime("%s", col), Integer)
+        return (epoch - literal(int(t0))) // literal(int(step_s))
     if conn.dialect.name == "sqlite":
-        # UtcDateTime stores naive UTC text; strftime('%s') reads it as UTC.
         epoch = cast(func.strftime("%s", col), Float)
     else:
         epoch = func.extract("epoch", col)
@@ -137,7 +142,8 @@ def group_sum_kw(conn: Connection, names: list[str], h: Horizon) -> tuple[np.nda
     for kk, p, c in conn.execute(q):
         i = int(kk)
         if 0 <= i < h.n:
-            total[i], count[i] = float(p), int(c)
+            total[i] += float(p)
+            count[i] += int(c)
     return total, count
 
 
