@@ -75,16 +75,28 @@ def safe_setpoint_kw(problem: DispatchProblem, asset: str, k: int = 0) -> float:
     return _interval(lo, hi, 0.0) if lo <= 0.0 else hi
 
 
-def _min_power(problem: DispatchProblem, name: str, value: float) -> tuple[float, str]:
+def _min_power(problem: DispatchProblem, name: str, value: float, k: int) -> tuple[float, str]:
     """Chargers and shiftable loads with a minimum running power: a setpoint between 0 and
-    the minimum goes to the nearer of the two."""
+    the minimum goes to the nearer of the two, except that a charger whose plugged car still
+    needs energy charges at the minimum (the car stops when full): rounding its remainder
+    down would repeat every interval until the car left unserved."""
     mins = {c.spec.name: c.spec.p_min_kw for c in problem.ev_chargers}
     mins |= {s.spec.name: s.spec.p_min_kw for s in problem.shiftables}
     p_min = mins.get(name, 0.0)
     if p_min > 0 and 0 < abs(value) < p_min:
-        snapped = math.copysign(p_min, value) if abs(value) >= p_min / 2 else 0.0
+        up = abs(value) >= p_min / 2 or (value > 0 and _car_needs_energy(problem, name, k))
+        snapped = math.copysign(p_min, value) if up else 0.0
         return snapped, f"below the minimum running power {p_min} kW"
     return value, ""
+
+
+def _car_needs_energy(problem: DispatchProblem, name: str, k: int) -> bool:
+    for c in problem.ev_chargers:
+        if c.spec.name == name:
+            return any(
+                s.arrival_k <= k < s.departure_k and s.e_needed_kwh > 1e-6 for s in c.sessions
+            )
+    return False
 
 
 def clamp(
@@ -109,7 +121,7 @@ def clamp(
         else:
             sent = _interval(lo, hi, value)
             reason = f"outside [{lo:.3f}, {hi:.3f}] kW" if abs(sent - value) > 1e-6 else ""
-            sent, why = _min_power(problem, name, sent)
+            sent, why = _min_power(problem, name, sent, k)
             reason = reason or why
             sent = _interval(lo, hi, sent)
         out[name] = sent

@@ -46,7 +46,7 @@ def test_a_car_needing_less_than_one_interval_at_minimum_power_is_served(control
     assert k["ev_unmet_kwh"] == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("controller", ["uncontrolled", "mpc"])
+@pytest.mark.parametrize("controller", ["uncontrolled", "rule", "mpc"])
 def test_the_last_tail_of_a_long_charge_is_served(controller) -> None:
     """86.05 kWh = 6 intervals at 60 kW (85.5 kWh into the car) and a 0.55 kWh tail."""
     h = timedelta(hours=1)

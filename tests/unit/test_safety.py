@@ -61,3 +61,22 @@ def test_any_input_ends_within_limits(proposed):
     for name, v in sent.items():
         lo, hi = lim[name]
         assert lo - 1e-9 <= v <= hi + 1e-9 and math.isfinite(v)
+
+
+@pytest.mark.parametrize(
+    ("e_needed_kwh", "proposed_kw", "sent_kw"),
+    [
+        (10.0, 1.0, 4.0),  # the car still needs energy: a remainder runs at the minimum
+        (0.0, 1.0, 0.0),  # a full car: nearer of 0 and the minimum
+        (10.0, 3.0, 4.0),  # above half the minimum: up, as before
+    ],
+)
+def test_remainder_below_a_chargers_minimum_is_not_dropped(e_needed_kwh, proposed_kw, sent_kw):
+    """A remainder under the minimum power, rounded down every interval, was never delivered."""
+    p = f.problem(
+        n=4,
+        evs=[(f.charger("ev1", p_max=10, p_min=4), [f.session("s", 0, 2, e_needed_kwh)])],
+    )
+    sent, events = clamp(p, {"ev1": proposed_kw})
+    assert sent["ev1"] == sent_kw
+    assert [e.asset for e in events] == ["ev1"]
