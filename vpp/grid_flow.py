@@ -259,6 +259,11 @@ class FastFlow:
         return Sensitivity(vm_pu=vm, line_percent=line, trafo_percent=trafo)
 
 
+def blas_single_thread():
+    """A context in which BLAS runs on one thread (many small dense products and solves)."""
+    return _blas().limit(limits=1, user_api="blas")
+
+
 @functools.cache
 def _blas() -> ThreadpoolController:
     """Inspecting the loaded libraries costs about 0.1 s: do it once."""
