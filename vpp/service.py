@@ -1,10 +1,12 @@
-"""The runtime of ``vpp run``: holds the park, the plant driver, the controller and the last
-plan; runs cycles one at a time; stores each cycle in one transaction; asks for a re-solve
-when a DR event changes or telemetry strays from the plan.
+"""The runtime of ``vpp run``: holds the park, the plant driver, the planner and the last
+plan; runs cycles one at a time (read the plant, plan, store in one transaction, publish);
+asks for a re-solve when a DR event changes or telemetry strays from the plan; settles DR
+events on the stored meter data once their window is over.
 
 The API (:mod:`api`) and the scheduler (:mod:`vpp.scheduler`) talk to one :class:`Runtime`.
-Everything it uses is injected: settings, database engine, driver, forecaster, controller,
-dispatch function (e.g. with AC validation) and the clock.
+Everything it uses is injected: settings, database engine, driver, the planner (in ``vpp
+run`` a worker process, :class:`vpp.solver_process.ProcessPlanner`) or the forecaster,
+controller and dispatch function it plans with in this process, and the clock.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 import signal
 import threading
 from dataclasses import replace
@@ -41,12 +40,10 @@ class SolverWorkerError(RuntimeError):
     """The worker process ended (or could not start) while working."""
 
 
-def _serve(conn, factory: str, args: tuple, method: str, nice: int) -> None:  # the worker
+def _serve(conn, factory: str, args: tuple, method: str) -> None:  # the worker process
     # The service decides when the worker ends (a message or a kill): a Ctrl-C sent to the
     # process group must not end it in the middle of a request.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if nice:
-        os.nice(nice)
     try:
         handler = getattr(load(factory)(*args), method)
     except Exception as exc:
@@ -69,8 +66,7 @@ def _serve(conn, factory: str, args: tuple, method: str, nice: int) -> None:  # 
 
 class Worker:
     """A process that builds ``load(factory)(*args)`` once and answers each request with
-    its ``method``. Thread-safe: one request at a time. ``nice``: added to the process's
-    niceness (a positive value lets the service's own threads go first on a busy CPU)."""
+    its ``method``. Thread-safe: one request at a time."""
 
     def __init__(
         self,
@@ -79,10 +75,9 @@ class Worker:
         method: str = "__call__",
         name: str = "vpp-worker",
         start_timeout_s: float = START_TIMEOUT_S,
-        nice: int = 0,
     ):
         self.factory, self.args, self.method, self.name = factory, args, method, name
-        self.start_timeout_s, self.nice = start_timeout_s, nice
+        self.start_timeout_s = start_timeout_s
         self._ctx = mp.get_context("spawn")
         self._proc = None
         self._conn = None
@@ -101,7 +96,7 @@ class Worker:
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(
             target=_serve,
-            args=(child, self.factory, self.args, self.method, self.nice),
+            args=(child, self.factory, self.args, self.method),
             name=self.name,
             daemon=True,
         )
@@ -222,11 +217,11 @@ class ProcessPlanner:
     """A :class:`vpp.planner.Planner` whose work runs in a long-lived worker process built
     from ``spec``. ``timeout_s`` bounds one cycle's computation (default: the spec's)."""
 
-    def __init__(self, spec: PlannerSpec, timeout_s: float | None = None, nice: int = 0):
+    def __init__(self, spec: PlannerSpec, timeout_s: float | None = None):
         self.spec = spec
         self.timeout_s = timeout_s
         self.worker = Worker(
-            "vpp.solver_process:_PlannerHandler", (spec,), "plan", name="vpp-planner", nice=nice
+            "vpp.solver_process:_PlannerHandler", (spec,), "plan", name="vpp-planner"
         )
         self._held: DispatchResult | None = None  # the worker's last plan, as received here
 
