@@ -4,9 +4,11 @@ Starts ``vpp run`` (demo park, simulated clock ``--speed``, a temporary SQLite d
 unless ``--database-url``) as a subprocess, waits for ``/health``, then measures, bounded in
 count and time:
 
-* GET /api/v1/setpoints by ``--readers`` concurrent readers, each polling every
-  ``--poll-s`` seconds (open loop: the way device gateways read), and then as fast as they
-  can (closed loop: the saturation throughput);
+* GET /api/v1/setpoints by ``--readers`` concurrent readers: first all connecting and
+  reading at the same instant (the burst of every gateway restarting, on its own line), then
+  each polling every ``--poll-s`` seconds out of phase (open loop: the way device gateways
+  read; the steady state the p99 goal is about), and then as fast as they can (closed loop:
+  the saturation throughput);
 * POST /api/v1/telemetry by ``--writers`` concurrent writers, batches of ``--batch``
   readings.
 
@@ -100,8 +102,11 @@ class Conn:
             self.w.close()
 
 
-async def _worker(conn, make_request, stop_at, max_n, poll_s, out, errors):
+async def _worker(conn, make_request, stop_at, max_n, poll_s, out, errors, starts=None):
+    if poll_s:  # out of phase, as gateways poll: each reader starts at a random point
+        await asyncio.sleep(random.random() * poll_s)
     while time.monotonic() < stop_at and len(out) < max_n:
+        sent = time.time()
         t0 = time.perf_counter()
         try:
             status = await make_request(conn)
@@ -113,18 +118,41 @@ async def _worker(conn, make_request, stop_at, max_n, poll_s, out, errors):
             conn.w = None
         dt = time.perf_counter() - t0
         out.append(dt)
+        if starts is not None:
+            starts.append(sent)  # in the same order as out (no await in between)
         if poll_s:
             await asyncio.sleep(max(poll_s - dt, 0.0) * (0.5 + random.random()))
 
 
-async def load(port, key, n_workers, make_request, duration_s, max_n, poll_s=0.0):
+async def connect_all(conns, make_request) -> tuple[np.ndarray, float, list]:
+    """Every connection opens and makes its first request at the same instant: the burst a
+    restart of every gateway would cause (reported on its own line, not in the steady state)."""
+    errors: list = []
+
+    async def first(c):
+        t0 = time.perf_counter()
+        try:
+            if await make_request(c) >= 400:
+                errors.append("status")
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            errors.append(type(exc).__name__)
+        return time.perf_counter() - t0
+
+    t0 = time.monotonic()
+    lat = await asyncio.gather(*(first(c) for c in conns))
+    return np.asarray(lat), time.monotonic() - t0, errors
+
+
+async def load(
+    port, key, n_workers, make_request, duration_s, max_n, poll_s=0.0, conns=None, starts=None
+):
     lat: list[float] = []
     errors: list = []
-    conns = [Conn("127.0.0.1", port, key) for _ in range(n_workers)]
+    conns = conns or [Conn("127.0.0.1", port, key) for _ in range(n_workers)]
     t0 = time.monotonic()
     stop = t0 + duration_s
     await asyncio.gather(
-        *(_worker(c, make_request, stop, max_n, poll_s, lat, errors) for c in conns)
+        *(_worker(c, make_request, stop, max_n, poll_s, lat, errors, starts) for c in conns)
     )
     elapsed = time.monotonic() - t0
     for c in conns:
@@ -133,12 +161,34 @@ async def load(port, key, n_workers, make_request, duration_s, max_n, poll_s=0.0
 
 
 def show(name: str, lat: np.ndarray, elapsed: float, errors: list) -> None:
-    p50, p99 = (np.percentile(lat, [50, 99]) * 1000) if len(lat) else (np.nan, np.nan)
+    q = np.percentile(lat, [50, 99, 99.9]) * 1000 if len(lat) else [np.nan] * 3
+    top = lat.max() * 1000 if len(lat) else np.nan
     print(
         f"{name:<44} {len(lat):>7,} req in {elapsed:5.1f} s = {len(lat) / elapsed:7,.0f} req/s"
-        f"   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   errors {len(errors)}"
-        + (f" {sorted(set(map(str, errors)))[:3]}" if errors else "")
+        f"   p50 {q[0]:6.1f} ms   p99 {q[1]:6.1f} ms   p99.9 {q[2]:6.1f} ms   max {top:6.1f} ms"
+        f"   errors {len(errors)}" + (f" {sorted(set(map(str, errors)))[:3]}" if errors else "")
     )
+
+
+def split_by_cycles(starts: np.ndarray, lat: np.ndarray, cycles: list[dict]) -> None:
+    """The open-loop requests sent while a cycle ran (from its start for its stored total
+    time: reading the plant, planning, storing, publishing) and the others."""
+    spans = []
+    for c in cycles:
+        a = datetime.fromisoformat(c["started_at"]).timestamp()
+        spans.append((a, a + float(c["timings_s"].get("total_s", 0.0))))
+    inside = np.zeros(len(lat), dtype=bool)
+    for a, b in spans:
+        inside |= (starts >= a) & (starts < b)
+    n = sum(1 for a, b in spans if len(starts) and a < starts.max() and b > starts.min())
+    print(f"  of which sent while one of the {n} cycles of that phase ran, and the others:")
+    for name, m in (("    while a cycle ran", inside), ("    between cycles", ~inside)):
+        if m.any():
+            q = np.percentile(lat[m], [50, 99, 99.9]) * 1000
+            print(
+                f"{name:<44} {m.sum():>7,} req{'':33}p50 {q[0]:6.1f} ms   p99 {q[1]:6.1f} ms"
+                f"   p99.9 {q[2]:6.1f} ms   max {lat[m].max() * 1000:6.1f} ms"
+            )
 
 
 async def run(args) -> int:
@@ -165,11 +215,16 @@ async def run(args) -> int:
         async def get_setpoints(conn):
             return await conn.request("GET", "/api/v1/setpoints")
 
+        conns = [Conn("127.0.0.1", port, key) for _ in range(args.readers)]
+        lat, el, err = await connect_all(conns, get_setpoints)
+        show(f"GET setpoints, {args.readers} readers connect at once", lat, el, err)
+        starts: list[float] = []
         lat, el, err = await load(
             port, key, args.readers, get_setpoints, args.duration_s, args.max_requests,
-            poll_s=args.poll_s,
+            poll_s=args.poll_s, conns=conns, starts=starts,
         )  # fmt: skip
         show(f"GET setpoints, {args.readers} readers every ~{args.poll_s:g} s", lat, el, err)
+        open_loop = (np.asarray(starts), lat)
         lat, el, err = await load(
             port, key, args.readers, get_setpoints, args.duration_s, args.max_requests
         )
@@ -198,6 +253,7 @@ async def run(args) -> int:
                 )
             ).json()  # fmt: skip
         print(f"cycles run by the service meanwhile: {len(cycles)}")
+        split_by_cycles(*open_loop, cycles)
     finally:
         proc.terminate()
         try:
