@@ -52,19 +52,14 @@ def violations(sh: ShiftableInput, p_kw: np.ndarray, tol_kw: float = 1e-3) -> li
         if not on[k]:
             k += 1
             continue
-        end = k
-        while end < n and on[end]:
-            end += 1
-        continued = k == 0 and sh.running_steps > 0
-        if not continued and end - k < min(m, n - k):
+        end = _run_end(on, k)
+        if _too_short(sh, k, end, n):
             out.append(
                 f"shiftable {spec.name}: runs {end - k} steps from step {k}, minimum run {m} steps"
             )
         k = end
     if sh.running_steps > 0:
-        in_window = np.zeros(n, dtype=bool)
-        for w in sh.windows:
-            in_window[max(w.start_k, 0) : min(w.end_k, n)] = True
+        in_window = _window_mask(sh, n)
         left = max(0, m - sh.running_steps)
         stop = np.flatnonzero(in_window[:left] & ~on[:left])
         if stop.size:
@@ -73,6 +68,21 @@ def violations(sh: ShiftableInput, p_kw: np.ndarray, tol_kw: float = 1e-3) -> li
                 f"{sh.running_steps} steps before the horizon, minimum run {m} steps"
             )
     return out
+
+
+def _run_end(on: np.ndarray, k: int) -> int:
+    """End (exclusive) of the run of on-steps that starts at ``k``."""
+    end = k
+    while end < len(on) and on[end]:
+        end += 1
+    return end
+
+
+def _too_short(sh: ShiftableInput, k: int, end: int, n: int) -> bool:
+    """A run ``[k, end)`` shorter than the minimum run (the horizon's end may cut it; a run
+    that continues one from before the horizon is judged by its remaining run instead)."""
+    continued = k == 0 and sh.running_steps > 0
+    return not continued and end - k < min(sh.spec.min_run_steps, n - k)
 
 
 def _window_mask(sh: ShiftableInput, n: int) -> np.ndarray:
@@ -114,12 +124,9 @@ def _runs(sh: ShiftableInput, p: np.ndarray, n: int, tol_kw: float) -> np.ndarra
         if not on[k]:
             k += 1
             continue
-        end = k
-        while end < n and on[end]:
-            end += 1
-        continued = k == 0 and sh.running_steps > 0
+        end = _run_end(on, k)
         need = min(m, n - k)
-        if not continued and end - k < need:
+        if _too_short(sh, k, end, n):
             a, b = k, end
             while b - a < need and b < n and window[b]:
                 b += 1
