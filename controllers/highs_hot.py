@@ -107,7 +107,7 @@ class HotHighs:
         finite_shift = lambda bound: np.where(np.isfinite(bound), bound - shift, bound)  # noqa: E731
         self._load(
             a[:, keep], c[keep], col_lo[keep], col_hi[keep],
-            finite_shift(row_lo), finite_shift(row_hi), options,
+            finite_shift(row_lo), finite_shift(row_hi), options, keep=False,
         )  # fmt: skip
         self.h.run()
         h = self.h
@@ -155,7 +155,9 @@ class HotHighs:
         self.coeff_updates += 1
         return True
 
-    def _load(self, a, c, col_lo, col_hi, row_lo, row_hi, options: dict) -> None:
+    def _load(self, a, c, col_lo, col_hi, row_lo, row_hi, options: dict, keep: bool = True) -> None:
+        """A new HiGHS object with this LP; ``keep`` the matrix to compare the next one with
+        (the reduced mode never compares: copying its matrix every interval was waste)."""
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         self._options(h, options)
@@ -167,7 +169,7 @@ class HotHighs:
         lp.a_matrix_.start_, lp.a_matrix_.index_ = a.indptr, a.indices
         lp.a_matrix_.value_ = a.data
         h.passModel(lp)
-        self.h, self._a = h, a.copy()
+        self.h, self._a = h, (a.copy() if keep else None)
         self.loads += 1
 
     @staticmethod

@@ -315,6 +315,16 @@ def _pedf(p: DispatchProblem, blocks: list[Block], helper: Block, params: dict) 
     ]
 
 
+def _on_off_broken(problem: DispatchProblem, result: DispatchResult) -> list[str]:
+    """Every on/off rule the result's shiftable schedules break (controllers.on_off)."""
+    return [
+        v
+        for sh in problem.shiftables
+        if on_off.has_on_off(sh)
+        for v in on_off.violations(sh, result.assets[sh.spec.name].p_kw)
+    ]
+
+
 class MpcController:
     """The optimiser behind the :class:`~controllers.problem.Controller` interface."""
 
@@ -408,12 +418,7 @@ class MpcController:
             messages.append(f"LP relaxation: {'; '.join(lp_messages)}; solving the MILP")
             return None
         result = self._result(problem, model, status, solver, timings | lp_timings, [])
-        broken = [
-            v
-            for sh in problem.shiftables
-            if on_off.has_on_off(sh)
-            for v in on_off.violations(sh, result.assets[sh.spec.name].p_kw)
-        ]
+        broken = _on_off_broken(problem, result)
         if not broken:
             self.relaxation_hits += 1
             result.messages.append(on_off.RELAXATION_EXACT_MESSAGE)
@@ -454,12 +459,7 @@ class MpcController:
         if status in OK_STATUSES:
             result = self._result(problem, model, status, solver, timings | lp_timings, [])
             gap = (result.objective_cny - lower) / max(abs(result.objective_cny), 1.0)
-            broken = [
-                v
-                for sh in problem.shiftables
-                if on_off.has_on_off(sh)
-                for v in on_off.violations(sh, result.assets[sh.spec.name].p_kw)
-            ]
+            broken = _on_off_broken(problem, result)
             if not broken and gap <= problem.mip_rel_gap:
                 self.relaxation_hits += 1
                 result.messages.append(
