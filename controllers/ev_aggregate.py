@@ -28,6 +28,7 @@ re-use the same cvxpy model until the number of groups outgrows the allocation.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -61,7 +62,8 @@ def bus_free(problem: DispatchProblem) -> bool:
 def split(problem: DispatchProblem) -> tuple[tuple[int, ...], DispatchProblem]:
     """Indices of the aggregable chargers, and the problem left for the exact EV model."""
     agg = tuple(i for i, ch in enumerate(problem.ev_chargers) if aggregable(ch))
-    rest = tuple(ch for i, ch in enumerate(problem.ev_chargers) if i not in set(agg))
+    taken = set(agg)
+    rest = tuple(ch for i, ch in enumerate(problem.ev_chargers) if i not in taken)
     return agg, dataclasses.replace(problem, ev_chargers=rest)
 
 
@@ -94,7 +96,7 @@ class Group:
 
 def fill_class(grid_kwh: float, p_kw: float, steps: int, dt_h: float) -> int:
     fill = grid_kwh / max(p_kw * steps * dt_h, 1e-12)
-    return int(np.searchsorted(FILL_EDGES, fill, side="left"))
+    return bisect.bisect_left(FILL_EDGES, fill)  # np.searchsorted's "left", without numpy
 
 
 def snap(a: int, d: int, grid_kwh: float, p_kw: float, dt_h: float, steps: int) -> tuple[int, int]:
@@ -212,8 +214,10 @@ class EvAggregateBlock(Block):
         slack.block = self
         self.slacks.append(slack)
         total = dt * cp.sum(self.x, axis=1)
-        self.constraints += [total + (var if var is not None else 0.0) >= self.grid_kwh]
-        self.constraints += [total <= self.grid_kwh]
+        # One equality row per group: delivered + shortfall = needed (the shortfall is the
+        # penalised slack). Two rows (>= needed - shortfall, <= needed) give the same optimum
+        # and a larger LP.
+        self.constraints += [total + (var if var is not None else 0.0) == self.grid_kwh]
         self.p_kw = self.x
         self.p_var = self.x
         self.active: list[Group | None] = [None] * m
