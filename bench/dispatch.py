@@ -57,6 +57,8 @@ VARIANTS: dict[str, dict] = {
     "agg-hot": {"ev_aggregate": True, "hot_start": True, "highs_mode": "basis"},
     "red": {"hot_start": True, "highs_mode": "reduced"},
     "agg-red": {"ev_aggregate": True, "hot_start": True, "highs_mode": "reduced"},
+    "red-cold": {"hot_start": True, "highs_mode": "reduced-cold"},
+    "agg-red-cold": {"ev_aggregate": True, "hot_start": True, "highs_mode": "reduced-cold"},
 }
 
 

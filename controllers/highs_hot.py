@@ -7,9 +7,10 @@ and row bounds do; :class:`HotHighs` loads the matrices once (from
 previous basis. The result goes back through cvxpy's own ``unpack_results``, so variable
 values, status and solver statistics read as after ``problem.solve``.
 
-A restart that does not end optimal is solved again from scratch on a fresh object (restarts
-that stall are a known HiGHS issue); when the matrix does change, the model is reloaded.
-LPs only: the caller keeps MILPs on the ordinary path.
+A restart that ends neither optimal nor at a limit is solved again from scratch on a fresh
+object (restarts that stall are a known HiGHS issue); when the matrix does change, the model
+is reloaded (mode ``basis``) or is new anyway (mode ``reduced``). LPs only: the caller keeps
+MILPs on the ordinary path.
 """
 
 from __future__ import annotations
@@ -20,24 +21,32 @@ import cvxpy as cp
 import highspy
 import numpy as np
 
-MODES = ("auto", "basis", "reduced")
-# "auto" solves the reduced LP from this many columns up: measured side by side with
-# bench/dispatch.py, the basis restart wins at M (19k columns: 0.05 s against 0.14 s) and
-# the reduced LP at L (93k: 0.7 s against 0.96 s).
-AUTO_REDUCED_MIN_COLS = 60_000
+from controllers.lp_reduce import ReducedLp, reduce_lp
+
+MODES = ("auto", "basis", "reduced", "reduced-cold")
+# "auto" is the mode measured fastest at every size: "reduced". Side by side with
+# bench/dispatch.py it ties the basis restart at S and M and wins from L up; in closed loop on
+# the demo park (time axis moving) one day took 7.3 s against 11.1 s.
+AUTO_MODE = "reduced"
+# HiGHS statuses that stop a run early with what it has: no retry, the solution if any.
+LIMITS = frozenset(
+    {"kTimeLimit", "kIterationLimit", "kObjectiveBound", "kObjectiveTarget", "kSolutionLimit"}
+)
 # Matrix values changed in place before the model is reloaded instead (one call each).
 MAX_COEFF_CHANGES = 50_000
 
 
 class HotHighs:
-    """One ``highspy.Highs`` object for one cvxpy problem, restarted from its last basis.
+    """HiGHS for one cvxpy problem, restarted from its last basis.
 
-    ``mode="reduced"`` instead drops the columns that this interval's bounds fix (an EV slot
-    outside its stay, a slack with no room, a window that is closed), moves their values into
-    the row bounds and the objective, and solves that smaller LP from scratch with HiGHS's
-    presolve. On large parks most columns are fixed in any one interval and the presolved
-    model is a fraction of the full one, which a restart from a basis cannot use (HiGHS skips
-    presolve when it has a basis).
+    ``mode="basis"`` keeps one ``highspy.Highs`` object with the full LP and pushes only
+    costs and bounds. ``mode="reduced"`` solves each interval's LP after the light presolve
+    of :mod:`controllers.lp_reduce` (columns the bounds fix, one-entry rows, rows that
+    cannot bind, columns in no row, parallel columns): most columns of a large park are
+    fixed in any one interval. The reduced LP starts from the last interval's basis, mapped
+    by full column and row index (HiGHS skips its own presolve when given a basis, which is
+    why the reduction is done here). ``"reduced-cold"`` is the same LP from scratch with
+    HiGHS's presolve, kept to measure the restart against.
     """
 
     def __init__(self, mode: str = "auto") -> None:
@@ -49,6 +58,9 @@ class HotHighs:
         self.loads = 0  # times the matrices were (re)loaded
         self.retries = 0  # restarts that failed and were solved again from scratch
         self.coeff_updates = 0  # times matrix values were changed in place
+        self._basis = None  # reduced mode: last (column, row) statuses by full index
+        self.warm_starts = 0  # reduced mode: solves started from the last basis
+        self.last_timings_s: dict[str, float] = {}  # reduced mode: the last solve's steps
 
     def solve(self, problem: cp.Problem, options: dict) -> None:
         """Solve ``problem`` (an LP) with HiGHS and unpack the result into it.
@@ -66,9 +78,8 @@ class HotHighs:
         col_lo = np.full(c.size, -inf) if lb is None else np.asarray(lb, dtype=float)
         col_hi = np.full(c.size, inf) if ub is None else np.asarray(ub, dtype=float)
         vectors = (c, col_lo, col_hi, row_lo, b)
-        reduced = self.mode == "reduced" or (
-            self.mode == "auto" and c.size >= AUTO_REDUCED_MIN_COLS
-        )
+        mode = AUTO_MODE if self.mode == "auto" else self.mode
+        reduced = mode in ("reduced", "reduced-cold")
         if reduced:
             self._solve_reduced(problem, chain, inverse, a, vectors, options)
             return
@@ -98,34 +109,96 @@ class HotHighs:
         problem.unpack_results(results, chain, inverse)
 
     def _solve_reduced(self, problem, chain, inverse, a, vectors, options: dict) -> None:
-        c, col_lo, col_hi, row_lo, row_hi = vectors
         t0 = time.perf_counter()
-        fixed = col_hi <= col_lo
-        keep = np.flatnonzero(~fixed)
-        x_fixed = np.where(fixed, col_lo, 0.0)
-        shift = a @ x_fixed
-        finite_shift = lambda bound: np.where(np.isfinite(bound), bound - shift, bound)  # noqa: E731
-        self._load(
-            a[:, keep], c[keep], col_lo[keep], col_hi[keep],
-            finite_shift(row_lo), finite_shift(row_hi), options, keep=False,
-        )  # fmt: skip
-        self.h.run()
+        lp = reduce_lp(a, *vectors)
+        t_reduced = time.perf_counter()
+        status = "kInfeasible"  # an empty row out of its bounds
+        if lp.empty_rows_feasible:
+            status = self._run_reduced(lp, options)
+        t_run = time.perf_counter()
         h = self.h
-        sol, info = h.getSolution(), h.getInfo()
-        x = x_fixed.copy()
-        if len(sol.col_value) == keep.size:
-            x[keep] = np.asarray(sol.col_value)
-        objective = float(info.objective_function_value) + float(c @ x_fixed)
+        if status == "kOptimal" or (status in LIMITS and h.getSolution().value_valid):
+            sol, info = h.getSolution(), h.getInfo()
+            row_dual, col_dual = np.asarray(sol.row_dual), np.asarray(sol.col_dual)
+            if not sol.dual_valid or row_dual.size != lp.row_hi.size:  # stopped at a limit
+                row_dual, col_dual = np.zeros(lp.row_hi.size), np.zeros(lp.c.size)
+            x, y = lp.restore(np.asarray(sol.col_value), row_dual, col_dual)
+            objective = float(info.objective_function_value) + lp.objective_offset
+            if status == "kOptimal":
+                self._remember_basis(lp, h.getBasis(), a.shape)
+        else:
+            # Infeasible, unbounded, no solution: the full LP from scratch, so that status,
+            # dual ray and whatever solution there is are the full problem's.
+            self._basis = None
+            self._load(a, *vectors, options, keep=False)
+            self.h.run()
+            h = self.h
+            sol, info = h.getSolution(), h.getInfo()
+            status = h.getModelStatus().name
+            x, y = np.asarray(sol.col_value), np.asarray(sol.row_dual)
+            objective = float(info.objective_function_value)
         results = {
-            "solution": _Solution(x, np.asarray(sol.row_dual)),
+            "solution": _Solution(x, y),
             "basis": None,
             "info": _Info(info, objective),
-            "model_status": h.getModelStatus().name,
+            "model_status": status,
             "run_time": time.perf_counter() - t0,
         }
-        if results["model_status"] == "kInfeasible":
+        if status == "kInfeasible":
             results["dual_ray"] = h.getDualRay()
         problem.unpack_results(results, chain, inverse)
+        self.last_timings_s = {
+            "lp_reduce_s": t_reduced - t0,
+            "highs_run_s": t_run - t_reduced,
+            "lp_restore_s": time.perf_counter() - t_run,
+        }
+
+    def _run_reduced(self, lp: ReducedLp, options: dict) -> str:
+        """Solve the reduced LP from the last basis when there is one; a restart that ends
+        neither optimal nor at a limit (a stall) is solved again from scratch."""
+        reduced = (lp.a, lp.c, lp.col_lo, lp.col_hi, lp.row_lo, lp.row_hi)
+        self._load(*reduced, options, keep=False)
+        warm = self._warm_basis(lp)
+        if warm is not None:
+            self.h.setBasis(warm)
+            self.warm_starts += 1
+        self.h.run()
+        status = self.h.getModelStatus().name
+        if warm is not None and status != "kOptimal" and status not in LIMITS:
+            self.retries += 1
+            self._load(*reduced, options, keep=False)
+            self.h.run()
+            status = self.h.getModelStatus().name
+        return status
+
+    def _warm_basis(self, lp: ReducedLp) -> highspy.HighsBasis | None:
+        """The last interval's basis on this reduced LP, by full column and row index.
+
+        Columns taken out last time start nonbasic at their lower bound, rows taken out
+        basic; the count of basic variables is off when the sets changed, so the basis is
+        marked alien and HiGHS mends it."""
+        if self._basis is None or self.mode == "reduced-cold":  # "auto" restarts
+            return None
+        col_status, row_status = self._basis
+        if col_status.size != lp.x_fixed.size or row_status.size != lp.n_rows_full:
+            return None
+        basis = highspy.HighsBasis()
+        basis.col_status = _STATUSES[col_status[lp.keep]].tolist()
+        basis.row_status = _STATUSES[row_status[lp.rows]].tolist()
+        basis.valid = True
+        basis.alien = True
+        return basis
+
+    def _remember_basis(self, lp: ReducedLp, basis: highspy.HighsBasis, shape) -> None:
+        if not basis.valid:
+            self._basis = None
+            return
+        n_rows, n_cols = shape
+        col_status = np.full(n_cols, _LOWER, dtype=np.int8)
+        row_status = np.full(n_rows, _BASIC, dtype=np.int8)
+        col_status[lp.keep] = [s.value for s in basis.col_status]
+        row_status[lp.rows] = [s.value for s in basis.row_status]
+        self._basis = (col_status, row_status)
 
     def _same_matrix(self, a) -> bool:
         """True when the loaded model holds ``a``: same shape and pattern, and values that are
@@ -184,6 +257,13 @@ class HotHighs:
         self.h.changeColsCost(c.size, cols, c)
         self.h.changeColsBounds(c.size, cols, col_lo, col_hi)
         self.h.changeRowsBounds(row_hi.size, rows, row_lo, row_hi)
+
+
+# Basis statuses kept as int8 (HiGHS's enum values); _STATUSES maps them back.
+_STATUSES = np.array(list(highspy.HighsBasisStatus.__members__.values()), dtype=object)
+_STATUSES = _STATUSES[np.argsort([s.value for s in _STATUSES])]
+_LOWER = highspy.HighsBasisStatus.kLower.value
+_BASIC = highspy.HighsBasisStatus.kBasic.value
 
 
 class _Solution:

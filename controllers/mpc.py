@@ -491,7 +491,9 @@ class MpcController:
         try:
             if solver == "HIGHS" and self.hot_start and not model.integer:
                 model.hot = model.hot or HotHighs(self.highs_mode)
+                model.hot.last_timings_s = {}
                 model.hot.solve(model.problem, opts)
+                timings.update(model.hot.last_timings_s)
             else:
                 model.problem.solve(solver=solver, **opts)
             status = model.problem.status

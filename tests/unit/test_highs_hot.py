@@ -73,3 +73,45 @@ def test_changed_network_sensitivities_update_the_matrix_in_place(problems):
     assert model.hot.loads == 1
     assert model.hot.coeff_updates == 2
     assert len(set(objectives)) == 3  # the row binds: each matrix gives its own optimum
+
+
+def test_reduced_mode_restarts_from_the_last_basis(problems):
+    """From the second interval on, the reduced LP starts from the last basis (by full
+    column index) and still gives the plain solve's optimum."""
+    plain = MpcController(hot_start=False)
+    ctl = MpcController(highs_mode="reduced")
+    iters = []
+    for p in problems:
+        r = ctl.dispatch(p)
+        assert r.objective_cny == pytest.approx(plain.dispatch(p).objective_cny, rel=1e-7)
+        assert {"lp_reduce_s", "highs_run_s", "lp_restore_s"} <= set(r.timings_s)
+        model = next(iter(ctl._models.values()))
+        iters.append(model.problem.solver_stats.num_iters)
+    hot = next(iter(ctl._models.values())).hot
+    assert hot.warm_starts == len(problems) - 1
+    assert hot.retries == 0
+    # Re-solving the same problem from its own optimal basis takes no iterations.
+    ctl.dispatch(problems[-1])
+    assert next(iter(ctl._models.values())).problem.solver_stats.num_iters == 0
+    assert iters[0] > 0
+
+
+@pytest.mark.parametrize("case", ["rows", "fixed column"])
+def test_reduced_mode_reports_infeasibility_like_a_plain_solve(case):
+    """An infeasible LP (in the rows left, or in a row whose columns the bounds fix) gives
+    cvxpy's status 'infeasible', from the full LP solved again."""
+    import cvxpy as cp
+
+    x = cp.Variable(3, bounds=[0.0, 1.0])
+    fixed = cp.Variable(bounds=[2.0, 2.0])
+    if case == "rows":
+        cons = [x[0] + x[1] >= 3.0, x[2] <= x[0]]
+    else:
+        cons = [fixed >= 2.5, x[0] + x[1] >= 0.5]
+    problem = cp.Problem(cp.Minimize(cp.sum(x) + fixed), cons)
+    hot = HotHighs("reduced")
+    hot.solve(problem, {"time_limit": 10.0})
+    assert problem.status == "infeasible"
+    plain = cp.Problem(cp.Minimize(cp.sum(x) + fixed), cons)
+    plain.solve(solver=cp.HIGHS)
+    assert plain.status == "infeasible"
