@@ -234,14 +234,17 @@ class HotHighs:
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         self._options(h, options)
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = c.size, row_hi.size
-        lp.col_cost_, lp.col_lower_, lp.col_upper_ = c, col_lo, col_hi
-        lp.row_lower_, lp.row_upper_ = row_lo, row_hi
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_, lp.a_matrix_.index_ = a.indptr, a.indices
-        lp.a_matrix_.value_ = a.data
-        h.passModel(lp)
+        # The flat-array form of passModel: one copy into HiGHS (a HighsLp copies twice,
+        # 75 ms against 13 ms at XL). Integrality all continuous: this is an LP.
+        status = h.passModel(
+            c.size, row_hi.size, a.nnz,
+            int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMinimize), 0.0,
+            c, col_lo, col_hi, row_lo, row_hi,
+            a.indptr.astype(np.int32), a.indices.astype(np.int32), a.data,
+            np.zeros(c.size, dtype=np.int32),
+        )  # fmt: skip
+        if status == highspy.HighsStatus.kError:
+            raise ValueError("HiGHS refused the LP (passModel)")
         self.h, self._a = h, (a.copy() if keep else None)
         self.loads += 1
 

@@ -101,42 +101,44 @@ class ReducedLp:
 
 
 def reduce_lp(a, c, col_lo, col_hi, row_lo, row_hi) -> ReducedLp:
-    """The LP without what one interval's bounds settle, in four steps:
+    """The LP without what one interval's bounds settle, in five steps:
 
     1. fixed columns (``col_hi <= col_lo``) out, their values into the row bounds;
     2. rows with one entry left become bounds of that column;
     3. rows that no point within the column bounds can violate (activity bounds) out;
     4. columns left in no row set to the bound their cost prefers (kept when that bound
-       is infinite, so that HiGHS reports the LP unbounded).
+       is infinite, so that HiGHS reports the LP unbounded);
+    5. parallel columns (same entries, same cost, finite bounds) merged into one.
 
-    ``a``: scipy sparse (any format), rows x columns. Infinite bounds are ``inf``.
+    ``a``: scipy sparse (any format), rows x columns. Infinite bounds are ``inf``. Works on
+    the nonzeros of ``a`` as arrays, one pass per step (about 30 ms for 1M nonzeros).
     """
-    a = a.tocsc()
+    a = sp.csc_matrix(a)
+    a.sum_duplicates()
     c = np.asarray(c, dtype=float)
     n_rows, n_cols = a.shape
+    row_of, val = a.indices, a.data
+    col_of = np.repeat(np.arange(n_cols), np.diff(a.indptr))
     # 1. fixed columns
     fixed = col_hi <= col_lo
     x_fixed = np.where(fixed, col_lo, 0.0)
     shift = a @ x_fixed
     row_lo = np.where(np.isfinite(row_lo), row_lo - shift, row_lo)
     row_hi = np.where(np.isfinite(row_hi), row_hi - shift, row_hi)
-    a_free = a.tocsr()
-    a_free = a_free @ _select(~fixed)  # fixed columns zeroed, indices stay full
-    a_free.eliminate_zeros()
-    count = np.diff(a_free.indptr)
-    first = a_free.indptr[:-1]
+    live = ~fixed[col_of] & (val != 0.0)  # the entries that stay; most do not
+    row_of, col_of, val = row_of[live], col_of[live], val[live]
+    count = np.bincount(row_of, minlength=n_rows)
     empty = count == 0
     empty_ok = bool(
         np.all(row_lo[empty] <= EMPTY_ROW_TOL) and np.all(row_hi[empty] >= -EMPTY_ROW_TOL)
     )
     # 2. one-entry rows
     single = count == 1
-    coeff = np.zeros(n_rows)
-    coeff[single] = a_free.data[first[single]]
-    single &= np.abs(coeff) >= MIN_SINGLETON_COEFF
-    s_rows = np.flatnonzero(single)
-    s_cols = a_free.indices[first[s_rows]]
-    s_coeff = coeff[s_rows]
+    at = np.flatnonzero(single[row_of])
+    tiny = np.abs(val[at]) < MIN_SINGLETON_COEFF
+    single[row_of[at[tiny]]] = False
+    at = at[~tiny]
+    s_rows, s_cols, s_coeff = row_of[at], col_of[at], val[at]
     pos = s_coeff > 0
     s_lo = np.where(pos, row_lo[s_rows], row_hi[s_rows]) / s_coeff
     s_hi = np.where(pos, row_hi[s_rows], row_lo[s_rows]) / s_coeff
@@ -146,30 +148,43 @@ def reduce_lp(a, c, col_lo, col_hi, row_lo, row_hi) -> ReducedLp:
     np.minimum.at(hi, s_cols, s_hi)
     # 3. rows within their bounds at every point of the box
     candidate = ~single & ~empty
-    act_lo, act_hi = _activity(a_free, lo, hi)
+    act_lo, act_hi = _activity(row_of, col_of, val, lo, hi, n_rows)
     redundant = candidate & (act_hi <= row_hi) & (act_lo >= row_lo)
-    rows = np.flatnonzero(candidate & ~redundant)
+    row_kept = candidate & ~redundant
+    rows = np.flatnonzero(row_kept)
     # 4. columns in no remaining row
+    entry = row_kept[row_of]
     in_rows = np.zeros(n_cols, dtype=bool)
-    in_rows[a_free[rows].indices] = True
-    loose = ~fixed & ~in_rows
+    in_rows[col_of[entry]] = True
     free_at = np.where(np.isfinite(lo), lo, np.where(np.isfinite(hi), hi, 0.0))
-    at = np.where(c > 0, lo, np.where(c < 0, hi, free_at))  # the bound the cost prefers
-    settled = loose & np.isfinite(at)
-    x_fixed = np.where(settled, at, x_fixed)
+    cheap = np.where(c > 0, lo, np.where(c < 0, hi, free_at))  # the bound the cost prefers
+    settled = ~fixed & ~in_rows & np.isfinite(cheap)
+    x_fixed = np.where(settled, cheap, x_fixed)
     cols = np.flatnonzero(~fixed & ~settled)
-    a_red = a[rows][:, cols].tocsc()
-    # 5. parallel columns (same entries, same cost) become one, their bounds summed
-    group = _parallel_groups(a_red, c[cols], lo[cols], hi[cols])
+    # The matrix on the rows and columns left, straight from the entries (still in column
+    # order, rows ascending within a column).
+    new_col = np.full(n_cols, -1)
+    new_col[cols] = np.arange(cols.size)
+    new_row = np.full(n_rows, -1)
+    new_row[rows] = np.arange(rows.size)
+    entry &= new_col[col_of] >= 0
+    indptr = np.zeros(cols.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(new_col[col_of[entry]], minlength=cols.size), out=indptr[1:])
+    a_left = sp.csc_matrix(
+        (val[entry], new_row[row_of[entry]], indptr), shape=(rows.size, cols.size)
+    )
+    # 5. parallel columns become one, their bounds summed
+    group = _parallel_groups(a_left, c[cols], lo[cols], hi[cols])
     first = np.unique(group, return_index=True)[1]  # the group's first column represents it
     keep = cols[first]
+    a_red = a_left[:, first] if first.size < cols.size else a_left
     return ReducedLp(
         keep=keep,
         rows=rows,
-        a=a_red[:, first],
+        a=a_red,
         c=c[keep],
-        col_lo=np.bincount(group, weights=lo[cols]),
-        col_hi=np.bincount(group, weights=hi[cols]),
+        col_lo=np.bincount(group, weights=lo[cols], minlength=keep.size),
+        col_hi=np.bincount(group, weights=hi[cols], minlength=keep.size),
         members=cols,
         member_group=group,
         row_lo=row_lo[rows],
@@ -203,50 +218,45 @@ MAX_PARALLEL_NNZ = 4
 
 
 def _parallel_groups(a, c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Group number of each column of ``a`` (CSC); columns with the same entries and cost
-    and finite bounds share one, numbered in order of their first column."""
+    """Group number of each column of ``a`` (CSC, canonical); columns with the same entries
+    and cost and finite bounds share one, numbered in order of their first column.
+
+    Columns are sorted on one random projection of (entries, cost, count), then each is
+    compared entry by entry with the first column of its class: a collision of projections
+    can only leave columns unmerged."""
     n = a.shape[1]
     nnz = np.diff(a.indptr)
+    rng = np.random.default_rng(0)
+    projection = a.T @ rng.uniform(1.0, 2.0, a.shape[0]) + c * 0.618034 + nnz * 1.324718
     cand = np.flatnonzero((nnz <= MAX_PARALLEL_NNZ) & np.isfinite(lo) & np.isfinite(hi))
     group = np.arange(n)
     if cand.size > 1:
-        width = MAX_PARALLEL_NNZ
-        key = np.zeros((cand.size, 2 + 2 * width))
-        key[:, 0], key[:, 1] = nnz[cand], c[cand]
-        for k in range(width):
-            has = nnz[cand] > k
-            at = a.indptr[cand[has]] + k
-            key[has, 2 + k] = a.indices[at]
-            key[has, 2 + width + k] = a.data[at]
-        # One float per key (a random projection) to sort on; the keys themselves are then
-        # compared, so a collision of projections can only leave columns unmerged.
-        weights = np.random.default_rng(0).uniform(1.0, 2.0, key.shape[1])
-        _, first, inverse = np.unique(key @ weights, return_index=True, return_inverse=True)
-        rep = first[inverse.ravel()]  # position in cand of the smallest column of its class
-        same = np.all(key == key[rep], axis=1)
-        group[cand[same]] = cand[rep[same]]
+        _, first, inverse = np.unique(projection[cand], return_index=True, return_inverse=True)
+        rep = cand[first[inverse.ravel()]]  # the smallest column with the same projection
+        same = (nnz[cand] == nnz[rep]) & (c[cand] == c[rep])
+        # entry by entry: positions of each candidate's k-th entry and of its rep's
+        k_n = nnz[cand]
+        owner = np.repeat(np.arange(cand.size), k_n)
+        k = np.arange(owner.size) - np.repeat(np.cumsum(k_n) - k_n, k_n)
+        mine = a.indptr[cand][owner] + k
+        theirs = a.indptr[rep][owner] + np.minimum(k, nnz[rep][owner] - 1)
+        equal = (a.indices[mine] == a.indices[theirs]) & (a.data[mine] == a.data[theirs])
+        same &= np.bincount(owner, weights=~equal, minlength=cand.size) == 0
+        group[cand[same]] = rep[same]
     return np.unique(group, return_inverse=True)[1]
 
 
-def _select(mask: np.ndarray):
-    """Diagonal 0/1 matrix keeping the columns where ``mask`` holds."""
-    return sp.diags(mask.astype(float), format="csr")
-
-
-def _activity(a, lo: np.ndarray, hi: np.ndarray):
-    """(min, max) of each row's ``a x`` (CSR) over ``lo <= x <= hi``; +-inf where an
-    infinite bound enters."""
-    rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
-    col, val = a.indices, a.data
-    pos = val > 0
-    low_end = np.where(pos, lo[col], hi[col])  # the bound that gives each term's minimum
-    high_end = np.where(pos, hi[col], lo[col])
-    n = a.shape[0]
+def _activity(rows, cols, vals, lo: np.ndarray, hi: np.ndarray, n_rows: int):
+    """(min, max) of each row's ``a x`` over ``lo <= x <= hi``, ``a`` given by its entries;
+    +-inf where an infinite bound enters."""
+    pos = vals > 0
+    low_end = np.where(pos, lo[cols], hi[cols])  # the bound that gives each term's minimum
+    high_end = np.where(pos, hi[cols], lo[cols])
 
     def total(ends: np.ndarray, inf_sign: float) -> np.ndarray:
         finite = np.isfinite(ends)
-        s = np.bincount(rows, weights=np.where(finite, val * ends, 0.0), minlength=n)
-        n_inf = np.bincount(rows, weights=(~finite).astype(float), minlength=n)
+        s = np.bincount(rows, weights=np.where(finite, vals * ends, 0.0), minlength=n_rows)
+        n_inf = np.bincount(rows[~finite], minlength=n_rows)
         return np.where(n_inf > 0, inf_sign * np.inf, s)
 
     return total(low_end, -1.0), total(high_end, 1.0)
