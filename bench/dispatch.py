@@ -59,6 +59,13 @@ VARIANTS: dict[str, dict] = {
     "agg-red": {"ev_aggregate": True, "hot_start": True, "highs_mode": "reduced"},
     "red-cold": {"hot_start": True, "highs_mode": "reduced-cold"},
     "agg-red-cold": {"ev_aggregate": True, "hot_start": True, "highs_mode": "reduced-cold"},
+    "red-1t": {"hot_start": True, "highs_mode": "reduced", "highs_threads": 1},
+    "agg-red-1t": {
+        "ev_aggregate": True,
+        "hot_start": True,
+        "highs_mode": "reduced",
+        "highs_threads": 1,
+    },
 }
 
 

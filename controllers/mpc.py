@@ -339,6 +339,7 @@ class MpcController:
         hot_start: bool = True,
         relax_first: bool = True,
         highs_mode: str = "auto",
+        highs_threads: int | None = None,
     ):
         self.solver = solver
         self.fallback = fallback
@@ -348,6 +349,7 @@ class MpcController:
         # (controllers.highs_hot); a failed restart is solved again from scratch.
         self.hot_start = hot_start
         self.highs_mode = highs_mode  # controllers.highs_hot.HotHighs: auto, basis or reduced
+        self.highs_threads = highs_threads  # None: controllers.highs_hot.DEFAULT_THREADS
         # MILPs: solve the LP relaxation first (hot) and keep its schedule when it already
         # obeys the on/off rules (controllers.on_off): it is then the MILP's optimum.
         self.relax_first = relax_first
@@ -490,7 +492,7 @@ class MpcController:
         t0 = time.perf_counter()
         try:
             if solver == "HIGHS" and self.hot_start and not model.integer:
-                model.hot = model.hot or HotHighs(self.highs_mode)
+                model.hot = model.hot or HotHighs(self.highs_mode, self.highs_threads)
                 model.hot.last_timings_s = {}
                 model.hot.solve(model.problem, opts)
                 timings.update(model.hot.last_timings_s)

@@ -17,8 +17,10 @@ dies or overruns its limit is killed, replaced on the next request, and the call
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
+import os
 import signal
 import threading
 from dataclasses import replace
@@ -29,6 +31,7 @@ from vpp.planner import PlannerSpec, PlanOutcome, PlanRequest, build_planner, lo
 
 log = logging.getLogger(__name__)
 
+WORKER_NICE = 5  # the worker's priority below the service's
 START_TIMEOUT_S = 300.0  # spawn, imports, the handler's set-up (a loaded machine is slow)
 
 
@@ -44,6 +47,10 @@ def _serve(conn, factory: str, args: tuple, method: str) -> None:  # the worker 
     # The service decides when the worker ends (a message or a kill): a Ctrl-C sent to the
     # process group must not end it in the middle of a request.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The solve may take every core (HiGHS's parallel dual simplex): the API process, which
+    # answers device gateways, goes first when both want the CPU.
+    with contextlib.suppress(OSError):  # not permitted: run at the service's priority
+        os.nice(WORKER_NICE)
     try:
         handler = getattr(load(factory)(*args), method)
     except Exception as exc:

@@ -115,3 +115,28 @@ def test_reduced_mode_reports_infeasibility_like_a_plain_solve(case):
     plain = cp.Problem(cp.Minimize(cp.sum(x) + fixed), cons)
     plain.solve(solver=cp.HIGHS)
     assert plain.status == "infeasible"
+
+
+def test_parallel_dual_simplex_gives_the_serial_optimum(problems, monkeypatch):
+    """Two threads (HiGHS's parallel dual simplex, here forced on a small park) and one give
+    the same optimum; a thread pool sized otherwise by an earlier solve is rebuilt."""
+    import cvxpy as cp
+    import highspy
+
+    import controllers.highs_hot as hh
+
+    monkeypatch.setattr(hh, "PARALLEL_MIN_COLS", 0)
+    # An earlier plain solve that sizes HiGHS's process-wide pool to one thread.
+    highspy.Highs.resetGlobalScheduler(True)
+    x = cp.Variable(2, bounds=[0.0, 1.0])
+    cp.Problem(cp.Maximize(cp.sum(x))).solve(solver=cp.HIGHS, threads=1)
+    serial = MpcController(highs_threads=1)
+    parallel = MpcController(highs_threads=2)
+    for p in problems:
+        a, b = serial.dispatch(p), parallel.dispatch(p)
+        assert a.status == b.status == "optimal"
+        assert b.objective_cny == pytest.approx(a.objective_cny, rel=1e-7)
+        assert invariants.check(p, b) == []
+    hot = next(iter(parallel._models.values())).hot
+    assert hot.threads == 2 and hot.h.getOptionValue("simplex_strategy")[1] == 2
+    assert hot.pool_resets == 1  # the one-thread pool of the plain solve, rebuilt once
