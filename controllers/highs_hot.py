@@ -70,12 +70,15 @@ class HotHighs:
         self.warm_starts = 0  # reduced mode: solves started from the last basis
         self.pool_resets = 0  # HiGHS thread pools rebuilt for this object's thread count
         self.last_timings_s: dict[str, float] = {}  # reduced mode: the last solve's steps
+        self._started = 0.0  # when the current solve began (perf_counter)
 
     def solve(self, problem: cp.Problem, options: dict) -> None:
         """Solve ``problem`` (an LP) with HiGHS and unpack the result into it.
 
-        ``options``: HiGHS options (``time_limit`` ...), applied to every run.
+        ``options``: HiGHS options (``time_limit`` ...), applied to every run; a second run
+        of one solve gets what is left of the time limit.
         """
+        self._started = time.perf_counter()
         data, chain, inverse = problem.get_problem_data(cp.HIGHS)
         c = np.asarray(data["c"], dtype=float)
         a = data["A"].tocsc()
@@ -99,7 +102,7 @@ class HotHighs:
             self._run()
             if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
                 self.retries += 1
-                self._load(a, *vectors, options)
+                self._load(a, *vectors, self._time_left(options))
                 self._run()
         else:
             self._load(a, *vectors, options)
@@ -139,7 +142,7 @@ class HotHighs:
             # Infeasible, unbounded, no solution: the full LP from scratch, so that status,
             # dual ray and whatever solution there is are the full problem's.
             self._basis = None
-            self._load(a, *vectors, options, keep=False)
+            self._load(a, *vectors, self._time_left(options), keep=False)
             self._run()
             h = self.h
             sol, info = h.getSolution(), h.getInfo()
@@ -175,10 +178,18 @@ class HotHighs:
         status = self.h.getModelStatus().name
         if warm is not None and status != "kOptimal" and status not in LIMITS:
             self.retries += 1
-            self._load(*reduced, options, keep=False)
+            self._load(*reduced, self._time_left(options), keep=False)
             self._run()
             status = self.h.getModelStatus().name
         return status
+
+    def _time_left(self, options: dict) -> dict:
+        """``options`` with the time limit less what this solve has used: a second run (a
+        stalled restart, or the full LP for its status) shares the first run's limit."""
+        if "time_limit" not in options:
+            return options
+        used = time.perf_counter() - self._started
+        return {**options, "time_limit": max(0.1, float(options["time_limit"]) - used)}
 
     def _warm_basis(self, lp: ReducedLp) -> highspy.HighsBasis | None:
         """The last interval's basis on this reduced LP, by full column and row index.
