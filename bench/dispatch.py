@@ -1,6 +1,6 @@
 """Dispatch benchmark: the MPC LP on synthetic parks S to XL, against HiGHS called directly.
 
-    .venv/bin/python bench/dispatch.py [--sizes S,M,L,XL] [--runs 5] [--variants full,agg]
+    .venv/bin/python bench/dispatch.py [--sizes S,M,L,XL] [--runs 5] [--variants full,red,agg-red]
 
 Each (size, variant) runs in its own subprocess so that peak memory and caches do not leak
 between them. Per row: build time (cvxpy expressions), first solve (compile + solve +
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="S,M,L,XL")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--variants", default="full,agg")
+    ap.add_argument("--variants", default="full,red,agg-red")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
