@@ -495,7 +495,8 @@ class MpcController:
                 model.hot = model.hot or HotHighs(self.highs_mode, self.highs_threads)
                 model.hot.last_timings_s = {}
                 model.hot.solve(model.problem, opts)
-                timings.update(model.hot.last_timings_s)
+                for key, seconds in model.hot.last_timings_s.items():  # summed over solves
+                    timings[key] = timings.get(key, 0.0) + seconds
             else:
                 model.problem.solve(solver=solver, **opts)
             status = model.problem.status
