@@ -1,13 +1,14 @@
-"""A light presolve of one interval's LP: fixed columns out, one-entry rows into bounds.
+"""A light presolve of one interval's LP, so that the last interval's basis can start it.
 
 In one interval of a rolling dispatch most columns are fixed by their bounds (an EV slot
-outside its stay, a slack with no room, a closed window), and the rows that held a fixed
-column's partner become rows of one entry (a SOC limit whose slack is fixed is ``e >= e_min``).
-:func:`reduce_lp` takes both out: fixed columns move into the row bounds and the objective,
-one-entry rows become column bounds. What is left is solved as it is, without HiGHS's own
-presolve, so that a basis from the previous interval can start it (HiGHS skips presolve when
-it is given a basis, and its presolve cannot carry one across). :meth:`ReducedLp.restore`
-maps the reduced solution back: primal values of every column, duals of every row.
+outside its stay, a slack with no room, a closed window); the rows that held a fixed column's
+partner become rows of one entry (a SOC limit whose slack is fixed is ``e >= e_min``); rows
+at "no limit" cannot bind; PV arrays on one bus are the same column. :func:`reduce_lp` takes
+all of that out (five steps, in its docstring). HiGHS's own presolve does much the same, but
+HiGHS skips it when given a basis and cannot carry a basis across it; the LP this module
+leaves is solved without it, from the last interval's basis (``controllers.highs_hot``).
+:meth:`ReducedLp.restore` maps the solution back: primal values of every column, duals of
+every row (they satisfy the full LP's optimality conditions: ``tests/unit/test_lp_reduce.py``).
 
 The LP is HiGHS's form: ``row_lo <= A x <= row_hi``, ``col_lo <= x <= col_hi``, min ``c x``.
 Pure numpy; no solver here.
@@ -62,7 +63,9 @@ class ReducedLp:
 
         Rows found redundant get 0. A row turned into a bound takes the dual its column's
         bound carries (reduced cost over the coefficient) when the column sits at the bound
-        that row set; when several rows set the same bound the first takes it, the others 0.
+        that row set and its reduced cost presses on that bound; when several rows set it,
+        the first takes it, the others 0. Merged parallel columns share the merged value in
+        proportion to their room (:meth:`_split`).
         """
         x = self.x_fixed.copy()
         x[self.members] = self._split(x_reduced)
