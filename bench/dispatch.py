@@ -20,10 +20,12 @@ iterations do not depend on the machine's load, seconds do).
 Variants (see :data:`VARIANTS`): ``full`` is the plain per-slot DPP formulation; ``agg``
 aggregates EV sessions into virtual EVs (controllers.ev_aggregate); ``hot`` keeps HiGHS
 hot between re-solves and restarts it from the last basis (controllers.highs_hot);
-``agg-hot`` both; ``red`` solves each interval's LP without the columns its bounds fix, from
-scratch with HiGHS's presolve (``highs_mode="reduced"``; the controller's default ``auto``
-picks it from 60k columns up); ``agg-red`` with virtual EVs. The machine is noisy:
-differences under about 20 % are noise, far more when other jobs share the cores.
+``agg-hot`` both (mode ``basis``, the full LP); ``red`` is the controller's default: each
+interval's LP through controllers.lp_reduce, started from the last basis, on two threads
+(``highs_mode="reduced"``, which ``auto`` picks); ``agg-red`` with virtual EVs; ``red-1t``
+and ``agg-red-1t`` on one thread; ``red-cold`` and ``agg-red-cold`` the same reduced LP from
+scratch with HiGHS's presolve. The machine is noisy: differences under about 20 % are
+noise, far more when other jobs share the cores.
 """
 
 from __future__ import annotations
