@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from api.audit import AuditMiddleware
 from api.auth import KeyChecker
 from api.routes import dr, ops, reads, status
-from vpp.service import Runtime
-from vpp.settings import Settings
+from vpp.runtime.service import Runtime
+from vpp.runtime.settings import Settings
 
 DESCRIPTION = """
 park-vpp: the controller of a park's virtual power plant.

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from vpp.model import DrCallClass, DrContractType, DrDirection
+from vpp.park.model import DrCallClass, DrContractType, DrDirection
 
 KW = 1e6  # no park asset or request exceeds 1 GW
 Name = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@/ -]+$")

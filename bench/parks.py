@@ -35,7 +35,7 @@ from controllers.problem import (
     ShiftableInput,
     ShiftableWindow,
 )
-from vpp.model import (
+from vpp.park.model import (
     Battery,
     CurtailableLoad,
     EvCharger,

@@ -28,8 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore")
 
-from vpp.config import load_site  # noqa: E402
-from vpp.simulate import simulate  # noqa: E402
+from vpp.park.config import load_site  # noqa: E402
+from vpp.sim.closed_loop import simulate  # noqa: E402
 
 GOAL_CYCLES = 2880
 GOAL_S = 600.0

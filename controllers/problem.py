@@ -1,11 +1,11 @@
 """The typed problem a controller solves and the result it returns.
 
-``vpp.prepare`` turns the park, its state and its forecasts into a :class:`DispatchProblem`
+``vpp.plan.prepare`` turns the park, its state and its forecasts into a :class:`DispatchProblem`
 (arrays on a horizon, indices instead of timestamps); a controller turns it into a
 :class:`DispatchResult`. Everything here is plain data: tests and simulations drive the
 controllers with hand-made arrays.
 
-Sign convention: load convention (see :mod:`vpp.model`). ``p_kw > 0`` consumes or charges.
+Sign convention: load convention (see :mod:`vpp.park.model`). ``p_kw > 0`` consumes or charges.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vpp.model import (
+from vpp.park.model import (
     Battery,
     CurtailableLoad,
     EvCharger,

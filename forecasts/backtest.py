@@ -20,7 +20,7 @@ import numpy as np
 
 from forecasts.quantile_model import LEAD_EDGES_H, lead_bucket
 from forecasts.types import Forecaster, Series
-from vpp.model import Horizon
+from vpp.park.model import Horizon
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import numpy as np
 from forecasts.calendar_features import Grid
 from forecasts.pv import _ClearSkyCache, _energy_ratio, _index
 from forecasts.types import QuantileForecast, Series, check_no_future
-from vpp.model import Horizon, Location, PvArray
+from vpp.park.model import Horizon, Location, PvArray
 
 
 def _targets(horizon: Horizon, recent: Series) -> np.ndarray:

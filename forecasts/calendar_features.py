@@ -17,8 +17,8 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from vpp.calendar import day_type, is_workday
-from vpp.model import DayType
+from vpp.park.calendar import day_type, is_workday
+from vpp.park.model import DayType
 
 # Day kinds as numbers for the models.
 KIND_WORKDAY = 0

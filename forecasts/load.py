@@ -31,7 +31,7 @@ import numpy as np
 from forecasts.calendar_features import Grid, lookup, recent_mean, same_kind_days
 from forecasts.quantile_model import QuantileModel, sample_leads
 from forecasts.types import QuantileForecast, Series, check_no_future
-from vpp.model import Horizon
+from vpp.park.model import Horizon
 
 FEATURES = (
     "lead_h",

@@ -2,7 +2,7 @@
 
 Model
 -----
-1. Physics (:mod:`forecasts.pv_physics`): solar position, Ineichen clear sky with pvlib's
+1. Physics (:mod:`vpp.park.pv_physics`): solar position, Ineichen clear sky with pvlib's
    shipped Linke turbidity and altitude, Hay-Davies transposition, SAPM cell temperature,
    PVWatts DC and the inverter limit give the array's clear-sky AC power ``cs_kw`` at the
    middle of every interval. It is cached per array on whole days.
@@ -32,10 +32,10 @@ import pandas as pd
 import pvlib
 
 from forecasts.calendar_features import Grid, lookup, recent_mean
-from forecasts.pv_physics import ac_power_kw, clear_sky_irradiance, solar_position
 from forecasts.quantile_model import QuantileModel, sample_leads
 from forecasts.types import QuantileForecast, Series, check_no_future
-from vpp.model import Horizon, Location, PvArray
+from vpp.park.model import Horizon, Location, PvArray
+from vpp.park.pv_physics import ac_power_kw, clear_sky_irradiance, solar_position
 
 FEATURES = (
     "lead_h",

@@ -1,6 +1,6 @@
 """The small types every forecaster speaks: measured history in, quantiles on a horizon out.
 
-The interface the runtime (:mod:`vpp.cycle`) and the simulation call
+The interface the runtime (:mod:`vpp.plan.cycle`) and the simulation call
 ---------------------------------------------------------------------
 A forecaster has two separate steps so that the runtime can refit daily and predict every
 interval:
@@ -16,7 +16,7 @@ Both forecasters (:class:`forecasts.pv.PvForecaster`, :class:`forecasts.load.Loa
 also offer ``fit_many`` / ``predict_many`` that share one model across many series (targets
 normalised by each series' scale), which is how a park with 50 meters stays under 0.2 s a
 prediction. Powers are positive kW: PV is the array's AC generation, a load its consumption;
-the dispatch applies the load-convention sign of :mod:`vpp.model`.
+the dispatch applies the load-convention sign of :mod:`vpp.park.model`.
 
 Pure computation: no files, no network, no clock.
 """
@@ -29,7 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
-from vpp.model import Horizon
+from vpp.park.model import Horizon
 
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -110,7 +110,7 @@ class QuantileForecast:
         """Low and high planning values: P50 moved towards P10/P90 by ``risk_frac`` (0-1).
 
         ``risk_frac`` 0 plans on P50, 1 on the full P10-P90 band (see
-        :attr:`vpp.model.DispatchSettings.risk_frac`).
+        :attr:`vpp.park.model.DispatchSettings.risk_frac`).
         """
         r = float(np.clip(risk_frac, 0.0, 1.0))
         low = self.p50_kw - r * (self.p50_kw - self.p10_kw)

@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from controllers.mpc import MpcController
-from vpp.config import load_site
 from vpp.drivers.static import StaticDriver
-from vpp.model import Assets, Site
-from vpp.profiles import ProfileForecaster
-from vpp.service import ManualClock, Runtime
-from vpp.settings import Settings
+from vpp.park.config import load_site
+from vpp.park.model import Assets, Site
+from vpp.park.profiles import ProfileForecaster
+from vpp.runtime.service import ManualClock, Runtime
+from vpp.runtime.settings import Settings
 from vpp.store.db import make_engine
 
 TZ = ZoneInfo("Asia/Shanghai")

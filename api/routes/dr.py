@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.auth import Perm, Principal, require
 from api.schemas import DrDecision, DrEventIn, DrEventOut, DrEventPatch
-from vpp.model import DrContractType, DrStatus
+from vpp.park.model import DrContractType, DrStatus
 from vpp.store import repo
 
 router = APIRouter(tags=["demand response"])

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 
 from api.auth import Perm, Principal, Role, create_key, require
 from api.schemas import IngestResult, KeyCreated, KeyIn, RuntimeSettingsPatch, TelemetryBatch
-from vpp.service import PARK_METER
+from vpp.park.model import PARK_METER
 from vpp.store import repo
 
 router = APIRouter(tags=["operations"])

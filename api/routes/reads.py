@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from api.auth import Perm, Principal, require
-from vpp import flexibility
+from vpp.accounting import flexibility
 from vpp.store import repo
 
 router = APIRouter(tags=["site"])

@@ -14,10 +14,10 @@ import pytest
 
 from controllers.mpc import MpcController
 from tests.service_kit import T0, make_runtime, small_site
-from vpp.planner import InlinePlanner, PlannerSpec, PlanRequest
-from vpp.profiles import ProfileForecaster
-from vpp.solver_process import ProcessPlanner
-from vpp.state import PlantState
+from vpp.park.profiles import ProfileForecaster
+from vpp.park.state import PlantState
+from vpp.runtime.planner import InlinePlanner, PlannerSpec, PlanRequest
+from vpp.runtime.planner_process import ProcessPlanner
 from vpp.store import repo
 
 FAIL_ENV = "VPP_TEST_PLANNER_FAIL"

@@ -18,13 +18,13 @@ import uvicorn
 from api.app import create_app
 from controllers.mpc import MpcController
 from tests.service_kit import T0, dr_body, headers, make_keys, small_site
-from vpp.drivers.simulated import SimOptions, SimulatedPark
-from vpp.plant import SteppedPlant
-from vpp.profiles import ProfileForecaster
-from vpp.scheduler import CycleScheduler, next_boundary
-from vpp.service import Clock, Runtime
-from vpp.settings import Settings
-from vpp.simulate import device_commands
+from vpp.park.profiles import ProfileForecaster
+from vpp.runtime.plant import SteppedPlant
+from vpp.runtime.scheduler import CycleScheduler, next_boundary
+from vpp.runtime.service import Clock, Runtime
+from vpp.runtime.settings import Settings
+from vpp.sim.closed_loop import device_commands
+from vpp.sim.simulated_park import SimOptions, SimulatedPark
 from vpp.store.db import make_engine
 
 SPEED = 900.0  # 15 simulated minutes per second

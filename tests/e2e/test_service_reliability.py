@@ -10,8 +10,8 @@ from datetime import timedelta
 
 from controllers.mpc import MpcController
 from tests.service_kit import T0, make_runtime, small_site
-from vpp.model import DrStatus, EvSession
-from vpp.solver_process import ProcessController
+from vpp.park.model import DrStatus, EvSession
+from vpp.runtime.planner_process import ProcessController
 from vpp.store import repo
 from vpp.store.codec import dr_from_json
 

@@ -16,13 +16,13 @@ from sqlalchemy import insert
 from tests.unit.test_sim_site import tiny_site
 from vpp.cli import main
 from vpp.commands.carbon import no_vpp_series, report, text
-from vpp.drivers.simulated import SimOptions, SimulatedPark
-from vpp.metered import MissingStoredDataError, read_period
-from vpp.model import Assets, Site
-from vpp.plant import PARK_METER, SteppedPlant
+from vpp.park.model import PARK_METER, Assets, Site
+from vpp.runtime.plant import SteppedPlant
+from vpp.sim.simulated_park import SimOptions, SimulatedPark
 from vpp.store import repo
 from vpp.store import tables as t
 from vpp.store.db import make_engine, migrate
+from vpp.store.metered import MissingStoredDataError, read_period
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 7, 15)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vpp.config import ConfigError, load_site
+from vpp.park.config import ConfigError, load_site
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "parks" / "demo.yaml"

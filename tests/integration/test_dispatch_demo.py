@@ -14,10 +14,10 @@ import pytest
 from controllers import costs, invariants
 from controllers.baselines import RuleController, UncontrolledController
 from controllers.mpc import MpcController
-from vpp.config import load_site
-from vpp.cycle import run_cycle
 from vpp.drivers.static import StaticDriver
-from vpp.profiles import ProfileForecaster
+from vpp.park.config import load_site
+from vpp.park.profiles import ProfileForecaster
+from vpp.plan.cycle import run_cycle
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "parks" / "demo.yaml"

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from tests.service_kit import T0, dr_body, headers, make_keys, make_runtime
-from vpp.calendar import is_workday
+from vpp.park.calendar import is_workday
 from vpp.store import repo
 
 STEP = timedelta(minutes=15)

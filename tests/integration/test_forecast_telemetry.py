@@ -9,13 +9,13 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from forecasts.pv_physics import clear_sky_ac_kw
 from tests.service_kit import T0, make_runtime, small_site
-from vpp.forecasting import asset_names
-from vpp.planner import PlannerSpec, telemetry_forecaster
-from vpp.prepare import horizon_for
-from vpp.profiles import ProfileForecaster
-from vpp.state import PlantState
+from vpp.park.profiles import ProfileForecaster
+from vpp.park.pv_physics import clear_sky_ac_kw
+from vpp.park.state import PlantState
+from vpp.plan.history_forecasters import asset_names
+from vpp.plan.prepare import horizon_for
+from vpp.runtime.planner import PlannerSpec, telemetry_forecaster
 from vpp.store import repo
 
 STEP = timedelta(minutes=15)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vpp.config import load_site
-from vpp.grid import GridModel, GridOptions, Limits
+from vpp.grid.network import GridModel, GridOptions, Limits
+from vpp.park.config import load_site
 
 warnings.filterwarnings("ignore", message=".*numba.*")
 

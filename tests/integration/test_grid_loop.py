@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from controllers.mpc import MpcController
-from vpp import grid_scenarios
-from vpp.config import load_site
-from vpp.grid import GridModel
-from vpp.grid_loop import RowMemory, describe, dispatch_ac_feasible, validate_result
+from vpp.grid import scenarios as grid_scenarios
+from vpp.grid.loop import RowMemory, describe, dispatch_ac_feasible, validate_result
+from vpp.grid.network import GridModel
+from vpp.park.config import load_site
 
 warnings.filterwarnings("ignore", message=".*numba.*")
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from tests.unit.test_sim_site import tiny_site
-from vpp import simulate as sim
-from vpp.forecasting import HistoryForecaster, LeakError, NaiveModel
-from vpp.kpis import KPI_NAMES
-from vpp.model import DemandResponseEvent, DrDirection, DrWindow
-from vpp.report import write_run
+from vpp.accounting.kpis import KPI_NAMES
+from vpp.park.model import DemandResponseEvent, DrDirection, DrWindow
+from vpp.plan.history_forecasters import HistoryForecaster, LeakError, NaiveModel
+from vpp.sim import closed_loop as sim
+from vpp.sim.report import write_run
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 7, 15, tzinfo=TZ)

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.unit.test_sim_site import tiny_site
-from vpp import simulate as sim
-from vpp.drivers.simulated import SimOptions
-from vpp.model import EvCharger, EvSession
+from vpp.park.model import EvCharger, EvSession
+from vpp.sim import closed_loop as sim
+from vpp.sim.simulated_park import SimOptions
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 7, 15, 18, 0, tzinfo=TZ)

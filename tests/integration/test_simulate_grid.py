@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-import vpp.grid_loop
+import vpp.grid.loop
 from tests.unit.test_sim_site import tiny_site
-from vpp import simulate as sim
-from vpp.drivers.simulated import SimOptions
-from vpp.grid import GridModel
-from vpp.model import Assets, Battery, Network, Profile, Site, Transformer
+from vpp.grid.network import GridModel
+from vpp.park.model import Assets, Battery, Network, Profile, Site, Transformer
+from vpp.sim import closed_loop as sim
+from vpp.sim.simulated_park import SimOptions
 
 warnings.filterwarnings("ignore", message=".*numba.*")
 
@@ -65,7 +65,7 @@ def runs():
     opts = SimOptions(load_noise_frac=0.0)
     free = sim.simulate(site, START, DAYS, "mpc", "perfect", seed=1, options=opts)
     loops: list = []
-    real = vpp.grid_loop.dispatch_ac_feasible
+    real = vpp.grid.loop.dispatch_ac_feasible
 
     def spy(*args, **kw):
         out = real(*args, **kw)
@@ -73,7 +73,7 @@ def runs():
         return out
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(vpp.grid_loop, "dispatch_ac_feasible", spy)
+        mp.setattr(vpp.grid.loop, "dispatch_ac_feasible", spy)
         checked = sim.simulate(site, START, DAYS, "mpc", "perfect", seed=1, options=opts, grid=True)
     return site, free, checked, loops
 

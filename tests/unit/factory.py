@@ -17,7 +17,7 @@ from controllers.problem import (
     ShiftableInput,
     ShiftableWindow,
 )
-from vpp.model import (
+from vpp.park.model import (
     Battery,
     CurtailableLoad,
     EvCharger,

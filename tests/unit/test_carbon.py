@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vpp import carbon
-from vpp.model import EnergyFactors
+from vpp.accounting import carbon
+from vpp.park.model import EnergyFactors
 
 F = EnergyFactors(equivalent_kgce_per_kwh=0.1229, equal_value_kgce_per_kwh=0.30)
 

@@ -6,9 +6,9 @@ import numpy as np
 
 from controllers.mpc import MpcController
 from tests.unit import factory as f
-from vpp.cycle import run_cycle, shift_plan
-from vpp.model import Horizon
-from vpp.state import PlantState
+from vpp.park.model import Horizon
+from vpp.park.state import PlantState
+from vpp.plan.cycle import run_cycle, shift_plan
 
 
 class _Failing:
@@ -30,7 +30,7 @@ class _Driver:
 
 
 def _patched(monkeypatch, problem):
-    import vpp.cycle as cyc
+    import vpp.plan.cycle as cyc
 
     monkeypatch.setattr(cyc.prepare, "horizon_for", lambda site, at: problem.horizon)
     monkeypatch.setattr(cyc.prepare, "build_problem", lambda *a, **k: problem)

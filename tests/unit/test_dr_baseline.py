@@ -7,8 +7,8 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from vpp import dr_baseline as drb
-from vpp.model import DemandResponseEvent, DrDirection, DrWindow
+from vpp.accounting import dr_baseline as drb
+from vpp.park.model import DemandResponseEvent, DrDirection, DrWindow
 
 TZ = timezone(timedelta(hours=8))
 

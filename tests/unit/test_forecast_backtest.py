@@ -11,7 +11,7 @@ import pytest
 from forecasts.backtest import BacktestConfig, metrics_by_lead, pinball_kw, rolling_origin
 from forecasts.baselines import Persistence, SeasonalNaive
 from forecasts.types import QuantileForecast, Series
-from vpp.model import Horizon
+from vpp.park.model import Horizon
 
 TZ = ZoneInfo("Asia/Shanghai")
 STEP = timedelta(minutes=15)

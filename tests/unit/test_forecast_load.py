@@ -20,8 +20,8 @@ from forecasts.calendar_features import (
 )
 from forecasts.load import LoadForecaster
 from forecasts.types import Series
-from vpp.calendar import is_workday
-from vpp.model import Horizon
+from vpp.park.calendar import is_workday
+from vpp.park.model import Horizon
 
 TZ = ZoneInfo("Asia/Shanghai")
 STEP = timedelta(minutes=15)

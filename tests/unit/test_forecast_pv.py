@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from forecasts.baselines import SmartPersistence
 from forecasts.pv import PvForecaster, Weather, clear_sky_ac_on_grid
-from forecasts.pv_physics import solar_position
 from forecasts.types import Series
-from vpp.model import Horizon, Location, PvArray
+from vpp.park.model import Horizon, Location, PvArray
+from vpp.park.pv_physics import solar_position
 
 TZ = ZoneInfo("Asia/Shanghai")
 STEP = timedelta(minutes=15)
@@ -120,7 +120,7 @@ def test_weather_feed_is_used_when_configured():
     h = history.horizon
     times = pd.date_range(h.start, periods=h.n, freq=STEP) + STEP / 2
     ghi_clear = (
-        __import__("forecasts.pv_physics", fromlist=["x"])
+        __import__("vpp.park.pv_physics", fromlist=["x"])
         .clear_sky_irradiance(times, HANGZHOU)["ghi"]
         .to_numpy()
     )

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from tests.unit.test_sim_site import tiny_site
-from vpp import kpis
-from vpp.dr_baseline import Delivery
-from vpp.drivers.simulated import SessionOutcome
-from vpp.model import Horizon
-from vpp.simulate import CycleRecord, SimResult
+from vpp.accounting import kpis
+from vpp.accounting.dr_baseline import Delivery
+from vpp.park.model import Horizon
+from vpp.sim.closed_loop import CycleRecord, SimResult
+from vpp.sim.simulated_park import SessionOutcome
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 7, 31, 23, 30, tzinfo=TZ)  # two intervals in July, two in August

@@ -10,7 +10,7 @@ from controllers import invariants
 from controllers.mpc import MpcController
 from controllers.problem import PedfInput, ShiftableWindow
 from tests.unit import factory as f
-from vpp.model import BaseLoad, PedfBuilding, Profile
+from vpp.park.model import BaseLoad, PedfBuilding, Profile
 
 TOL = 1e-4
 

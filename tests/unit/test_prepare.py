@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from vpp.model import (
+from vpp.park.model import (
     DemandResponseEvent,
     DrDirection,
     DrStatus,
@@ -15,8 +15,8 @@ from vpp.model import (
     Horizon,
     ShiftableLoad,
 )
-from vpp.prepare import _ev_inputs, _shiftable, dr_limits
-from vpp.state import ShiftableState
+from vpp.park.state import ShiftableState
+from vpp.plan.prepare import _ev_inputs, _shiftable, dr_limits
 
 TZ = ZoneInfo("Asia/Shanghai")
 H = Horizon(datetime(2026, 7, 15, 8, 0, tzinfo=TZ), timedelta(minutes=15), 96)
@@ -115,8 +115,8 @@ def test_shiftable_window_across_midnight_with_energy_done():
 
 def test_dr_margin_counts_the_loads_forecast_errors_as_independent():
     from tests.unit.test_sim_site import tiny_site
-    from vpp.prepare import _net_spread_kw
-    from vpp.state import Forecasts
+    from vpp.park.state import Forecasts
+    from vpp.plan.prepare import _net_spread_kw
 
     n = 4
     p50 = {x: np.full(n, 100.0) for x in ("base", "hvac", "P1-base", "PV1", "P1-pv")}

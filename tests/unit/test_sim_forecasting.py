@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tests.unit.test_sim_site import tiny_site
-from vpp.forecasting import HistoryForecaster, LeakError, MeasuredHistory, NaiveModel
-from vpp.model import Horizon
-from vpp.state import PlantState
+from vpp.park.model import Horizon
+from vpp.park.state import PlantState
+from vpp.plan.history_forecasters import HistoryForecaster, LeakError, MeasuredHistory, NaiveModel
 
 TZ = ZoneInfo("Asia/Shanghai")
 STEP = timedelta(minutes=15)
@@ -40,7 +40,7 @@ def test_reading_at_or_after_the_decision_time_raises() -> None:
 
 def test_naive_forecast_reads_only_the_past() -> None:
     site = tiny_site(horizon_steps=96)
-    from vpp.forecasting import asset_names
+    from vpp.plan.history_forecasters import asset_names
 
     pv, loads = asset_names(site)
     t0 = datetime(2026, 7, 1, tzinfo=TZ)

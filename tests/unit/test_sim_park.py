@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.unit.test_sim_site import LEVELS, ConstantPark, tiny_site
-from vpp.drivers.simulated import SimOptions
+from vpp.sim.simulated_park import SimOptions
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 7, 15, 9, 0, tzinfo=TZ)

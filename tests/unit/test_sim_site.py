@@ -7,8 +7,7 @@ from datetime import time, timedelta
 
 import numpy as np
 
-from vpp.drivers.simulated import SimOptions, SimulatedPark
-from vpp.model import (
+from vpp.park.model import (
     Assets,
     BaseLoad,
     Battery,
@@ -31,6 +30,7 @@ from vpp.model import (
     TariffPeriod,
     TariffSeason,
 )
+from vpp.sim.simulated_park import SimOptions, SimulatedPark
 
 
 def tiny_site(horizon_steps: int = 16, ev_prob: float = 1.0) -> Site:

@@ -6,9 +6,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from vpp.calendar import day_type, is_workday
-from vpp.model import DayType, Horizon, Tariff, TariffPeriod, TariffSeason
-from vpp.tariff import import_price_cny_per_kwh, tier_at
+from vpp.park.calendar import day_type, is_workday
+from vpp.park.model import DayType, Horizon, Tariff, TariffPeriod, TariffSeason
+from vpp.park.tariff import import_price_cny_per_kwh, tier_at
 
 TZ = ZoneInfo("Asia/Shanghai")
 

@@ -34,10 +34,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from vpp import carbon
-from vpp.carbon_factors import emission_factor_kg_per_kwh
-from vpp.metered import MeteredPeriod
-from vpp.model import Horizon, Site
+from vpp.accounting import carbon
+from vpp.park.carbon_factors import emission_factor_kg_per_kwh
+from vpp.park.model import Horizon, Site
+from vpp.store.metered import MeteredPeriod
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _day(text: str, flag: str) -> date:
-    from vpp.cli import UserError
+    from vpp.errors import UserError
 
     try:
         return date.fromisoformat(text)
@@ -76,8 +76,8 @@ def _day(text: str, flag: str) -> date:
 def no_vpp_series(site: Site, first: date, last: date, seed: int = 0) -> dict[str, np.ndarray]:
     """Import, export and PV used (kW per interval) of the park without the VPP: the measured
     profiles, EVs (seeded sessions) charging at once, shiftable loads at their window's start."""
-    from vpp.drivers.simulated import SimOptions, SimulatedPark
-    from vpp.forecasting import asset_names
+    from vpp.plan.history_forecasters import asset_names
+    from vpp.sim.simulated_park import SimOptions, SimulatedPark
 
     tz = ZoneInfo(site.location.tz)
     step = timedelta(minutes=site.dispatch.step_minutes)
@@ -86,7 +86,7 @@ def no_vpp_series(site: Site, first: date, last: date, seed: int = 0) -> dict[st
     park = SimulatedPark(site, options=SimOptions(load_noise_frac=0.0))
     h = Horizon(start, step, n)
     truth = park.truth(h)
-    from vpp.simulate import uncontrolled_flex_kw
+    from vpp.accounting.counterfactual import uncontrolled_flex_kw
 
     pv_names, loads = asset_names(site)
     load = sum(truth[x] for x in loads) + uncontrolled_flex_kw(site, h, seed)
@@ -101,7 +101,7 @@ def no_vpp_series(site: Site, first: date, last: date, seed: int = 0) -> dict[st
 
 
 def _from_data(site: Site, data: Path, first: date, last: date) -> dict[str, dict]:
-    from vpp.cli import UserError
+    from vpp.errors import UserError
 
     dirs = (
         [data]
@@ -145,7 +145,7 @@ def report(
     metered_last_year: MeteredPeriod | None = None,
 ) -> dict:
     """The carbon report's figures (see the module docstring). ``metered`` (and the same
-    period 52 weeks earlier, when stored) come from :func:`vpp.metered.read_period`."""
+    period 52 weeks earlier, when stored) come from :func:`vpp.store.metered.read_period`."""
     dt = site.dispatch.step_minutes / 60.0
     f = site.carbon.energy_factors
     va = site.value_added_10k_cny_per_year
@@ -231,8 +231,8 @@ def _year_before(d: date) -> date:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vpp.cli import UserError
-    from vpp.config import ConfigError, load_site
+    from vpp.errors import UserError
+    from vpp.park.config import ConfigError, load_site
 
     try:
         site = load_site(args.config)
@@ -259,10 +259,10 @@ def _read_store(site: Site, first: date, last: date):
     from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from vpp.cli import UserError
-    from vpp.metered import MissingStoredDataError, read_period
-    from vpp.settings import Settings
+    from vpp.errors import UserError
+    from vpp.runtime.settings import Settings
     from vpp.store.db import make_engine
+    from vpp.store.metered import MissingStoredDataError, read_period
 
     try:
         url = Settings().database_url

@@ -26,9 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vpp.cli import UserError
-    from vpp.report import _fmt, comparison, render, write_run
-    from vpp.simulate import CONTROLLER_NAMES, simulate
+    from vpp.errors import UserError
+    from vpp.sim.closed_loop import CONTROLLER_NAMES, simulate
+    from vpp.sim.report import _fmt, comparison, render, write_run
 
     names = [x.strip() for x in args.controllers.split(",") if x.strip()]
     bad = [x for x in names if x not in CONTROLLER_NAMES]

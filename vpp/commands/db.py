@@ -32,8 +32,8 @@ def _engine():
 
     from pydantic import ValidationError
 
-    from vpp.cli import UserError
-    from vpp.settings import Settings
+    from vpp.errors import UserError
+    from vpp.runtime.settings import Settings
     from vpp.store.db import DatabaseError, make_engine, migrate
 
     try:
@@ -57,7 +57,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _create_key(args: argparse.Namespace) -> int:
     from api.auth import create_key
-    from vpp.cli import UserError
+    from vpp.errors import UserError
 
     try:
         key = create_key(_engine(), args.name, args.role)
@@ -79,7 +79,7 @@ def _list_keys(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from vpp.cli import UserError
+    from vpp.errors import UserError
     from vpp.store import repo
 
     with _engine().begin() as conn:

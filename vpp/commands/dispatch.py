@@ -13,10 +13,10 @@ import numpy as np
 from controllers.baselines import CONTROLLERS
 from controllers.mpc import MpcController
 from controllers.problem import DispatchResult
-from vpp.config import ConfigError, load_site
-from vpp.cycle import CycleReport, run_cycle
 from vpp.drivers.static import StaticDriver
-from vpp.profiles import ProfileForecaster
+from vpp.park.config import ConfigError, load_site
+from vpp.park.profiles import ProfileForecaster
+from vpp.plan.cycle import CycleReport, run_cycle
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _parse_at(text: str, tz: str) -> datetime:
-    from vpp.cli import UserError
+    from vpp.errors import UserError
 
     try:
         at = datetime.fromisoformat(text)
@@ -63,7 +63,7 @@ def make_controller(name: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from vpp.cli import UserError
+    from vpp.errors import UserError
 
     try:
         site = load_site(args.config)

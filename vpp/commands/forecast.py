@@ -1,6 +1,6 @@
 """``vpp forecast backtest``: rolling-origin backtest of the PV and load forecasters.
 
-Edge code: it reads the measured series (SimBench profiles through :mod:`vpp.profiles`,
+Edge code: it reads the measured series (SimBench profiles through :mod:`vpp.park.profiles`,
 pvlib's shipped TMY3 weather files, or a CSV file), runs the pure engine
 :func:`forecasts.backtest.rolling_origin`, prints a table per series and draws a plot.
 
@@ -35,8 +35,8 @@ from forecasts.baselines import Persistence, SeasonalNaive, SmartPersistence
 from forecasts.load import LoadForecaster
 from forecasts.pv import PvForecaster
 from forecasts.types import Series
-from vpp.cli import UserError
-from vpp.model import DEFAULT_TZ, Horizon, Location, Profile, PvArray
+from vpp.errors import UserError
+from vpp.park.model import DEFAULT_TZ, Horizon, Location, Profile, PvArray
 
 STEP = timedelta(minutes=15)
 
@@ -143,7 +143,7 @@ def _year_grid(year: int, tz) -> tuple[Horizon, pd.DatetimeIndex]:
 
 
 def _case(spec: str, args) -> Case:
-    from vpp import profiles
+    from vpp.park import profiles
 
     tz = ZoneInfo(DEFAULT_TZ)
     try:
@@ -171,7 +171,7 @@ def _case(spec: str, args) -> Case:
 def _tmy_case(spec: str, args) -> Case:
     import pvlib
 
-    from forecasts.pv_physics import ac_power_kw, solar_position
+    from vpp.park.pv_physics import ac_power_kw, solar_position
 
     stem = spec.split(":", 2)[2]
     data_dir = Path(pvlib.__file__).parent / "data"

@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _site(path: str):
-    from vpp.cli import UserError
-    from vpp.config import ConfigError, load_site
+    from vpp.errors import UserError
+    from vpp.park.config import ConfigError, load_site
 
     try:
         return load_site(path)
@@ -42,7 +42,7 @@ def _site(path: str):
 
 
 def _read_schedule(path: str) -> tuple[dict[str, np.ndarray], dict[str, SimpleNamespace]]:
-    from vpp.cli import UserError
+    from vpp.errors import UserError
 
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -57,8 +57,8 @@ def _read_schedule(path: str) -> tuple[dict[str, np.ndarray], dict[str, SimpleNa
 
 
 def _check(args: argparse.Namespace) -> int:
-    from vpp.cli import UserError
-    from vpp.grid import GridModel, GridOptions, bus_q_kvar
+    from vpp.errors import UserError
+    from vpp.grid.network import GridModel, GridOptions, bus_q_kvar
 
     site = _site(args.config)
     grid = GridModel.from_site(site, GridOptions(ext_grid_vm_pu=args.ext_grid_vm_pu))
@@ -82,7 +82,7 @@ def _check(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import pandapower as pp
 
-    from vpp.grid import GridModel
+    from vpp.grid.network import GridModel
 
     grid = GridModel.from_site(_site(args.config))
     pp.to_json(grid.net, args.out)

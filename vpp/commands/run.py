@@ -3,8 +3,8 @@ the interval loop on the boundaries, the HTTP API, storage and metrics, in one p
 
 Wiring: settings (environment + flags) -> database engine (migrated on start) -> plant
 driver, forecaster, controller, dispatch function (AC-validated when the network model is
-available) -> :class:`vpp.service.Runtime` -> :class:`vpp.scheduler.CycleScheduler` and
-:func:`api.app.create_app` served by uvicorn.
+available) -> :class:`vpp.runtime.service.Runtime` ->
+:class:`vpp.runtime.scheduler.CycleScheduler` and :func:`api.app.create_app` served by uvicorn.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _settings(args: argparse.Namespace):
     from pydantic import ValidationError
 
-    from vpp.cli import UserError
-    from vpp.settings import Settings
+    from vpp.errors import UserError
+    from vpp.runtime.settings import Settings
 
     over = {
         k: v
@@ -92,7 +92,7 @@ def _settings(args: argparse.Namespace):
 
 
 def _start(text: str | None, tz: str) -> datetime | None:
-    from vpp.cli import UserError
+    from vpp.errors import UserError
 
     if text is None:
         return None
@@ -104,20 +104,20 @@ def _start(text: str | None, tz: str) -> datetime | None:
 
 
 def make_driver(site, settings, choice: str = "auto", start: datetime | None = None):
-    """The plant: the simulated park (vpp.drivers.simulated) when available, else static."""
-    from vpp.cli import UserError
+    """The plant: the simulated park (vpp.sim.simulated_park) when available, else static."""
     from vpp.drivers.static import StaticDriver
+    from vpp.errors import UserError
 
     if choice in ("auto", "simulated"):
         try:
-            from vpp.drivers.simulated import SimulatedPark
+            from vpp.sim.simulated_park import SimulatedPark
         except ImportError:
             if choice == "simulated":
                 raise UserError(
-                    "the simulated park (vpp.drivers.simulated) is not installed"
+                    "the simulated park (vpp.sim.simulated_park) is not installed"
                 ) from None
         else:
-            from vpp.plant import SteppedPlant
+            from vpp.runtime.plant import SteppedPlant
 
             park = SimulatedPark(site, seed=settings.seed, start=start)
             return SteppedPlant(park, timedelta(minutes=site.dispatch.step_minutes))
@@ -127,13 +127,13 @@ def make_driver(site, settings, choice: str = "auto", start: datetime | None = N
 
 def make_dispatch_fn(site, enabled: bool):
     """AC power-flow validation and correction around the controller, when available."""
-    from vpp.planner import make_dispatch_fn as make
+    from vpp.runtime.planner import make_dispatch_fn as make
 
     return make(site, enabled)
 
 
 def _spec(args: argparse.Namespace, site, settings):
-    from vpp.planner import FORECASTERS, PlannerSpec
+    from vpp.runtime.planner import FORECASTERS, PlannerSpec
 
     return PlannerSpec(
         site,
@@ -147,7 +147,7 @@ def _planner(args: argparse.Namespace, spec):
     """The cycle's computation (forecast, prepare, dispatch, AC validation) in a worker
     process, started now so it sets up while the service does; None (in this process)
     with --inline-solver or --once."""
-    from vpp.solver_process import ProcessPlanner
+    from vpp.runtime.planner_process import ProcessPlanner
 
     if args.inline_solver or args.once:
         return None
@@ -158,13 +158,13 @@ def _planner(args: argparse.Namespace, spec):
 
 def build_runtime(args: argparse.Namespace):
     from controllers.mpc import MpcController
-    from vpp.cli import UserError
-    from vpp.config import ConfigError, load_site
-    from vpp.cycle import plain_dispatch
-    from vpp.planner import load
-    from vpp.profiles import ProfileForecaster
-    from vpp.service import Clock, Runtime
-    from vpp.simulate import device_commands
+    from vpp.errors import UserError
+    from vpp.park.config import ConfigError, load_site
+    from vpp.park.profiles import ProfileForecaster
+    from vpp.plan.cycle import plain_dispatch
+    from vpp.runtime.planner import load
+    from vpp.runtime.service import Clock, Runtime
+    from vpp.sim.closed_loop import device_commands
     from vpp.store.db import DatabaseError, make_engine
 
     settings = _settings(args)
@@ -227,7 +227,7 @@ def serve(runtime, settings) -> int:
     import uvicorn
 
     from api.app import create_app
-    from vpp.scheduler import CycleScheduler
+    from vpp.runtime.scheduler import CycleScheduler
 
     app = create_app(settings, runtime)
     scheduler = CycleScheduler(runtime, settings.misfire_grace_s)

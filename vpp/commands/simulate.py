@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from vpp.model import DemandResponseEvent, Site
+from vpp.park.model import DemandResponseEvent, Site
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -35,7 +35,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
         "--grid",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="validate and correct every dispatch with the AC power flow (vpp.grid_loop)",
+        help="validate and correct every dispatch with the AC power flow (vpp.grid.loop)",
     )
     p.add_argument("--horizon-steps", type=int, help="override the dispatch horizon (steps)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_dr_events(path: Path, tz: str) -> tuple[DemandResponseEvent, ...]:
     """DR events from a scenario YAML (``dr_events: [...]``); naive times in the park's zone."""
-    from vpp.cli import UserError
+    from vpp.errors import UserError
 
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -92,8 +92,8 @@ def load_dr_events(path: Path, tz: str) -> tuple[DemandResponseEvent, ...]:
 
 def prepare(args: argparse.Namespace) -> tuple[Site, datetime, tuple[DemandResponseEvent, ...]]:
     """Park, start time and DR events from the common arguments (errors a user can act on)."""
-    from vpp.cli import UserError
-    from vpp.config import ConfigError, load_site
+    from vpp.errors import UserError
+    from vpp.park.config import ConfigError, load_site
 
     try:
         site = load_site(args.config)
@@ -116,21 +116,21 @@ def prepare(args: argparse.Namespace) -> tuple[Site, datetime, tuple[DemandRespo
     if args.dr:
         events = events + load_dr_events(args.dr, site.location.tz)
     if args.grid and not _grid_available():
-        raise UserError("--grid: the network validator (vpp.grid_loop) is not available")
+        raise UserError("--grid: the network validator (vpp.grid.loop) is not available")
     return site, start, events
 
 
 def _grid_available() -> bool:
     try:
-        import vpp.grid_loop  # noqa: F401
+        import vpp.grid.loop  # noqa: F401
     except ImportError:
         return False
     return True
 
 
 def run(args: argparse.Namespace) -> int:
-    from vpp.report import write_run
-    from vpp.simulate import simulate
+    from vpp.sim.closed_loop import simulate
+    from vpp.sim.report import write_run
 
     site, start, events = prepare(args)
     kw = dict(forecast=args.forecast, seed=args.seed, dr_events=events, grid=args.grid)

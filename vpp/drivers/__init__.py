@@ -1,1 +1,5 @@
-"""Plant drivers: the park's devices behind vpp.cycle.PlantDriver."""
+"""Plant drivers for real devices, each behind :class:`vpp.plan.cycle.PlantDriver` (static
+telemetry now; field protocols next).
+
+Imports ``vpp.park`` and ``vpp.plan``; never ``runtime``, ``sim``, ``api`` or ``commands``.
+"""

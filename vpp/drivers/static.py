@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from vpp import sessions
-from vpp.model import Site
-from vpp.state import PlantState
+from vpp.park import sessions
+from vpp.park.model import Site
+from vpp.park.state import PlantState
 
 
 class StaticDriver:

@@ -8,7 +8,7 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from vpp.model import (
+from vpp.park.model import (
     DemandResponseEvent,
     DrCallClass,
     DrContractType,

@@ -15,8 +15,8 @@ import numpy as np
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from controllers.problem import AssetSchedule, DispatchResult, Relaxation
-from vpp.dr_baseline import Settlement
-from vpp.model import EvSession, Horizon
+from vpp.accounting.dr_baseline import Settlement
+from vpp.park.model import EvSession, Horizon
 from vpp.store import tables as t
 from vpp.store.codec import EncodedJson
 

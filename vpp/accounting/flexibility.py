@@ -1,0 +1,121 @@
+"""What the park can offer a utility, computed from a dispatch problem and its plan.
+
+Pure computation. ``envelope`` gives, per interval of the horizon, the lowest and highest park
+import the VPP can hold *in that interval* given the planned state of its storage (each
+interval on its own: holding the extreme in one interval changes what the next can do).
+``expected_delivery`` tells a utility what the plan delivers for a DR event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from controllers.problem import DispatchProblem, DispatchResult
+from vpp.park.model import DemandResponseEvent, DrDirection
+
+
+def uncontrolled_net_kw(problem: DispatchProblem) -> np.ndarray:
+    """Park import with storage idle, nothing curtailed and no EV charging (kW per interval)."""
+    net = np.zeros(problem.n)
+    for b in problem.base_loads:
+        net += b.p_kw
+    for c in problem.curtailables:
+        net += c.baseline_kw
+    for p in problem.pv:
+        net -= p.p_available_kw
+    for pe in problem.pedfs:
+        net += pe.base_kw + pe.flex_baseline_kw - pe.pv_available_kw
+    return net
+
+
+@dataclass(frozen=True)
+class Envelope:
+    p_import_min_kw: np.ndarray
+    p_import_max_kw: np.ndarray
+
+
+def _battery_range(spec, e_kwh: np.ndarray | None, dt_h: float, n: int):
+    hi = np.full(n, spec.p_charge_max_kw)
+    lo = np.full(n, -spec.p_discharge_max_kw)
+    if e_kwh is not None:
+        e = np.asarray(e_kwh[:n], dtype=float)
+        hi = np.minimum(hi, np.maximum(spec.e_max_kwh - e, 0.0) / (spec.eta_charge * dt_h))
+        lo = np.maximum(lo, -np.maximum(e - spec.e_min_kwh, 0.0) * spec.eta_discharge / dt_h)
+    return lo, hi
+
+
+def envelope(problem: DispatchProblem, plan: DispatchResult) -> Envelope:
+    """Per-interval min and max park import (kW), within the connection limits."""
+    n, dt = problem.n, problem.dt_h
+    lo = np.zeros(n)
+    hi = np.zeros(n)
+    for b in problem.base_loads:
+        lo += b.p_kw
+        hi += b.p_kw
+    for c in problem.curtailables:
+        lo += c.baseline_kw * (1.0 - c.spec.curtail_max_frac)
+        hi += c.baseline_kw
+    for p in problem.pv:
+        avail = np.minimum(p.p_available_kw, p.spec.inverter_kw)
+        lo -= avail
+        hi -= 0.0 if p.spec.curtailable else avail
+    for b in problem.batteries:
+        sched = plan.assets.get(b.spec.name)
+        b_lo, b_hi = _battery_range(b.spec, None if sched is None else sched.e_kwh, dt, n)
+        lo += b_lo
+        hi += b_hi
+    for ch in problem.ev_chargers:
+        p_max = np.zeros(n)
+        for s in ch.sessions:
+            p_max[s.arrival_k : s.departure_k] = min(ch.spec.p_max_kw, s.p_max_kw)
+        hi += p_max
+        lo -= p_max if ch.spec.v2g else 0.0
+    for sh in problem.shiftables:
+        for w in sh.windows:
+            hi[w.start_k : w.end_k] += sh.spec.p_max_kw
+    for pe in problem.pedfs:
+        sched = plan.assets.get(pe.spec.name)
+        exch = sched.p_kw if sched is not None else np.zeros(n)
+        # A PEDF building moves within its converter limit around its planned exchange.
+        lo += np.maximum(exch - 2 * pe.spec.converter_kw, -pe.spec.converter_kw)
+        hi += np.minimum(exch + 2 * pe.spec.converter_kw, pe.spec.converter_kw)
+    imp_max = np.asarray(problem.import_max_kw, dtype=float)
+    exp_max = np.asarray(problem.export_max_kw, dtype=float)
+    hi = np.clip(hi, -exp_max, imp_max)
+    lo = np.clip(lo, -exp_max, hi)
+    return Envelope(lo, hi)
+
+
+def expected_delivery(
+    event: DemandResponseEvent, problem: DispatchProblem, plan: DispatchResult
+) -> dict:
+    """What the plan delivers for ``event`` over the part of its windows inside the horizon:
+    mean response against the uncontrolled baseline (kW, positive = in the asked direction),
+    the plan's highest (peak shaving) or lowest (valley filling) import there, and whether the
+    target is met."""
+    times = problem.horizon.times()
+    mask = np.array([any(w.start <= t < w.end for w in event.windows) for t in times])
+    if not mask.any():
+        return {"intervals_in_horizon": 0}
+    base = uncontrolled_net_kw(problem)[mask]
+    net = np.asarray(plan.p_net_kw)[mask]
+    shaving = event.direction is DrDirection.PEAK_SHAVING
+    response = (base - net) if shaving else (net - base)
+    out = {
+        "intervals_in_horizon": int(mask.sum()),
+        "plan_version_controller": plan.controller,
+        "baseline_mean_kw": round(float(base.mean()), 3),
+        "response_mean_kw": round(float(response.mean()), 3),
+        "response_min_kw": round(float(response.min()), 3),
+        "target_kw": event.target_kw,
+        "import_max_kw": round(float(net.max()), 3),
+        "import_min_kw": round(float(net.min()), 3),
+    }
+    if shaving and event.import_cap_kw is not None:
+        out["meets_target"] = bool(net.max() <= event.import_cap_kw + 1e-3)
+    else:
+        lo_band = event.effective_band_frac[0] * event.target_kw
+        out["meets_target"] = bool(response.min() >= lo_band - 1e-3)
+    return out

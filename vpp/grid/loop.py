@@ -1,0 +1,303 @@
+"""Closing the loop: validate a dispatch with AC power flow, feed violations back, re-solve.
+
+:func:`dispatch_ac_feasible` calls ``controller.dispatch(problem)``, runs the power flow of
+every step of ``result.bus_p_kw`` (:class:`vpp.grid.network.GridModel`) and, for each violated
+element, adds one linear row to ``problem.network`` (a :class:`NetworkConstraint`):
+
+* loading of a line or transformer: ``L(p) ~ L0[t] + s . (p - p0[t]) <= L_max - margin``;
+* voltage of a bus: ``V(p) ~ V0[t] + s . (p - p0[t]) <= V_max - margin`` (or ``>= V_min``).
+
+``s`` is the sensitivity to +1 kW of load at each bus from the power flow's Jacobian at the
+step where the element is worst; ``L0[t]``, ``V0[t]``, ``p0[t]`` come from every step of the
+last power flow, so the row is exact to first order at every step. Each row is divided by
+its largest coefficient, so its unit (and the controller's slack on it) is kW at the most
+sensitive bus: the network penalty per kWh then means the same for every row. Rows from
+earlier rounds stay; an element that is still violated gets a new row with a wider margin.
+
+The controller stays pure: it sees only arrays. If no dispatch within the rows exists (the
+inflexible load alone overloads a transformer), the controller relaxes them at its network
+penalty; the loop keeps the least-violating dispatch and names the element.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from controllers.problem import Controller, DispatchProblem, DispatchResult, NetworkConstraint
+from vpp.grid.network import GridModel, GridReport, Violation, bus_q_kvar
+
+LOADING_MARGIN_FRAC = 0.02  # of the loading limit, per round the element stays violated
+VOLTAGE_MARGIN_PU = 0.002
+
+
+@dataclass(frozen=True)
+class Tightening:
+    """One row added to the dispatch: which element, why, where it was worst."""
+
+    round: int
+    row: str
+    element: str
+    kind: str
+    worst_step: int
+    worst_value: float
+    limit: float
+    margin: float
+
+
+@dataclass
+class LoopReport:
+    """What the closed loop did: rounds, rows added, cost of the fix, final AC check."""
+
+    feasible: bool
+    rounds: int  # re-solves after the first dispatch
+    reports: list[GridReport]
+    tightened: list[Tightening]
+    objective_initial_cny: float
+    objective_final_cny: float
+    terms_delta_cny: dict[str, float]
+    solve_s: list[float]  # controller time of every solve, first included
+    validate_s: list[float]
+    infeasible_elements: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def cost_of_fix_cny(self) -> float:
+        return self.objective_final_cny - self.objective_initial_cny
+
+    @property
+    def extra_solve_s(self) -> float:
+        return float(sum(self.solve_s[1:]))
+
+    @property
+    def final(self) -> GridReport:
+        return self.reports[-1]
+
+
+class RowMemory:
+    """Network rows carried from one cycle to the next, so that an element the park keeps
+    pressing against starts the next cycle already constrained instead of costing a
+    correction round every interval.
+
+    After a cycle, the rows of its final dispatch that bind at some step (the dispatch sits
+    within ``bind_kw`` of the row's limit) are kept; the next cycle's problem gets them
+    shifted by the steps elapsed (a step beyond the old horizon has no limit). A row that no
+    longer binds is dropped: if the element is violated again, the loop learns it anew. The
+    AC check still validates every dispatch, so a carried row can cost money, never safety.
+    """
+
+    def __init__(self, bind_kw: float = 1.0):
+        self.bind_kw = bind_kw
+        self.rows: tuple[NetworkConstraint, ...] = ()
+        self.start = None
+        self.step = None
+
+    def apply(self, problem: DispatchProblem) -> DispatchProblem:
+        if not self.rows or self.start is None or problem.horizon.step != self.step:
+            return problem
+        shift = round((problem.horizon.start - self.start) / self.step)
+        if shift < 0 or shift >= problem.n:
+            return problem
+        carried = []
+        for r in self.rows:
+            if len(r.coeff_per_kw) != len(problem.buses):
+                return problem
+            limit = np.full(problem.n, np.inf)
+            old = np.asarray(r.limit, dtype=float)[shift:]
+            limit[: len(old)] = old[: problem.n]
+            carried.append(dataclasses.replace(r, limit=limit))
+        return dataclasses.replace(problem, network=problem.network + tuple(carried))
+
+    def learn(self, problem: DispatchProblem, result: DispatchResult) -> None:
+        p = np.stack([np.asarray(result.bus_p_kw[b], dtype=float) for b in problem.buses])
+        keep = []
+        for r in problem.network:
+            slack = np.asarray(r.limit, dtype=float) - np.asarray(r.coeff_per_kw) @ p
+            if (slack <= self.bind_kw).any():
+                keep.append(r)
+        self.rows = tuple(keep)
+        self.start = problem.horizon.start
+        self.step = problem.horizon.step
+
+
+def dispatch_ac_feasible(
+    controller: Controller,
+    problem: DispatchProblem,
+    grid: GridModel,
+    max_rounds: int = 3,
+    memory: RowMemory | None = None,
+) -> tuple[DispatchResult, LoopReport]:
+    """A dispatch that holds in the AC power flow, or the least-violating one, and a report.
+
+    Parameters
+    ----------
+    controller : anything with ``dispatch(problem) -> DispatchResult``.
+    problem : the dispatch problem; ``problem.buses`` must be buses of ``grid``.
+    grid : the park network with its limits.
+    max_rounds : re-solves allowed after the first dispatch.
+    memory : rows learnt in earlier cycles (:class:`RowMemory`), applied first and updated.
+    """
+    missing = sorted(set(problem.buses) - set(grid.buses))
+    if missing:
+        raise ValueError(f"problem buses not in the network model: {missing}")
+    results, reports, solve_s, validate_s = [], [], [], []
+    tightened: list[Tightening] = []
+    times_hit: dict[tuple[str, str], int] = {}
+    current = memory.apply(problem) if memory is not None else problem
+    problems = []
+    for rnd in range(max_rounds + 1):
+        problems.append(current)
+        t0 = time.perf_counter()
+        result = controller.dispatch(current)
+        solve_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        report = validate_result(grid, result)
+        validate_s.append(time.perf_counter() - t0)
+        results.append(result)
+        reports.append(report)
+        if report.ok or rnd == max_rounds or not result.ok:
+            break
+        rows, notes = correction_rows(grid, report, current, result, rnd + 1, times_hit)
+        tightened.extend(notes)
+        if not rows:
+            break
+        current = dataclasses.replace(current, network=current.network + tuple(rows))
+    best = _least_violating(reports)
+    if memory is not None and results[best].ok:
+        memory.learn(problems[best], results[best])
+    return results[best], _loop_report(results, reports, best, tightened, solve_s, validate_s)
+
+
+def validate_result(grid: GridModel, result: DispatchResult) -> GridReport:
+    """AC check of every step of a dispatch (Q from the consumption's power factor)."""
+    q = bus_q_kvar(result.assets, grid.buses, grid.options.load_power_factor)
+    q_all = {
+        b: q.get(b, np.zeros_like(np.asarray(p, dtype=float))) for b, p in result.bus_p_kw.items()
+    }
+    return grid.validate(result.bus_p_kw, q_all)
+
+
+def correction_rows(
+    grid: GridModel,
+    report: GridReport,
+    problem: DispatchProblem,
+    result: DispatchResult,
+    rnd: int,
+    times_hit: dict[tuple[str, str], int],
+) -> tuple[list[NetworkConstraint], list[Tightening]]:
+    """One linear row per violated (element, kind), linearised around the last power flow."""
+    flow = report.flow
+    cols = np.array([grid.buses.index(b) for b in problem.buses])
+    p0 = np.stack([np.asarray(result.bus_p_kw.get(b, np.zeros(problem.n))) for b in problem.buses])
+    sens_cache: dict[int, object] = {}
+    rows, notes = [], []
+    for (element, kind), worst in sorted(report.worst().items()):
+        if kind == "not_converged" or flow.V is None:
+            continue
+        t = worst.step
+        if t not in sens_cache:
+            sens_cache[t] = grid.sensitivity(flow.V[t])
+        hits = times_hit.get((element, kind), 0) + 1
+        times_hit[(element, kind)] = hits
+        s_all, x0, bound, margin = _row_data(grid, report, sens_cache[t], element, kind, hits)
+        c = s_all[cols]
+        if kind == "undervoltage":  # V >= Vmin  <=>  -V <= -Vmin
+            c, x0, bound = -c, -x0, -bound
+        limit = bound - x0 + c @ p0
+        scale = float(np.abs(c).max())
+        if not scale > 1e-12:
+            continue
+        x0_ok = np.where(np.isfinite(limit), limit, np.inf)
+        name = f"{element} {kind} r{rnd}"
+        rows.append(NetworkConstraint(name, element, c / scale, x0_ok / scale))
+        notes.append(Tightening(rnd, name, element, kind, t, worst.value, worst.limit, margin))
+    return rows, notes
+
+
+def _row_data(grid: GridModel, report: GridReport, sens, element: str, kind: str, hits: int):
+    """Sensitivity per grid bus, the quantity at every step, its bound and the margin."""
+    lim = report.limits
+    flow = report.flow
+    if kind in ("overvoltage", "undervoltage"):
+        i = grid.element_names("bus").index(element)
+        margin = VOLTAGE_MARGIN_PU * hits
+        bound = lim.v_max_pu - margin if kind == "overvoltage" else lim.v_min_pu + margin
+        return sens.vm_pu[i], flow.vm_pu[:, i], bound, margin
+    margin = LOADING_MARGIN_FRAC * lim.loading_max_percent * hits
+    bound = lim.loading_max_percent - margin
+    if kind == "trafo_loading":
+        i = grid.element_names("trafo").index(element)
+        return sens.trafo_percent[i], flow.trafo_loading_percent[:, i], bound, margin
+    i = grid.element_names("line").index(element)
+    return sens.line_percent[i], flow.line_loading_percent[:, i], bound, margin
+
+
+def _least_violating(reports: list[GridReport]) -> int:
+    sev = [r.severity() for r in reports]
+    best = int(np.argmin(sev))
+    # Prefer the latest round among equals (it carries every row learnt so far).
+    return max(i for i, s in enumerate(sev) if s <= sev[best])
+
+
+def _loop_report(results, reports, best, tightened, solve_s, validate_s) -> LoopReport:
+    final, first = results[best], results[0]
+    terms = {
+        k: final.terms_cny.get(k, 0.0) - first.terms_cny.get(k, 0.0)
+        for k in sorted(set(final.terms_cny) | set(first.terms_cny))
+    }
+    rep = reports[best]
+    infeasible = sorted({v.element for v in rep.violations})
+    msgs = []
+    if infeasible:
+        msgs.append(
+            f"no AC-feasible dispatch after {len(results) - 1} correction round(s); kept the "
+            f"least-violating one (round {best}). Still violated: " + "; ".join(rep.summary())
+        )
+    relaxed = [r for r in final.relaxed if r.constraint == "network"]
+    for r in relaxed:
+        msgs.append(f"the controller could not keep {r.asset} within its limit: {r.describe()}")
+    return LoopReport(
+        feasible=rep.ok,
+        rounds=len(results) - 1,
+        reports=reports,
+        tightened=tightened,
+        objective_initial_cny=first.objective_cny,
+        objective_final_cny=final.objective_cny,
+        terms_delta_cny=terms,
+        solve_s=solve_s,
+        validate_s=validate_s,
+        infeasible_elements=infeasible,
+        messages=msgs,
+    )
+
+
+def describe(report: LoopReport) -> list[str]:
+    """Lines a person reads: rounds, what was tightened, the cost, what is left."""
+    out = [
+        f"AC-feasible: {'yes' if report.feasible else 'NO'} after {report.rounds} correction "
+        f"round(s); cost of the fix {report.cost_of_fix_cny:+.2f} CNY "
+        f"(objective {report.objective_initial_cny:.2f} -> {report.objective_final_cny:.2f}); "
+        f"extra solve time {report.extra_solve_s:.3f} s"
+    ]
+    for t in report.tightened:
+        out.append(
+            f"  round {t.round}: {t.element} {t.kind} was {t.worst_value:.4g} "
+            f"(limit {t.limit:.4g}) at step {t.worst_step}; row added with margin {t.margin:.3g}"
+        )
+    out.extend(report.messages)
+    return out
+
+
+__all__ = [
+    "LoopReport",
+    "RowMemory",
+    "Tightening",
+    "Violation",
+    "correction_rows",
+    "describe",
+    "dispatch_ac_feasible",
+    "validate_result",
+]

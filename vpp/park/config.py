@@ -1,0 +1,573 @@
+"""Park configuration: YAML -> :class:`vpp.park.model.Site`, validated once, at the edge.
+
+Every error names the file, the field path and what was expected, e.g.::
+
+    parks/demo.yaml: assets.batteries[2].soc_min_frac: must be in [0, 1], got 1.4
+
+Unknown keys are errors. Types are checked by pydantic against the model's dataclasses; the
+physical sense of the values (ranges, references between assets) is checked here.
+
+Conveniences the YAML offers on top of the model:
+
+- ``tariff: ../tariffs/zhejiang_2026.yaml`` and ``carbon: {factors: FILE, region, year}``
+  load shared data files (paths relative to the park file);
+- ``assets.ev_charger_groups`` expands ``count`` identical chargers named ``prefix-NN`` with
+  the fleet that uses them;
+- datetimes without a zone are in the site's zone (``site.location.tz``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from vpp.park import model as m
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with every issue found (file: path: message)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+def load_site(path: str | Path) -> m.Site:
+    """Read, expand and validate a park file. Raises :class:`ConfigError`."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    return site_from_dict(raw, path)
+
+
+def site_from_dict(raw: Any, path: Path) -> m.Site:
+    """Validate an already parsed park mapping (``path`` is used in messages and for includes)."""
+    label = _label(path)
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{label}: expected a mapping at the top level"])
+    _check_keys(raw, _PARK_KEYS, "", label)
+    data = dict(raw)
+    site = _mapping(data.pop("site", None), "site", label)
+    _check_keys(site, {"name", "location", "value_added_10k_cny_per_year"}, "site", label)
+    assets = _mapping(data.pop("assets", {}) or {}, "assets", label)
+    groups = assets.pop("ev_charger_groups", []) or []
+    chargers, fleets = _expand_charger_groups(groups, label)
+    assets["ev_chargers"] = list(assets.get("ev_chargers", []) or []) + chargers
+    merged = {k: v for k, v in site.items() if k != "value_added_10k_cny_per_year"}
+    if "value_added_10k_cny_per_year" in site:
+        merged["value_added_10k_cny_per_year"] = site["value_added_10k_cny_per_year"]
+    merged |= {
+        "assets": assets,
+        "ev_fleets": list(data.pop("ev_fleets", []) or []) + fleets,
+        "source_file": str(path),
+    }
+    if "tariff" in data:
+        merged["tariff"] = _include(data.pop("tariff"), "tariff", path)
+    if "carbon" in data:
+        merged["carbon"] = _carbon(data.pop("carbon"), path)
+    merged |= data
+    tz = _zone(merged, label)
+    _localise(merged, tz)
+    _check_unknown(merged, m.Site, "", label)
+    try:
+        result = TypeAdapter(m.Site).validate_python(merged)
+    except ValidationError as exc:
+        raise ConfigError([_format_pydantic(label, e) for e in exc.errors()]) from None
+    problems = list(_semantic_problems(result))
+    if problems:
+        raise ConfigError([f"{label}: {p}" for p in problems])
+    return result
+
+
+def load_tariff(path: str | Path) -> m.Tariff:
+    path = Path(path)
+    raw = _read_yaml(path)
+    label = _label(path)
+    _check_unknown(raw, m.Tariff, "", label)
+    try:
+        tariff = TypeAdapter(m.Tariff).validate_python(raw)
+    except ValidationError as exc:
+        raise ConfigError([_format_pydantic(label, e) for e in exc.errors()]) from None
+    problems = list(_tariff_problems(tariff, ""))
+    if problems:
+        raise ConfigError([f"{label}: {p}" for p in problems])
+    return tariff
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and expanding
+# --------------------------------------------------------------------------------------------
+_PARK_KEYS = {
+    "site",
+    "connection",
+    "buses",
+    "network",
+    "assets",
+    "tariff",
+    "carbon",
+    "penalties",
+    "dispatch",
+    "dr_events",
+    "ev_sessions",
+    "ev_fleets",
+}
+
+
+def _label(path: Path) -> str:
+    parts = path.parts
+    return str(Path(*parts[-2:])) if len(parts) >= 2 else str(path)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{_label(path)}: not valid YAML{where}"]) from None
+
+
+def _mapping(value: Any, where: str, label: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError([f"{label}: {where}: expected a mapping, got {_kind(value)}"])
+    return dict(value)
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _check_keys(raw: dict[str, Any], allowed: set[str], where: str, label: str) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            [
+                f"{label}: {prefix}{k}: unknown key; expected one of {sorted(allowed)}"
+                for k in unknown
+            ]
+        )
+
+
+def _include(value: Any, where: str, park_path: Path) -> Any:
+    """A string names a YAML file relative to the park file; its content replaces it."""
+    if isinstance(value, str):
+        inc = (park_path.parent / value).resolve()
+        raw = _read_yaml(inc)
+        if where == "tariff":
+            return dataclasses.asdict(load_tariff(inc)) if raw is not None else raw
+        return raw
+    return value
+
+
+def _carbon(value: Any, park_path: Path) -> Any:
+    """``{factors: FILE, region: R, year: Y, ...}`` picks one entry of a factor catalogue."""
+    if not isinstance(value, dict) or "factors" not in value:
+        return value
+    label = _label(park_path)
+    _check_keys(
+        value,
+        {"factors", "region", "year", "carbon_price_cny_per_t", "hourly_ef_kg_per_kwh"},
+        "carbon",
+        label,
+    )
+    cat_path = (park_path.parent / value["factors"]).resolve()
+    catalogue = _read_yaml(cat_path)
+    cat_label = _label(cat_path)
+    entries = catalogue.get("grid_emission_factors") if isinstance(catalogue, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigError([f"{cat_label}: grid_emission_factors: expected a list"])
+    region, year = value.get("region"), value.get("year")
+    match = [e for e in entries if e.get("region") == region and e.get("year") == year]
+    if not match:
+        known = sorted({(e.get("region"), e.get("year")) for e in entries}, key=str)
+        raise ConfigError(
+            [
+                f"{label}: carbon: no factor for region={region!r} year={year!r} in "
+                f"{cat_label}; known: {known}"
+            ]
+        )
+    ef = dict(match[0])
+    if value.get("hourly_ef_kg_per_kwh") is not None:
+        ef["hourly_ef_kg_per_kwh"] = value["hourly_ef_kg_per_kwh"]
+    return {
+        "emission_factor": ef,
+        "energy_factors": catalogue.get("energy_factors", {}),
+        "carbon_price_cny_per_t": value.get("carbon_price_cny_per_t", 0.0),
+    }
+
+
+_GROUP_KEYS = {"prefix", "count", "bus", "p_max_kw", "p_min_kw", "v2g", "eta", "fleet"}
+
+
+def _expand_charger_groups(groups: Any, label: str) -> tuple[list[dict], list[dict]]:
+    chargers: list[dict] = []
+    fleets: list[dict] = []
+    if not isinstance(groups, list):
+        raise ConfigError([f"{label}: assets.ev_charger_groups: expected a list"])
+    for i, g in enumerate(groups):
+        where = f"assets.ev_charger_groups[{i}]"
+        g = _mapping(g, where, label)
+        _check_keys(g, _GROUP_KEYS, where, label)
+        count = g.get("count")
+        if not isinstance(count, int) or count < 1:
+            raise ConfigError(
+                [f"{label}: {where}.count: must be a whole number >= 1, got {count!r}"]
+            )
+        prefix = g.get("prefix")
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigError([f"{label}: {where}.prefix: must be a non-empty name"])
+        width = max(2, len(str(count)))
+        names = [f"{prefix}-{j + 1:0{width}d}" for j in range(count)]
+        spec = {k: g[k] for k in ("bus", "p_max_kw", "p_min_kw", "v2g", "eta") if k in g}
+        chargers.extend({"name": n, **spec} for n in names)
+        if g.get("fleet") is not None:
+            fleet = _mapping(g["fleet"], f"{where}.fleet", label)
+            fleets.append({"name": prefix, "chargers": names, **fleet})
+    return chargers, fleets
+
+
+def _zone(merged: dict[str, Any], label: str) -> ZoneInfo:
+    loc = merged.get("location")
+    tz = loc.get("tz", m.DEFAULT_TZ) if isinstance(loc, dict) else m.DEFAULT_TZ
+    try:
+        return ZoneInfo(str(tz))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError([f"{label}: site.location.tz: unknown time zone {tz!r}"]) from None
+
+
+def _localise(node: Any, tz: ZoneInfo) -> None:
+    """Give naive datetimes (and ISO strings without offset) in DR events and sessions the
+    site's zone, in place."""
+    for key in ("dr_events", "ev_sessions"):
+        for item in node.get(key) or []:
+            if isinstance(item, dict):
+                _localise_mapping(item, tz)
+
+
+def _localise_mapping(d: dict[str, Any], tz: ZoneInfo) -> None:
+    for k, v in list(d.items()):
+        if isinstance(v, dict):
+            _localise_mapping(v, tz)
+        elif isinstance(v, list):
+            for x in v:
+                if isinstance(x, dict):
+                    _localise_mapping(x, tz)
+        elif isinstance(v, datetime) and v.tzinfo is None:
+            d[k] = v.replace(tzinfo=tz)
+        elif isinstance(v, str) and _looks_like_datetime(v):
+            try:
+                parsed = datetime.fromisoformat(v)
+            except ValueError:
+                continue
+            d[k] = parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+
+def _looks_like_datetime(s: str) -> bool:
+    return len(s) >= 16 and s[4] == "-" and s[7] == "-" and s[10] in "T "
+
+
+# --------------------------------------------------------------------------------------------
+# Unknown keys: walk the raw data against the dataclasses
+# --------------------------------------------------------------------------------------------
+def _check_unknown(raw: Any, tp: Any, where: str, label: str) -> None:
+    problems: list[str] = []
+    _walk(raw, tp, where, problems)
+    if problems:
+        raise ConfigError([f"{label}: {p}" for p in problems])
+
+
+def _walk(raw: Any, tp: Any, where: str, problems: list[str]) -> None:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if arg is not type(None) and _could_be(raw, arg):
+                _walk(raw, arg, where, problems)
+                return
+        return
+    if dataclasses.is_dataclass(tp) and isinstance(raw, dict):
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        for key, value in raw.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key not in names:
+                problems.append(f"{path}: unknown key; expected one of {sorted(names)}")
+            else:
+                _walk(value, hints[key], path, problems)
+    elif origin in (tuple, list) and isinstance(raw, list):
+        args = typing.get_args(tp)
+        item_tp = args[0] if args else Any
+        for i, item in enumerate(raw):
+            _walk(item, item_tp, f"{where}[{i}]", problems)
+    elif origin is dict and isinstance(raw, dict):
+        _, val_tp = typing.get_args(tp)
+        for key, value in raw.items():
+            _walk(value, val_tp, f"{where}.{key}", problems)
+
+
+def _could_be(raw: Any, tp: Any) -> bool:
+    if dataclasses.is_dataclass(tp):
+        return isinstance(raw, dict)
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        return isinstance(raw, list)
+    if origin is dict:
+        return isinstance(raw, dict)
+    return True
+
+
+def _format_pydantic(label: str, err: Any) -> str:
+    path = ""
+    for part in err["loc"]:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    msg = err["msg"]
+    if err["type"] == "missing":
+        return f"{label}: {path}: required field is missing"
+    return f"{label}: {path}: {msg[0].lower() + msg[1:]}, got {err.get('input')!r}"
+
+
+# --------------------------------------------------------------------------------------------
+# Semantic checks
+# --------------------------------------------------------------------------------------------
+def _range(path: str, value: float, lo: float, hi: float, lo_open: bool = False) -> Iterable[str]:
+    bad = value <= lo if lo_open else value < lo
+    if bad or value > hi:
+        lb = "(" if lo_open else "["
+        yield f"{path}: must be in {lb}{lo:g}, {hi:g}], got {value:g}"
+
+
+def _nonneg(path: str, value: float) -> Iterable[str]:
+    if value < 0:
+        yield f"{path}: must be >= 0, got {value:g}"
+
+
+def _positive(path: str, value: float) -> Iterable[str]:
+    if value <= 0:
+        yield f"{path}: must be > 0, got {value:g}"
+
+
+def _semantic_problems(site: m.Site) -> Iterable[str]:
+    buses = set(site.bus_names())
+    if len(buses) != len(site.buses):
+        yield "buses: bus names must be unique"
+    if site.connection.bus not in buses:
+        yield f"connection.bus: unknown bus {site.connection.bus!r}; buses are {sorted(buses)}"
+    yield from _positive("connection.transformer_kva", site.connection.transformer_kva)
+    yield from _nonneg("connection.import_max_kw", site.connection.import_max_kw)
+    yield from _nonneg("connection.export_max_kw", site.connection.export_max_kw)
+    yield from _range("connection.power_factor_min", site.connection.power_factor_min, 0, 1, True)
+    yield from _asset_problems(site.assets, buses)
+    yield from _tariff_problems(site.tariff, "tariff.")
+    yield from _carbon_problems(site.carbon)
+    yield from _network_problems(site.network, buses)
+    yield from _session_problems(site)
+    yield from _dr_problems(site.dr_events)
+    d = site.dispatch
+    if d.horizon_steps < 1:
+        yield f"dispatch.horizon_steps: must be >= 1, got {d.horizon_steps}"
+    if d.step_minutes < 1 or 1440 % d.step_minutes:
+        yield f"dispatch.step_minutes: must divide a day (e.g. 5, 15, 30, 60), got {d.step_minutes}"
+    yield from _range("dispatch.risk_frac", d.risk_frac, 0, 1)
+    for f in dataclasses.fields(site.penalties):
+        yield from _positive(f"penalties.{f.name}", getattr(site.penalties, f.name))
+
+
+def _battery_problems(b: m.Battery, p: str) -> Iterable[str]:
+    yield from _positive(f"{p}.e_kwh", b.e_kwh)
+    yield from _nonneg(f"{p}.p_charge_max_kw", b.p_charge_max_kw)
+    yield from _nonneg(f"{p}.p_discharge_max_kw", b.p_discharge_max_kw)
+    yield from _range(f"{p}.eta_charge", b.eta_charge, 0, 1, True)
+    yield from _range(f"{p}.eta_discharge", b.eta_discharge, 0, 1, True)
+    yield from _range(f"{p}.soc_min_frac", b.soc_min_frac, 0, 1)
+    yield from _range(f"{p}.soc_max_frac", b.soc_max_frac, 0, 1)
+    yield from _range(f"{p}.soc_init_frac", b.soc_init_frac, 0, 1)
+    if b.soc_min_frac > b.soc_max_frac:
+        yield (
+            f"{p}.soc_min_frac: must not exceed soc_max_frac ({b.soc_max_frac:g}), "
+            f"got {b.soc_min_frac:g}"
+        )
+    yield from _nonneg(f"{p}.degradation_cny_per_kwh", b.degradation_cny_per_kwh)
+
+
+def _pv_problems(a: m.PvArray, p: str) -> Iterable[str]:
+    yield from _positive(f"{p}.kwp", a.kwp)
+    yield from _positive(f"{p}.inverter_kw", a.inverter_kw)
+    yield from _range(f"{p}.tilt_deg", a.tilt_deg, 0, 90)
+    yield from _range(f"{p}.azimuth_deg", a.azimuth_deg, 0, 360)
+    yield from _range(f"{p}.losses_frac", a.losses_frac, 0, 1)
+    yield from _profile_problems(a.weather, f"{p}.weather", "pv")
+
+
+def _profile_problems(source: str, path: str, kind: str) -> Iterable[str]:
+    from vpp.park import profiles
+
+    try:
+        profiles._parse(source, kind)
+    except profiles.ProfileError as exc:
+        yield f"{path}: {exc}"
+
+
+def _curtailable_problems(c: m.CurtailableLoad, p: str) -> Iterable[str]:
+    yield from _range(f"{p}.curtail_max_frac", c.curtail_max_frac, 0, 1)
+    yield from _nonneg(f"{p}.cost_cny_per_kwh", c.cost_cny_per_kwh)
+    yield from _nonneg(f"{p}.baseline.scale", c.baseline.scale)
+    yield from _profile_problems(c.baseline.source, f"{p}.baseline.source", "load")
+
+
+def _asset_problems(a: m.Assets, buses: set[str]) -> Iterable[str]:
+    seen: dict[str, str] = {}
+    groups: list[tuple[str, tuple[Any, ...]]] = [
+        ("pv_arrays", a.pv_arrays),
+        ("batteries", a.batteries),
+        ("ev_chargers", a.ev_chargers),
+        ("shiftable_loads", a.shiftable_loads),
+        ("curtailable_loads", a.curtailable_loads),
+        ("base_loads", a.base_loads),
+        ("pedf_buildings", a.pedf_buildings),
+    ]
+    for group, items in groups:
+        for i, asset in enumerate(items):
+            p = f"assets.{group}[{i}]"
+            if asset.name in seen:
+                yield f"{p}.name: {asset.name!r} is already used by {seen[asset.name]}"
+            seen[asset.name] = p
+            if asset.bus not in buses:
+                yield f"{p}.bus: unknown bus {asset.bus!r} (asset {asset.name})"
+    for i, pv in enumerate(a.pv_arrays):
+        yield from _pv_problems(pv, f"assets.pv_arrays[{i}]")
+    for i, b in enumerate(a.batteries):
+        yield from _battery_problems(b, f"assets.batteries[{i}]")
+    for i, c in enumerate(a.ev_chargers):
+        p = f"assets.ev_chargers[{i}]"
+        yield from _positive(f"{p}.p_max_kw", c.p_max_kw)
+        yield from _range(f"{p}.p_min_kw", c.p_min_kw, 0, c.p_max_kw)
+        yield from _range(f"{p}.eta", c.eta, 0, 1, True)
+    for i, s in enumerate(a.shiftable_loads):
+        p = f"assets.shiftable_loads[{i}]"
+        yield from _nonneg(f"{p}.e_kwh", s.e_kwh)
+        yield from _positive(f"{p}.p_max_kw", s.p_max_kw)
+        yield from _range(f"{p}.p_min_kw", s.p_min_kw, 0, s.p_max_kw)
+        if s.min_run_steps < 1:
+            yield f"{p}.min_run_steps: must be >= 1, got {s.min_run_steps}"
+    for i, c in enumerate(a.curtailable_loads):
+        yield from _curtailable_problems(c, f"assets.curtailable_loads[{i}]")
+    for i, bl in enumerate(a.base_loads):
+        p = f"assets.base_loads[{i}]"
+        yield from _nonneg(f"{p}.profile.scale", bl.profile.scale)
+        yield from _profile_problems(bl.profile.source, f"{p}.profile.source", "load")
+    for i, pe in enumerate(a.pedf_buildings):
+        p = f"assets.pedf_buildings[{i}]"
+        yield from _positive(f"{p}.converter_kw", pe.converter_kw)
+        yield from _range(f"{p}.converter_eta", pe.converter_eta, 0, 1, True)
+        yield from _pv_problems(pe.pv, f"{p}.pv")
+        yield from _battery_problems(pe.battery, f"{p}.battery")
+        yield from _profile_problems(
+            pe.base_load.profile.source, f"{p}.base_load.profile.source", "load"
+        )
+        if pe.flexible_load is not None:
+            yield from _curtailable_problems(pe.flexible_load, f"{p}.flexible_load")
+
+
+def _tariff_problems(t: m.Tariff, p: str) -> Iterable[str]:
+    if t.default_tier not in t.tiers_cny_per_kwh:
+        tiers = sorted(t.tiers_cny_per_kwh)
+        yield f"{p}default_tier: {t.default_tier!r} is not a tier; tiers are {tiers}"
+    for tier, price in t.tiers_cny_per_kwh.items():
+        yield from _nonneg(f"{p}tiers_cny_per_kwh.{tier}", price)
+    yield from _nonneg(f"{p}demand_charge_cny_per_kw_month", t.demand_charge_cny_per_kw_month)
+    months: dict[int, str] = {}
+    for i, s in enumerate(t.seasons):
+        for mo in s.months:
+            if not 1 <= mo <= 12:
+                yield f"{p}seasons[{i}].months: {mo} is not a month (1-12)"
+            elif mo in months:
+                yield f"{p}seasons[{i}].months: month {mo} is already in season {months[mo]!r}"
+            months[mo] = s.name
+        for dt, periods in s.schedules.items():
+            for j, per in enumerate(periods):
+                if per.tier not in t.tiers_cny_per_kwh:
+                    yield (
+                        f"{p}seasons[{i}].schedules.{dt.value}[{j}].tier: unknown tier "
+                        f"{per.tier!r}; tiers are {sorted(t.tiers_cny_per_kwh)}"
+                    )
+    missing = sorted(set(range(1, 13)) - set(months))
+    if missing:
+        yield f"{p}seasons: months {missing} belong to no season"
+
+
+def _carbon_problems(c: m.Carbon) -> Iterable[str]:
+    yield from _range("carbon.emission_factor.ef_kg_per_kwh", c.emission_factor.ef_kg_per_kwh, 0, 2)
+    h = c.emission_factor.hourly_ef_kg_per_kwh
+    if h is not None and len(h) != 24:
+        yield f"carbon.emission_factor.hourly_ef_kg_per_kwh: expected 24 values, got {len(h)}"
+    yield from _nonneg("carbon.carbon_price_cny_per_t", c.carbon_price_cny_per_t)
+
+
+def _network_problems(n: m.Network, buses: set[str]) -> Iterable[str]:
+    for i, t in enumerate(n.transformers):
+        for end in ("hv_bus", "lv_bus"):
+            if getattr(t, end) not in buses:
+                yield f"network.transformers[{i}].{end}: unknown bus {getattr(t, end)!r} ({t.name})"
+        yield from _positive(f"network.transformers[{i}].sn_kva", t.sn_kva)
+    for i, ln in enumerate(n.lines):
+        for end in ("from_bus", "to_bus"):
+            if getattr(ln, end) not in buses:
+                yield f"network.lines[{i}].{end}: unknown bus {getattr(ln, end)!r} ({ln.name})"
+        yield from _positive(f"network.lines[{i}].length_km", ln.length_km)
+    if n.v_min_pu >= n.v_max_pu:
+        yield f"network.v_min_pu: must be below v_max_pu ({n.v_max_pu:g}), got {n.v_min_pu:g}"
+
+
+def _session_problems(site: m.Site) -> Iterable[str]:
+    chargers = {c.name for c in site.assets.ev_chargers}
+    for i, s in enumerate(site.ev_sessions):
+        p = f"ev_sessions[{i}]"
+        if s.charger not in chargers:
+            yield f"{p}.charger: unknown charger {s.charger!r} (session {s.session_id})"
+        if s.departure <= s.arrival:
+            yield f"{p}.departure: must be after arrival ({s.arrival.isoformat()})"
+        yield from _nonneg(f"{p}.e_needed_kwh", s.e_needed_kwh)
+    for i, f in enumerate(site.ev_fleets):
+        p = f"ev_fleets[{i}]"
+        for c in f.chargers:
+            if c not in chargers:
+                yield f"{p}.chargers: unknown charger {c!r} (fleet {f.name})"
+        yield from _range(f"{p}.plug_in_prob", f.plug_in_prob, 0, 1)
+        yield from _range(f"{p}.arrival_mean_h", f.arrival_mean_h, 0, 24)
+        yield from _positive(f"{p}.dwell_mean_h", f.dwell_mean_h)
+        yield from _nonneg(f"{p}.e_mean_kwh", f.e_mean_kwh)
+
+
+def _dr_problems(events: tuple[m.DemandResponseEvent, ...]) -> Iterable[str]:
+    ids: set[str] = set()
+    for i, e in enumerate(events):
+        p = f"dr_events[{i}]"
+        if e.event_id in ids:
+            yield f"{p}.event_id: {e.event_id!r} is used twice"
+        ids.add(e.event_id)
+        if not e.windows:
+            yield f"{p}.windows: at least one response window is required"
+        for j, w in enumerate(e.windows):
+            if w.end <= w.start:
+                yield f"{p}.windows[{j}].end: must be after start ({w.start.isoformat()})"
+        yield from _nonneg(f"{p}.requested_kw", e.requested_kw)

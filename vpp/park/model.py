@@ -1,0 +1,554 @@
+"""The park and everything the controller reasons about, as frozen dataclasses.
+
+Sign convention (the one place it is written): **load convention**. A positive power is
+consumption or charging, a negative power is generation or discharging. The park's net power
+at the grid connection is positive when it imports and negative when it exports. This is the
+convention of pandapower's ``storage`` element and of FlexMeasures.
+
+Units are part of every name: ``p_kw``, ``e_kwh``, ``soc_frac`` (0-1), ``dt_h``,
+``price_cny_per_kwh``, ``ef_kg_per_kwh``. The core works in kW and kWh; MW appears only where
+pandapower is called. Time series are numpy arrays on a :class:`Horizon`.
+
+Nothing here does I/O; :mod:`vpp.park.config` builds these objects from YAML and validates them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+
+import numpy as np
+
+DEFAULT_TZ = "Asia/Shanghai"
+# The telemetry name of the park meter at the grid connection (import +, export -).
+PARK_METER = "park"
+
+
+# --------------------------------------------------------------------------------------------
+# Time
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Horizon:
+    """A regular grid of ``n`` intervals of length ``step`` starting at ``start`` (tz-aware).
+
+    Interval ``k`` covers ``[start + k*step, start + (k+1)*step)``. Powers on a horizon are
+    interval averages; energies (SOC) are on the ``n + 1`` boundaries.
+    """
+
+    start: datetime
+    step: timedelta = timedelta(minutes=15)
+    n: int = 96
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None:
+            raise ValueError("Horizon.start must be timezone-aware")
+        if self.step <= timedelta(0):
+            raise ValueError("Horizon.step must be positive")
+        if self.n < 1:
+            raise ValueError("Horizon.n must be at least 1")
+
+    @property
+    def dt_h(self) -> float:
+        """Interval length in hours."""
+        return self.step.total_seconds() / 3600.0
+
+    @property
+    def end(self) -> datetime:
+        return self.start + self.n * self.step
+
+    def times(self) -> list[datetime]:
+        """Start time of every interval (tz-aware)."""
+        return [self.start + k * self.step for k in range(self.n)]
+
+    def index_of(self, t: datetime) -> int:
+        """Index of the interval boundary at or after ``t`` (clipped to ``0..n``)."""
+        k = math.ceil((t - self.start) / self.step - 1e-9)
+        return int(min(max(k, 0), self.n))
+
+    def shifted(self, k: int) -> Horizon:
+        """The same grid moved by ``k`` intervals."""
+        return Horizon(self.start + k * self.step, self.step, self.n)
+
+
+# --------------------------------------------------------------------------------------------
+# Site and network
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Location:
+    latitude_deg: float
+    longitude_deg: float
+    altitude_m: float = 0.0
+    tz: str = DEFAULT_TZ
+
+
+@dataclass(frozen=True)
+class Bus:
+    """A node of the park's network. Buildings sit on 0.4 kV buses behind a transformer."""
+
+    name: str
+    vn_kv: float
+    kind: str = "building"  # "connection" | "mv" | "building"
+    building: str | None = None
+
+
+@dataclass(frozen=True)
+class GridConnection:
+    """The park's point of common coupling with the utility."""
+
+    bus: str
+    vn_kv: float
+    transformer_kva: float
+    import_max_kw: float
+    export_max_kw: float
+    power_factor_min: float = 0.95
+
+    @property
+    def transformer_p_max_kw(self) -> float:
+        """Active power the connection transformer carries at the minimum power factor."""
+        return self.transformer_kva * self.power_factor_min
+
+
+@dataclass(frozen=True)
+class Transformer:
+    name: str
+    hv_bus: str
+    lv_bus: str
+    sn_kva: float
+    std_type: str | None = None
+    vk_percent: float = 6.0
+    vkr_percent: float = 1.0
+
+
+@dataclass(frozen=True)
+class Line:
+    name: str
+    from_bus: str
+    to_bus: str
+    length_km: float
+    std_type: str
+    parallel: int = 1
+
+
+@dataclass(frozen=True)
+class Network:
+    """Park network beyond the buses: transformers and cables. Used by :mod:`vpp.grid.network`."""
+
+    transformers: tuple[Transformer, ...] = ()
+    lines: tuple[Line, ...] = ()
+    v_min_pu: float = 0.95
+    v_max_pu: float = 1.05
+    loading_max_percent: float = 100.0
+    pandapower_json: str | None = None
+    simbench_code: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Assets
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Profile:
+    """A reference to a measured profile shipped in a package, scaled to this asset.
+
+    ``source`` is ``"simbench:<column>"`` (e.g. ``simbench:G1-B`` for a commercial load,
+    ``simbench:PV3`` for the cloudiness of a PV plant). ``scale`` multiplies the normalised
+    profile (peak kW for loads).
+    """
+
+    source: str
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class PvArray:
+    name: str
+    bus: str
+    kwp: float
+    inverter_kw: float
+    tilt_deg: float = 20.0
+    azimuth_deg: float = 180.0
+    curtailable: bool = True
+    weather: str = "simbench:PV3"  # measured PV profile that supplies the cloudiness
+    losses_frac: float = 0.14
+    gamma_pdc_per_c: float = -0.0037
+
+
+@dataclass(frozen=True)
+class Battery:
+    name: str
+    bus: str
+    e_kwh: float
+    p_charge_max_kw: float
+    p_discharge_max_kw: float
+    eta_charge: float = 0.95
+    eta_discharge: float = 0.95
+    soc_min_frac: float = 0.1
+    soc_max_frac: float = 0.95
+    soc_init_frac: float = 0.5
+    degradation_cny_per_kwh: float = 0.05
+    # Value of energy left at the end of the horizon; None = mean import price x eta_discharge.
+    terminal_value_cny_per_kwh: float | None = None
+
+    @property
+    def e_min_kwh(self) -> float:
+        return self.soc_min_frac * self.e_kwh
+
+    @property
+    def e_max_kwh(self) -> float:
+        return self.soc_max_frac * self.e_kwh
+
+
+@dataclass(frozen=True)
+class EvCharger:
+    name: str
+    bus: str
+    p_max_kw: float
+    p_min_kw: float = 0.0  # minimum power while charging (0 = none)
+    v2g: bool = False
+    eta: float = 0.95  # grid to battery (and battery to grid for V2G)
+
+
+@dataclass(frozen=True)
+class EvSession:
+    """A car plugged into ``charger`` from ``arrival`` to ``departure``.
+
+    ``e_needed_kwh`` is the energy to deliver into the car's battery before departure.
+    ``target_e_kwh`` / ``target_time``: optional intermediate target (energy delivered by then).
+    ``e_delivered_kwh``: energy already delivered in this session (from telemetry).
+    """
+
+    session_id: str
+    charger: str
+    arrival: datetime
+    departure: datetime
+    e_needed_kwh: float
+    p_max_kw: float | None = None
+    e_delivered_kwh: float = 0.0
+    target_e_kwh: float | None = None
+    target_time: datetime | None = None
+    # V2G only: energy in the car at arrival above which it may be discharged.
+    e_dischargeable_kwh: float = 0.0
+
+    @property
+    def e_remaining_kwh(self) -> float:
+        return max(self.e_needed_kwh - self.e_delivered_kwh, 0.0)
+
+
+@dataclass(frozen=True)
+class EvFleet:
+    """How cars use a group of chargers, for generating sessions (demo, simulation).
+
+    Each day (workdays only when ``workdays_only``) each charger gets a session with
+    probability ``plug_in_prob``; arrival, dwell and energy are normal draws (clipped).
+    """
+
+    name: str
+    chargers: tuple[str, ...]
+    plug_in_prob: float = 0.8
+    arrival_mean_h: float = 8.5
+    arrival_sd_h: float = 0.75
+    dwell_mean_h: float = 8.5
+    dwell_sd_h: float = 1.5
+    e_mean_kwh: float = 20.0
+    e_sd_kwh: float = 7.0
+    workdays_only: bool = True
+
+
+@dataclass(frozen=True)
+class ShiftableLoad:
+    """A load that must consume ``e_kwh`` inside a daily window, at ``p_min_kw..p_max_kw``
+    while running, for at least ``min_run_steps`` intervals once started."""
+
+    name: str
+    bus: str
+    e_kwh: float
+    window_start: time
+    window_end: time
+    p_max_kw: float
+    p_min_kw: float = 0.0
+    min_run_steps: int = 1
+
+
+def window_start(spec: ShiftableLoad, t: datetime) -> datetime | None:
+    """Start of the occurrence of ``spec``'s daily window that contains local time ``t``."""
+    for day in (t.date() - timedelta(days=1), t.date()):
+        start = datetime.combine(day, spec.window_start, tzinfo=t.tzinfo)
+        wraps = spec.window_end <= spec.window_start
+        end_day = day + timedelta(days=1) if wraps else day
+        end = datetime.combine(end_day, spec.window_end, tzinfo=t.tzinfo)
+        if start <= t < end:
+            return start
+    return None
+
+
+@dataclass(frozen=True)
+class CurtailableLoad:
+    """A load that follows its baseline profile unless curtailed (HVAC, cold storage).
+
+    Up to ``curtail_max_frac`` of the baseline may be shed, at ``cost_cny_per_kwh`` not served.
+    """
+
+    name: str
+    bus: str
+    baseline: Profile
+    curtail_max_frac: float = 0.3
+    cost_cny_per_kwh: float = 0.8
+
+
+@dataclass(frozen=True)
+class BaseLoad:
+    """An inflexible load (a building's base consumption)."""
+
+    name: str
+    bus: str
+    profile: Profile
+
+
+@dataclass(frozen=True)
+class PedfBuilding:
+    """PV-storage-DC-flexible building: PV, battery, flexible and base load behind one AC/DC
+    interface converter limited to ``converter_kw``. The dispatch sets its grid exchange."""
+
+    name: str
+    bus: str
+    converter_kw: float
+    pv: PvArray
+    battery: Battery
+    base_load: BaseLoad
+    flexible_load: CurtailableLoad | None = None
+    converter_eta: float = 0.97
+
+
+@dataclass(frozen=True)
+class Assets:
+    pv_arrays: tuple[PvArray, ...] = ()
+    batteries: tuple[Battery, ...] = ()
+    ev_chargers: tuple[EvCharger, ...] = ()
+    shiftable_loads: tuple[ShiftableLoad, ...] = ()
+    curtailable_loads: tuple[CurtailableLoad, ...] = ()
+    base_loads: tuple[BaseLoad, ...] = ()
+    pedf_buildings: tuple[PedfBuilding, ...] = ()
+
+    def names(self) -> list[str]:
+        out: list[str] = []
+        for group in (
+            self.pv_arrays,
+            self.batteries,
+            self.ev_chargers,
+            self.shiftable_loads,
+            self.curtailable_loads,
+            self.base_loads,
+            self.pedf_buildings,
+        ):
+            out.extend(a.name for a in group)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Tariffs and carbon
+# --------------------------------------------------------------------------------------------
+class DayType(StrEnum):
+    WORKDAY = "workday"
+    WEEKEND = "weekend"
+    HOLIDAY = "holiday"
+
+
+@dataclass(frozen=True)
+class TariffPeriod:
+    """``tier`` applies from ``start`` (inclusive) to ``end`` (exclusive); ``end`` 00:00 = 24:00."""
+
+    start: time
+    end: time
+    tier: str
+
+
+@dataclass(frozen=True)
+class TariffSeason:
+    """A season: the months it covers and a daily schedule per day type.
+
+    ``schedules`` maps a :class:`DayType` to its periods; a day type without an entry uses the
+    workday schedule. Periods not covered by any entry fall back to the tariff's default tier.
+    """
+
+    name: str
+    months: tuple[int, ...]
+    schedules: dict[DayType, tuple[TariffPeriod, ...]]
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """Time-of-use energy prices, an export price and a monthly demand charge, as data."""
+
+    name: str
+    tiers_cny_per_kwh: dict[str, float]
+    seasons: tuple[TariffSeason, ...]
+    default_tier: str
+    export_cny_per_kwh: float = 0.0
+    demand_charge_cny_per_kw_month: float = 0.0
+    weekend_as: DayType = DayType.WORKDAY  # most Chinese C&I TOU tariffs ignore weekends
+    source: str = ""
+    valid_from: date | None = None
+
+
+@dataclass(frozen=True)
+class EmissionFactor:
+    """Location-based grid CO2 factor: a dated annual value and an optional hourly series."""
+
+    ef_kg_per_kwh: float
+    year: int
+    region: str
+    source: str
+    hourly_ef_kg_per_kwh: tuple[float, ...] | None = None  # 24 values, hour of day (local)
+
+
+@dataclass(frozen=True)
+class EnergyFactors:
+    """Standard coal conversion (GB/T 2589) by the two methods; report both."""
+
+    equivalent_kgce_per_kwh: float = 0.1229
+    equal_value_kgce_per_kwh: float = 0.30
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Carbon:
+    emission_factor: EmissionFactor
+    energy_factors: EnergyFactors = field(default_factory=EnergyFactors)
+    carbon_price_cny_per_t: float = 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Demand response
+# --------------------------------------------------------------------------------------------
+class DrDirection(StrEnum):
+    PEAK_SHAVING = "peak_shaving"  # reduce import
+    VALLEY_FILLING = "valley_filling"  # raise import
+
+
+class DrCallClass(StrEnum):
+    DAY_AHEAD = "day_ahead"
+    INTRADAY = "intraday"
+    HOUR_LEVEL = "hour_level"
+    MINUTE_LEVEL = "minute_level"
+
+
+class DrContractType(StrEnum):
+    PRE_AGREED = "pre_agreed"
+    INVITATION = "invitation"
+
+
+class DrStatus(StrEnum):
+    ANNOUNCED = "announced"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class DrWindow:
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class DemandResponseEvent:
+    """A DR call (fields after GB/T 32672 / DL/T 1867 practice, see shared/DOMAIN.md).
+
+    The dispatch honours a confirmed event either as an absolute import cap
+    (``import_cap_kw``) or as a change of ``cleared_kw`` (or ``requested_kw``) against the
+    baseline, in the direction given.
+    """
+
+    event_id: str
+    direction: DrDirection
+    windows: tuple[DrWindow, ...]
+    requested_kw: float
+    issuer: str = ""
+    call_class: DrCallClass = DrCallClass.DAY_AHEAD
+    contract_type: DrContractType = DrContractType.INVITATION
+    announce_time: datetime | None = None
+    confirm_deadline: datetime | None = None
+    cleared_kw: float | None = None
+    import_cap_kw: float | None = None
+    price_cap_cny_per_mwh: float | None = None
+    price_floor_cny_per_mwh: float | None = None
+    subsidy_cny_per_kwh: float | None = None
+    subsidy_cny_per_kw: float | None = None
+    baseline_method: str = "gbt37016_5of10"
+    effective_band_frac: tuple[float, float] = (0.8, 1.2)
+    min_duration: timedelta = timedelta(hours=1)
+    status: DrStatus = DrStatus.ANNOUNCED
+
+    @property
+    def target_kw(self) -> float:
+        return self.cleared_kw if self.cleared_kw is not None else self.requested_kw
+
+
+# --------------------------------------------------------------------------------------------
+# Penalties and the site
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Penalties:
+    """Cost of relaxing a constraint, per kWh of violation (per kW over one interval).
+
+    They must exceed any benefit a violation could buy (energy price, demand charge / dt), so
+    that a constraint is relaxed only when it cannot be met. Their order sets what gives way
+    first when the world leaves no feasible choice: EV energy before DR, DR before SOC bounds,
+    SOC bounds before network and connection limits.
+    """
+
+    ev_energy_cny_per_kwh: float = 2_000.0
+    shiftable_energy_cny_per_kwh: float = 2_000.0
+    dr_cny_per_kwh: float = 5_000.0
+    soc_bounds_cny_per_kwh: float = 10_000.0
+    pedf_converter_cny_per_kwh: float = 20_000.0
+    connection_cny_per_kwh: float = 20_000.0
+    network_cny_per_kwh: float = 20_000.0
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    horizon_steps: int = 96
+    step_minutes: int = 15
+    solver: str = "HIGHS"
+    fallback_solver: str = "CLARABEL"
+    time_limit_s: float = 30.0
+    mip_rel_gap: float = 1e-4
+    # Headroom against forecast error: 0 plans on P50, 1 keeps the full P90-P50 margin.
+    risk_frac: float = 0.0
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    location: Location
+    connection: GridConnection
+    buses: tuple[Bus, ...]
+    assets: Assets
+    tariff: Tariff
+    carbon: Carbon
+    network: Network = field(default_factory=Network)
+    penalties: Penalties = field(default_factory=Penalties)
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    value_added_10k_cny_per_year: float | None = None
+    dr_events: tuple[DemandResponseEvent, ...] = ()
+    ev_sessions: tuple[EvSession, ...] = ()
+    # Seeded generators of EV sessions for the demo and the simulated park (vpp.park.sessions).
+    ev_fleets: tuple[EvFleet, ...] = ()
+    source_file: str = ""
+
+    def bus_names(self) -> list[str]:
+        return [b.name for b in self.buses]
+
+
+def as_array(values: object, n: int, name: str) -> np.ndarray:
+    """A float array of length ``n`` from a scalar or a sequence; names the field on error."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 0:
+        return np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"{name}: expected {n} values, got shape {arr.shape}")
+    return arr

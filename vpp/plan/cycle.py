@@ -1,0 +1,230 @@
+"""One control interval: state -> forecast -> prepare -> dispatch -> validate -> publish.
+
+The same function runs in the service (a real clock, the plant driver), in ``vpp dispatch``
+(one interval, nothing published) and in the offline simulation (a simulated clock and the
+simulated park). The parts are injected behind small interfaces, so each can be replaced by a
+test double or a field adapter.
+
+Fallbacks when the optimiser fails: the last valid plan shifted to now, then the rule-based
+controller. Whatever plan is used, :func:`controllers.safety.clamp` bounds every setpoint and
+:func:`controllers.invariants.check` records any broken invariant.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+
+from controllers import invariants, safety
+from controllers.baselines import RuleController
+from controllers.problem import Controller, DispatchProblem, DispatchResult
+from vpp.park.model import DemandResponseEvent, Horizon, Site
+from vpp.park.state import Forecasts, PlantState
+from vpp.plan import prepare
+
+log = logging.getLogger(__name__)
+
+
+class PlantDriver(Protocol):
+    """The park's devices, simulated or real (OCPP, Modbus/SunSpec adapters implement this)."""
+
+    def read_state(self, at: datetime) -> PlantState: ...
+
+    def apply(self, at: datetime, setpoints_kw: dict[str, float]) -> None: ...
+
+
+class Forecaster(Protocol):
+    def forecast(self, site: Site, horizon: Horizon, state: PlantState) -> Forecasts: ...
+
+
+# Wraps controller.dispatch, e.g. with AC power-flow validation and correction (vpp.grid.network).
+DispatchFn = Callable[[Controller, DispatchProblem], tuple[DispatchResult, object | None]]
+
+
+def plain_dispatch(controller: Controller, problem: DispatchProblem) -> tuple[DispatchResult, None]:
+    return controller.dispatch(problem), None
+
+
+@dataclass
+class CycleReport:
+    at: datetime
+    horizon: Horizon
+    problem: DispatchProblem
+    result: DispatchResult
+    setpoints_kw: dict[str, float]
+    clamps: list[safety.Clamp]
+    violations: list[str]
+    controller: str
+    fallback: str | None = None  # None | "last_plan" | "rule"
+    errors: list[str] = field(default_factory=list)
+    grid: object | None = None  # the network report when a validator ran
+    timings_s: dict[str, float] = field(default_factory=dict)
+    forecasts: Forecasts | None = None  # what the problem was built from
+
+
+def shift_plan(plan: DispatchResult, horizon: Horizon) -> DispatchResult | None:
+    """The last plan moved to start at ``horizon.start`` (its tail held), or None if too old."""
+    k = round((horizon.start - plan.horizon.start) / plan.horizon.step)
+    if k < 0 or k >= plan.horizon.n or plan.horizon.step != horizon.step:
+        return None
+
+    def mv(a: np.ndarray) -> np.ndarray:
+        tail = np.repeat(a[-1:], k) if k else a[:0]
+        return np.concatenate([a[k:], tail])[: horizon.n]
+
+    assets = {
+        name: replace(s, p_kw=mv(s.p_kw), e_kwh=None if s.e_kwh is None else mv(s.e_kwh[:-1]))
+        for name, s in plan.assets.items()
+    }
+    return replace(
+        plan,
+        horizon=horizon,
+        p_net_kw=mv(plan.p_net_kw),
+        assets=assets,
+        bus_p_kw={b: mv(v) for b, v in plan.bus_p_kw.items()},
+        status="shifted",
+        messages=[*plan.messages, f"last plan shifted by {k} intervals"],
+    )
+
+
+def run_cycle(
+    site: Site,
+    at: datetime,
+    driver: PlantDriver,
+    forecaster: Forecaster,
+    controller: Controller,
+    dr_events: Iterable[DemandResponseEvent] = (),
+    last_plan: DispatchResult | None = None,
+    dispatch_fn: DispatchFn = plain_dispatch,
+    publish: bool = True,
+    dr_baseline_kw: np.ndarray | None = None,
+) -> CycleReport:
+    """Run one interval at ``at``; publish the first interval's setpoints to ``driver``."""
+    t0 = time.perf_counter()
+    state = driver.read_state(at)
+    state_s = time.perf_counter() - t0
+    rep = plan_cycle(
+        site, at, state, forecaster, controller, dr_events, last_plan, dispatch_fn, dr_baseline_kw
+    )
+    t0 = time.perf_counter()
+    if publish:
+        driver.apply(at, rep.setpoints_kw)
+    rep.timings_s = {"state_s": state_s, **rep.timings_s, "publish_s": time.perf_counter() - t0}
+    rep.timings_s["total_s"] = sum(v for k, v in rep.timings_s.items() if k != "total_s")
+    return rep
+
+
+def plan_cycle(
+    site: Site,
+    at: datetime,
+    state: PlantState,
+    forecaster: Forecaster,
+    controller: Controller,
+    dr_events: Iterable[DemandResponseEvent] = (),
+    last_plan: DispatchResult | None = None,
+    dispatch_fn: DispatchFn = plain_dispatch,
+    dr_baseline_kw: np.ndarray | None = None,
+) -> CycleReport:
+    """The computation of one interval from a measured ``state``: forecast, prepare,
+    dispatch (with the fallbacks), invariants and the safety clamp. No I/O: the service runs
+    it in a worker process."""
+    t: dict[str, float] = {}
+    problem, forecasts = _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t)
+    t0 = time.perf_counter()
+    result, grid, used, fallback, errors = _dispatch(controller, problem, last_plan, dispatch_fn)
+    t["dispatch_s"] = time.perf_counter() - t0
+    return _finish(at, state, problem, forecasts, result, grid, used, fallback, errors, t)
+
+
+def fallback_cycle(
+    site: Site,
+    at: datetime,
+    state: PlantState,
+    forecaster: Forecaster,
+    error: str,
+    dr_events: Iterable[DemandResponseEvent] = (),
+    last_plan: DispatchResult | None = None,
+    dr_baseline_kw: np.ndarray | None = None,
+) -> CycleReport:
+    """The interval without the optimiser (its process died or overran, ``error`` says
+    how): the last plan shifted to now, else the rule-based controller."""
+    t: dict[str, float] = {}
+    problem, forecasts = _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t)
+    t0 = time.perf_counter()
+    result, used, fallback = fallback_plan(problem, last_plan)
+    t["dispatch_s"] = time.perf_counter() - t0
+    return _finish(at, state, problem, forecasts, result, None, used, fallback, [error], t)
+
+
+def _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t):
+    horizon = prepare.horizon_for(site, at)
+    t0 = time.perf_counter()
+    forecasts = forecaster.forecast(site, horizon, state)
+    t["forecast_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    problem = prepare.build_problem(site, horizon, state, forecasts, dr_events, dr_baseline_kw)
+    t["prepare_s"] = time.perf_counter() - t0
+    return problem, forecasts
+
+
+def _finish(at, state, problem, forecasts, result, grid, used, fallback, errors, t):
+    t0 = time.perf_counter()
+    violations = invariants.check(problem, result) if result.status != "shifted" else []
+    for v in violations:
+        log.warning("invariant broken by %s: %s", used, v)
+    setpoints, clamps = safety.clamp(problem, result.setpoints_kw(0), 0, state.stale_assets)
+    t["validate_s"] = time.perf_counter() - t0
+    t["total_s"] = sum(t.values())
+    return CycleReport(
+        at,
+        problem.horizon,
+        problem,
+        result,
+        setpoints,
+        clamps,
+        violations,
+        used,
+        fallback,
+        errors,
+        grid,
+        t,
+        forecasts,
+    )
+
+
+def _dispatch(
+    controller: Controller,
+    problem: DispatchProblem,
+    last_plan: DispatchResult | None,
+    dispatch_fn: DispatchFn,
+) -> tuple[DispatchResult, object | None, str, str | None, list[str]]:
+    errors: list[str] = []
+    try:
+        result, grid = dispatch_fn(controller, problem)
+        if result.ok:
+            return result, grid, controller.name, None, errors
+        errors.append(f"{controller.name}: status {result.status}")
+    except Exception as exc:
+        log.exception("dispatch by %s failed", controller.name)
+        errors.append(f"{controller.name}: {type(exc).__name__}: {exc}")
+    result, used, fallback = fallback_plan(problem, last_plan)
+    return result, None, used, fallback, errors
+
+
+def fallback_plan(
+    problem: DispatchProblem, last_plan: DispatchResult | None
+) -> tuple[DispatchResult, str, str]:
+    """The last valid plan shifted to the problem's horizon, else the rule-based
+    controller's: ``(result, controller name, "last_plan" | "rule")``."""
+    if last_plan is not None:
+        shifted = shift_plan(last_plan, problem.horizon)
+        if shifted is not None:
+            return shifted, last_plan.controller, "last_plan"
+    rule = RuleController()
+    return rule.dispatch(problem), rule.name, "rule"

@@ -1,0 +1,374 @@
+"""Prepare: park + state + forecasts + DR events -> :class:`controllers.problem.DispatchProblem`.
+
+Pure computation. Timestamps become step indices here, once; the controllers see arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from controllers.problem import (
+    BaseLoadInput,
+    BatteryInput,
+    CurtailableInput,
+    DispatchProblem,
+    EvChargerInput,
+    EvSessionInput,
+    NetworkConstraint,
+    PedfInput,
+    PvInput,
+    ShiftableInput,
+    ShiftableWindow,
+)
+from vpp.park import tariff as tariffs
+from vpp.park.carbon_factors import emission_factor_kg_per_kwh
+from vpp.park.model import (
+    Battery,
+    DemandResponseEvent,
+    DrDirection,
+    DrStatus,
+    EvCharger,
+    EvSession,
+    Horizon,
+    ShiftableLoad,
+    Site,
+)
+from vpp.park.state import Forecasts, PlantState, ShiftableState
+
+DR_ACTIVE = (DrStatus.CONFIRMED, DrStatus.ACTIVE)
+
+
+class PrepareError(ValueError):
+    """The inputs do not fit the park (a forecast missing for an asset, a wrong length)."""
+
+
+def horizon_for(site: Site, at: datetime) -> Horizon:
+    """The dispatch horizon starting at the interval boundary at or before ``at``."""
+    step = timedelta(minutes=site.dispatch.step_minutes)
+    local = at.astimezone(ZoneInfo(site.location.tz))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    k = math.floor((local - midnight) / step)
+    return Horizon(midnight + k * step, step, site.dispatch.horizon_steps)
+
+
+def build_problem(
+    site: Site,
+    horizon: Horizon,
+    state: PlantState,
+    forecasts: Forecasts,
+    dr_events: Iterable[DemandResponseEvent] = (),
+    dr_baseline_kw: np.ndarray | None = None,
+    network: tuple[NetworkConstraint, ...] = (),
+    bus_import_max_kw: dict[str, float] | None = None,
+) -> DispatchProblem:
+    """Everything a controller needs for one solve.
+
+    ``dr_baseline_kw``: the park's import without DR over the horizon (GB/T 37016-style, from
+    history); when absent, the forecast of the park's net load without storage or
+    flexibility is used.
+    """
+    n = horizon.n
+    fc = _ForecastReader(forecasts, n)
+    price = tariffs.import_price_cny_per_kwh(site.tariff, horizon)
+    terminal = float(price.mean())
+    a = site.assets
+    pv = tuple(PvInput(p, fc.get(p.name)) for p in a.pv_arrays)
+    batteries = tuple(
+        BatteryInput(b, _e_init(b, state), _terminal(b, terminal)) for b in a.batteries
+    )
+    evs = _ev_inputs(a.ev_chargers, state.ev_sessions, horizon)
+    shift = tuple(_shiftable(s, state.shiftable.get(s.name), horizon) for s in a.shiftable_loads)
+    curt = tuple(CurtailableInput(c, fc.get(c.name)) for c in a.curtailable_loads)
+    base = tuple(BaseLoadInput(b.name, b.bus, fc.get(b.name)) for b in a.base_loads)
+    pedfs = tuple(
+        PedfInput(
+            spec=p,
+            pv_available_kw=fc.get(p.pv.name),
+            base_kw=fc.get(p.base_load.name),
+            flex_baseline_kw=fc.get(p.flexible_load.name) if p.flexible_load else np.zeros(n),
+            e_init_kwh=_e_init(p.battery, state),
+            terminal_value_cny_per_kwh=_terminal(p.battery, terminal),
+        )
+        for p in a.pedf_buildings
+    )
+    net_p50 = _uncontrolled_net_kw(site, fc, forecasts.p50, n)
+    spread = _net_spread_kw(site, forecasts, n)
+    headroom = site.dispatch.risk_frac * spread
+    conn = site.connection
+    import_max = np.full(n, min(conn.import_max_kw, conn.transformer_p_max_kw)) - headroom
+    export_max = np.full(n, min(conn.export_max_kw, conn.transformer_p_max_kw))
+    baseline = dr_baseline_kw if dr_baseline_kw is not None else net_p50
+    # DR: a window in progress runs on a margin for the error of the park's total (the
+    # diversified spread); a window still ahead is planned with the whole headroom as well,
+    # so that the energy a response under the P90 load needs is there when the window opens.
+    dr_margin = site.dispatch.risk_frac * _net_spread_kw(site, forecasts, n, diversified=True)
+    dr_max, dr_min = dr_limits(dr_events, horizon, baseline, dr_margin, headroom)
+    buses = tuple(site.bus_names())
+    bus_max = np.full(len(buses), np.inf)
+    for bus, lim in (bus_import_max_kw or {}).items():
+        bus_max[buses.index(bus)] = lim
+    return DispatchProblem(
+        horizon=horizon,
+        buses=buses,
+        price_import_cny_per_kwh=price,
+        price_export_cny_per_kwh=tariffs.export_price_cny_per_kwh(site.tariff, horizon),
+        import_max_kw=import_max,
+        export_max_kw=export_max,
+        pv=pv,
+        batteries=batteries,
+        ev_chargers=evs,
+        shiftables=shift,
+        curtailables=curt,
+        base_loads=base,
+        pedfs=pedfs,
+        ef_kg_per_kwh=emission_factor_kg_per_kwh(site.carbon, horizon),
+        carbon_price_cny_per_kg=site.carbon.carbon_price_cny_per_t / 1000.0,
+        demand_charge_cny_per_kw=tariffs.demand_charge_for_horizon(site.tariff),
+        month_peak_import_kw=state.month_peak_import_kw,
+        peak_margin_kw=headroom,
+        dr_import_max_kw=dr_max,
+        dr_import_min_kw=dr_min,
+        bus_import_max_kw=bus_max,
+        network=network,
+        penalties=site.penalties,
+        time_limit_s=site.dispatch.time_limit_s,
+        mip_rel_gap=site.dispatch.mip_rel_gap,
+    )
+
+
+class _ForecastReader:
+    def __init__(self, forecasts: Forecasts, n: int):
+        self.f, self.n = forecasts, n
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self.f.p50:
+            raise PrepareError(f"no forecast for asset {name!r}")
+        arr = np.asarray(self.f.p50[name], dtype=float)
+        if arr.shape != (self.n,):
+            raise PrepareError(f"forecast for {name!r}: expected {self.n} values, got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise PrepareError(f"forecast for {name!r}: contains NaN or infinite values")
+        return np.maximum(arr, 0.0)
+
+
+def _e_init(b: Battery, state: PlantState) -> float:
+    return float(state.battery_e_kwh.get(b.name, b.soc_init_frac * b.e_kwh))
+
+
+def _terminal(b: Battery, mean_price: float) -> float:
+    """Value of a kWh left in the battery at the horizon's end: what it saves when discharged
+    later at the horizon's mean import price. Lower (the cheapest price) and a rolling horizon
+    empties every battery each day; higher and it never discharges."""
+    if b.terminal_value_cny_per_kwh is not None:
+        return b.terminal_value_cny_per_kwh
+    return mean_price * b.eta_discharge
+
+
+def _uncontrolled_net_kw(site: Site, fc: _ForecastReader, p50: dict, n: int) -> np.ndarray:
+    """Forecast park import with storage idle, no curtailment and no EVs."""
+    a = site.assets
+    net = np.zeros(n)
+    for b in a.base_loads:
+        net += fc.get(b.name)
+    for c in a.curtailable_loads:
+        net += fc.get(c.name)
+    for p in a.pv_arrays:
+        net -= fc.get(p.name)
+    for pe in a.pedf_buildings:
+        net += fc.get(pe.base_load.name) - fc.get(pe.pv.name)
+        if pe.flexible_load:
+            net += fc.get(pe.flexible_load.name)
+    return net
+
+
+def _net_spread_kw(
+    site: Site, forecasts: Forecasts, n: int, diversified: bool = False
+) -> np.ndarray:
+    """P90 - P50 of the park's net load. Zero without quantiles.
+
+    ``diversified=False``: the per-asset spreads summed, a conservative bound that ignores the
+    diversity between assets (for the connection and the month's peak, limits of every
+    interval). ``diversified=True``: the loads' spreads combined as independent errors (root
+    sum of squares), the PV arrays' summed (one weather moves them together), the two in
+    quadrature: the error of the park's total that a DR settlement sees.
+    """
+    if not forecasts.p90 and not forecasts.p10:
+        return np.zeros(n)
+    a = site.assets
+    loads = [b.name for b in a.base_loads] + [c.name for c in a.curtailable_loads]
+    loads += [p.base_load.name for p in a.pedf_buildings]
+    gens = [p.name for p in a.pv_arrays] + [p.pv.name for p in a.pedf_buildings]
+    load_up = [
+        np.maximum(np.asarray(forecasts.p90[x]) - forecasts.p50[x], 0)
+        for x in loads
+        if x in forecasts.p90
+    ]
+    pv_down = [
+        np.maximum(forecasts.p50[x] - np.asarray(forecasts.p10[x]), 0)
+        for x in gens
+        if x in forecasts.p10
+    ]
+    pv = np.sum(pv_down, axis=0) if pv_down else np.zeros(n)
+    if not diversified:
+        return (np.sum(load_up, axis=0) if load_up else np.zeros(n)) + pv
+    load = np.sqrt(np.sum(np.square(load_up), axis=0)) if load_up else np.zeros(n)
+    return np.hypot(load, pv)
+
+
+def _ev_inputs(
+    chargers: tuple[EvCharger, ...], sessions: tuple[EvSession, ...], horizon: Horizon
+) -> tuple[EvChargerInput, ...]:
+    by_charger: dict[str, list[EvSessionInput]] = {c.name: [] for c in chargers}
+    spec = {c.name: c for c in chargers}
+    for s in sessions:
+        if s.charger not in spec or s.departure <= horizon.start or s.arrival >= horizon.end:
+            continue
+        c = spec[s.charger]
+        p_max = min(c.p_max_kw, s.p_max_kw) if s.p_max_kw else c.p_max_kw
+        a_k, d_k = horizon.index_of(s.arrival), horizon.index_of(s.departure)
+        if d_k <= a_k:
+            continue
+        need = s.e_remaining_kwh
+        after = s.departure > horizon.end
+        if after:
+            # Energy that cannot be delivered after the horizon must be delivered within it.
+            later_h = (s.departure - horizon.end).total_seconds() / 3600.0
+            need = max(0.0, need - p_max * c.eta * later_h)
+        elif 1e-6 < need < c.p_min_kw * c.eta * horizon.dt_h:
+            # Less than one interval at the minimum power is left: plan that interval (the car
+            # stops when full). A plan for the few kW the rest needs would go out below the
+            # minimum power, where the safety layer sends 0, and the car would leave short.
+            need = min(c.p_min_kw, p_max) * c.eta * horizon.dt_h
+        t_k, t_e = None, 0.0
+        has_target = s.target_e_kwh is not None and s.target_time is not None
+        if has_target and horizon.start < s.target_time <= horizon.end:
+            t_k = horizon.index_of(s.target_time)
+            t_e = max(0.0, s.target_e_kwh - s.e_delivered_kwh)
+        by_charger[s.charger].append(
+            EvSessionInput(
+                session_id=s.session_id,
+                arrival_k=a_k,
+                departure_k=d_k,
+                e_needed_kwh=need,
+                p_max_kw=p_max,
+                target_k=t_k,
+                target_e_kwh=t_e,
+                e_dischargeable_kwh=s.e_dischargeable_kwh if c.v2g else 0.0,
+                departs_after_horizon=after,
+            )
+        )
+    return tuple(
+        EvChargerInput(c, tuple(sorted(by_charger[c.name], key=lambda x: x.arrival_k)))
+        for c in chargers
+    )
+
+
+def _window_occurrences(s: ShiftableLoad, horizon: Horizon) -> list[tuple[datetime, datetime]]:
+    tz = horizon.start.tzinfo
+    day = horizon.start.date() - timedelta(days=1)
+    out = []
+    while True:
+        start = datetime.combine(day, s.window_start, tzinfo=tz)
+        end_day = day if s.window_end > s.window_start else day + timedelta(days=1)
+        end = datetime.combine(end_day, s.window_end, tzinfo=tz)
+        if s.window_end == time(0) and s.window_start != time(0):
+            end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+        if start >= horizon.end:
+            return out
+        if end > horizon.start:
+            out.append((start, end))
+        day += timedelta(days=1)
+
+
+def _shiftable(s: ShiftableLoad, st: ShiftableState | None, horizon: Horizon) -> ShiftableInput:
+    st = st or ShiftableState()
+    windows = []
+    for start, end in _window_occurrences(s, horizon):
+        e = s.e_kwh
+        if start < horizon.start:
+            e = max(0.0, e - st.e_done_kwh)
+        if end > horizon.end:
+            later_h = (end - horizon.end).total_seconds() / 3600.0
+            e = max(0.0, e - s.p_max_kw * later_h)
+        windows.append(ShiftableWindow(horizon.index_of(start), horizon.index_of(end), e))
+    return ShiftableInput(s, tuple(windows), st.running_steps)
+
+
+def dr_limits(
+    events: Iterable[DemandResponseEvent],
+    horizon: Horizon,
+    baseline_kw: np.ndarray,
+    margin_kw: np.ndarray | float = 0.0,
+    reserve_kw: np.ndarray | float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Import cap and floor per interval from the confirmed DR events.
+
+    A DR response is settled on the energy between the baseline and the metered import
+    (:mod:`vpp.accounting.dr_baseline`) and is *effective* only inside the event's band (80-120 % of
+    the request by default): short is a failed response, far over is not paid and costs the
+    park what it gave up. So the import is held in a corridor, per interval:
+
+    * peak shaving of ``T`` kW against the baseline ``B``: import <= B - T - m (delivery at
+      least the request when the realised import strays up to ``m`` above the plan) and
+      import >= B - hi * T + m (at most ``hi`` x the request, ``hi`` the band's top);
+    * peak shaving to an absolute ``import_cap_kw``: import <= cap - m, and the same floor
+      with the request ``B - cap`` (no floor where the baseline is already under the cap);
+    * valley filling: import >= B + T + m and import <= B + hi * T - m.
+
+    ``m`` is ``margin_kw`` (the forecast error of the park's net load), clipped to half the
+    band above 100 % so that the corridor never closes: at the clip it pins the import at
+    the band's middle (110 % for 80-120 %). ``reserve_kw`` moves the request side further
+    (the cap of peak shaving down, the floor of valley filling up), unclipped, in the windows
+    that have not begun at the horizon's start: the plan holds the energy for a response
+    under a worse forecast, and where the reserve crosses the over-delivery limit that limit
+    gives way. Once a window has begun the reserve is dropped: a plan short of energy would
+    otherwise fall short now, in the interval it applies, to meet a reserve later. Outside
+    every window the limits are +inf / -inf.
+    """
+    n = horizon.n
+    req_max, over_min = np.full(n, np.inf), np.full(n, -np.inf)  # peak shaving
+    req_min, over_max = np.full(n, -np.inf), np.full(n, np.inf)  # valley filling
+    base = np.asarray(baseline_kw, dtype=float)
+    margin = np.broadcast_to(np.maximum(np.asarray(margin_kw, dtype=float), 0.0), (n,))
+    reserve = np.broadcast_to(np.maximum(np.asarray(reserve_kw, dtype=float), 0.0), (n,))
+    times = horizon.times()
+    for e in events:
+        if e.status not in DR_ACTIVE:
+            continue
+        hi = max(e.effective_band_frac[1], 1.0)
+        for w in e.windows:
+            mask = np.array([w.start <= t < w.end for t in times])
+            if not mask.any():
+                continue
+            rsv = reserve if w.start > horizon.start else np.zeros(n)
+            if e.direction is DrDirection.PEAK_SHAVING:
+                if e.import_cap_kw is not None:
+                    # The request is what the cap takes off the baseline, unless cleared
+                    # (as vpp.accounting.dr_baseline.delivery settles it).
+                    ask = np.maximum(base - e.import_cap_kw, 0.0)
+                    if e.cleared_kw is not None:
+                        ask = np.where(ask > 0, e.cleared_kw, 0.0)
+                    m = np.minimum(margin, (hi - 1.0) / 2.0 * ask)
+                    top = np.full(n, e.import_cap_kw) - m - rsv
+                    low = np.where(ask > 0, base - hi * ask + m, -np.inf)
+                else:
+                    m = np.minimum(margin, (hi - 1.0) / 2.0 * e.target_kw)
+                    top = base - e.target_kw - m - rsv
+                    low = base - hi * e.target_kw + m
+                req_max = np.where(mask, np.minimum(req_max, top), req_max)
+                over_min = np.where(mask, np.maximum(over_min, low), over_min)
+            else:
+                m = np.minimum(margin, (hi - 1.0) / 2.0 * e.target_kw)
+                low = base + e.target_kw + m + rsv
+                req_min = np.where(mask, np.maximum(req_min, low), req_min)
+                top = base + hi * e.target_kw - m
+                over_max = np.where(mask, np.minimum(over_max, top), over_max)
+    # Where overlapping events disagree, the request wins over the over-delivery limit.
+    dr_max = np.minimum(req_max, np.maximum(over_max, req_min))
+    dr_min = np.maximum(req_min, np.minimum(over_min, req_max))
+    return dr_max, dr_min

@@ -1,0 +1,607 @@
+"""The runtime of ``vpp run``: holds the park, the plant driver, the planner and the last
+plan; runs cycles one at a time (read the plant, plan, store in one transaction, publish);
+asks for a re-solve when a DR event changes or telemetry strays from the plan; settles DR
+events on the stored meter data once their window is over.
+
+The API (:mod:`api`) and the scheduler (:mod:`vpp.runtime.scheduler`) talk to one :class:`Runtime`.
+Everything it uses is injected: settings, database engine, driver, the planner (in ``vpp
+run`` a worker process, :class:`vpp.runtime.planner_process.ProcessPlanner`) or the forecaster,
+controller and dispatch function it plans with in this process, and the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from sqlalchemy import Engine
+
+from controllers.problem import Controller, DispatchProblem, DispatchResult
+from vpp.accounting import dr_baseline
+from vpp.park.calendar import is_workday
+from vpp.park.model import PARK_METER, DemandResponseEvent, DrStatus, Site
+from vpp.park.state import Forecasts, PlantState
+from vpp.plan.cycle import (
+    CycleReport,
+    DispatchFn,
+    Forecaster,
+    PlantDriver,
+    fallback_cycle,
+    plain_dispatch,
+)
+from vpp.runtime.metrics import Metrics
+from vpp.runtime.planner import (
+    CycleParts,
+    InlinePlanner,
+    Planner,
+    PlanOutcome,
+    PlanRequest,
+    outcome,
+)
+from vpp.runtime.settings import Settings
+from vpp.store import repo
+from vpp.store.codec import dr_from_json
+from vpp.store.db import migrate
+
+log = logging.getLogger(__name__)
+
+_NOT_CALLED = (DrStatus.DECLINED, DrStatus.CANCELLED)
+
+
+class Clock:
+    """Wall-clock time, or a simulated clock running ``speed`` times faster from ``start``."""
+
+    def __init__(self, start: datetime | None = None, speed: float = 1.0):
+        self.speed = speed
+        self._t0_real = time.monotonic()
+        self._t0 = start or datetime.now(UTC)
+        if self._t0.tzinfo is None:
+            raise ValueError("Clock start must be timezone-aware")
+
+    def now(self) -> datetime:
+        return self._t0 + timedelta(seconds=(time.monotonic() - self._t0_real) * self.speed)
+
+    def real_seconds(self, sim: timedelta) -> float:
+        """Wall-clock seconds that ``sim`` of simulated time takes."""
+        return sim.total_seconds() / self.speed
+
+
+class ManualClock:
+    """A clock that moves only when told (tests, ``--once``)."""
+
+    def __init__(self, start: datetime, speed: float = 1.0):
+        self._now, self.speed = start, speed
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, at: datetime) -> None:
+        self._now = at
+
+    def real_seconds(self, sim: timedelta) -> float:
+        return sim.total_seconds() / self.speed
+
+
+@dataclass
+class Current:
+    """The plan in force: its cycle, the setpoints sent, the problem it solved."""
+
+    cycle_id: int
+    version: int
+    at: datetime
+    plan: DispatchResult
+    setpoints_kw: dict[str, float]
+    problem: DispatchProblem | None = None
+    forecasts: Forecasts | None = None
+    fallback: str | None = None
+    status: str = ""
+
+
+@dataclass
+class _Reading:
+    ts: datetime
+    p_kw: float | None
+    e_kwh: float | None
+
+
+@dataclass
+class Runtime:
+    site: Site
+    settings: Settings
+    engine: Engine
+    driver: PlantDriver
+    forecaster: Forecaster
+    controller: Controller
+    dispatch_fn: DispatchFn = plain_dispatch
+    clock: Any = None
+    metrics: Metrics = field(default_factory=Metrics)
+    # What the devices are sent, from the cycle's report (default: every setpoint).
+    commands_fn: Callable[[CycleReport], dict[str, float]] | None = None
+    # Set by the scheduler: run a cycle soon (never two at once); None = run inline.
+    on_resolve: Callable[[str], None] | None = None
+    # Computes each cycle (a worker process in ``vpp run``); None: in this process with
+    # the forecaster, controller and dispatch function above. The forecaster also serves
+    # the fallbacks when the planner fails.
+    planner: Planner | None = None
+    current: Current | None = None
+    last_error: str | None = None
+
+    def __post_init__(self) -> None:
+        self.clock = self.clock or Clock(speed=self.settings.speed)
+        if self.planner is None:
+            self.planner = InlinePlanner(
+                self.site, self.forecaster, self.controller, self.dispatch_fn
+            )
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._readings: dict[str, _Reading] = {}
+        self._recovered_sessions: list = []
+        self._unsettleable: set[str] = set()  # DR events without a baseline (logged once)
+        self._last_replan = 0.0
+        self._forecast_log: list[tuple[datetime, dict[str, np.ndarray]]] = []
+        self.cycles_run = 0
+        a = self.site.assets
+        self._pv_names = {p.name for p in a.pv_arrays} | {p.pv.name for p in a.pedf_buildings}
+
+    # --------------------------------------------------------------------------------------
+    # Start, recovery, shutdown
+    # --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Migrate the database and bring back what a restart must not lose."""
+        migrate(self.engine)
+        with self.engine.connect() as conn:
+            row = repo.latest_plan(conn)
+            readings = repo.last_readings(conn)
+            self._recovered_sessions = repo.open_ev_sessions(conn, self.clock.now())
+            if row is not None:
+                sent = {s["asset"]: s["p_kw"] for s in repo.setpoints_of(conn, row["cycle_id"])}
+                cyc = repo.cycle(conn, row["cycle_id"]) or {}
+                self.current = Current(
+                    row["cycle_id"],
+                    row["version"],
+                    cyc.get("at", row["horizon_start"]),
+                    repo.plan_from_json(row["body"]),
+                    sent,
+                    fallback=cyc.get("fallback"),
+                    status=row["status"],
+                )
+        self._readings = {a: _Reading(r["ts"], r["p_kw"], r["e_kwh"]) for a, r in readings.items()}
+        with self.engine.connect() as conn:
+            for s in repo.settlements(conn, limit=200):
+                self._observe_settlement(
+                    s["event_id"], s["baseline_method"], s["delivered_kwh"], s["delivery_ratio"]
+                )
+        log.info(
+            "runtime started: plan v%s, %d DR events, %d EV sessions, %d assets with telemetry",
+            self.current.version if self.current else "-",
+            len(self.dr_events()),
+            len(self._recovered_sessions),
+            len(self._readings),
+        )
+
+    def close(self, timeout_s: float = 60.0) -> bool:
+        """Refuse new cycles and wait for the running one to finish; False on time-out."""
+        self._closing.set()
+        got = self._lock.acquire(timeout=timeout_s)
+        if got:
+            self._lock.release()
+        return got
+
+    @property
+    def closing(self) -> bool:
+        return self._closing.is_set()
+
+    # --------------------------------------------------------------------------------------
+    # DR events
+    # --------------------------------------------------------------------------------------
+    def dr_events(self) -> list[DemandResponseEvent]:
+        with self.engine.connect() as conn:
+            rows = repo.list_dr(conn)
+        return [dr_from_json({**r["body"], "status": r["status"]}) for r in rows]
+
+    def _advance_dr(self, at: datetime) -> None:
+        """Confirmed events become active in their window and completed after it."""
+        with self.engine.begin() as conn:
+            for r in repo.list_dr(conn):
+                e = dr_from_json({**r["body"], "status": r["status"]})
+                end = max(w.end for w in e.windows)
+                start = min(w.start for w in e.windows)
+                new = None
+                if e.status in (DrStatus.CONFIRMED, DrStatus.ACTIVE) and at >= end:
+                    new = DrStatus.COMPLETED
+                elif e.status is DrStatus.CONFIRMED and at >= start:
+                    new = DrStatus.ACTIVE
+                elif (
+                    e.status is DrStatus.ANNOUNCED
+                    and e.confirm_deadline is not None
+                    and at > e.confirm_deadline
+                ):
+                    new = DrStatus.DECLINED  # not confirmed by the deadline
+                if new is not None:
+                    note = "confirm deadline passed" if new is DrStatus.DECLINED else "by time"
+                    repo.update_dr(conn, e.event_id, new.value, r["body"], "runtime", note)
+
+    def _settle_dr(self, at: datetime) -> None:
+        """Settle each completed event on the stored park meter data (GB/T 37016-style
+        baseline), once the window's readings are in or ``stale_after_s`` after its end."""
+        with self.engine.connect() as conn:
+            rows = repo.unsettled_dr(conn)
+        rows = [r for r in rows if r["event_id"] not in self._unsettleable]
+        if not rows:
+            return
+        zone = local_zone(self.site)
+        step = timedelta(minutes=self.site.dispatch.step_minutes)
+        called = [e for e in self.dr_events() if e.status not in _NOT_CALLED]
+        excluded = dr_baseline.event_days(called, zone)
+        late = timedelta(seconds=self.settings.stale_after_s)
+        for r in rows:
+            e = dr_from_json({**r["body"], "status": r["status"]})
+            first = min(w.start for w in e.windows).astimezone(zone)
+            end = max(w.end for w in e.windows)
+            day0 = first.date() - timedelta(days=dr_baseline.HISTORY_DAYS)
+            meter_start = datetime.combine(day0, datetime.min.time(), tzinfo=zone)
+            with self.engine.connect() as conn:
+                ts_s, p_kw = repo.meter_readings(conn, PARK_METER, meter_start, end)
+            n = math.ceil((end - meter_start) / step)
+            kw = dr_baseline.interval_means(
+                ts_s, p_kw, meter_start.timestamp(), step.total_seconds(), n
+            )
+            try:
+                s = dr_baseline.settle(e, meter_start, step, kw, is_workday, excluded)
+            except ValueError as exc:
+                if at >= end + late:
+                    log.warning("DR event %s cannot be settled: %s", e.event_id, exc)
+                    self._unsettleable.add(e.event_id)
+                continue
+            if s.intervals_metered < len(s.times) and at < end + late:
+                continue  # readings of the window still to come
+            with self.engine.begin() as conn:
+                repo.save_settlement(conn, s)
+            d = s.delivery
+            self._observe_settlement(e.event_id, s.method, d.delivered_kwh, d.ratio)
+            log.info(
+                "DR event %s settled: %.1f kWh delivered of %.1f (%.0f %%, %s baseline)",
+                e.event_id,
+                d.delivered_kwh,
+                d.requested_kwh,
+                100 * d.ratio,
+                s.method,
+            )
+
+    def _observe_settlement(
+        self, event_id: str, method: str, delivered_kwh: float, ratio: float
+    ) -> None:
+        self.metrics.dr_delivered_kwh.labels(event_id, method).set(delivered_kwh)
+        self.metrics.dr_delivery_ratio.labels(event_id).set(ratio)
+
+    # --------------------------------------------------------------------------------------
+    # Telemetry
+    # --------------------------------------------------------------------------------------
+    def ingest(self, rows: list[dict[str, Any]], source: str = "api") -> int:
+        """Store readings; ask for a re-solve when one strays from the plan."""
+        for r in rows:
+            r.setdefault("source", source)
+        with self.engine.begin() as conn:
+            n = repo.ingest_telemetry(conn, rows)
+        self.metrics.telemetry_rows.labels(source).inc(n)
+        far = self._note_readings(rows)
+        if far and source == "api":
+            self.request_resolve("telemetry")
+        return n
+
+    def _note_readings(self, rows: Iterable[dict[str, Any]]) -> bool:
+        """Update the newest reading per asset; True when one is far from its setpoint."""
+        cur, thr, far = self.current, self.settings.replan_threshold_kw, False
+        for r in rows:
+            old = self._readings.get(r["asset"])
+            if old is None or r["ts"] >= old.ts:
+                self._readings[r["asset"]] = _Reading(r["ts"], r.get("p_kw"), r.get("e_kwh"))
+            p = r.get("p_kw")
+            if cur is None or p is None:
+                continue
+            ref = cur.setpoints_kw.get(r["asset"])
+            if r["asset"] == PARK_METER:
+                ref = float(cur.plan.p_net_kw[0])
+            if ref is not None and abs(p - ref) > thr:
+                far = True
+        return far
+
+    def stale_assets(self, at: datetime) -> frozenset[str]:
+        """Assets that have reported before but not within ``stale_after_s``."""
+        limit = at - timedelta(seconds=self.settings.stale_after_s)
+        return frozenset(a for a, r in self._readings.items() if r.ts < limit and a != PARK_METER)
+
+    def readings(self) -> dict[str, _Reading]:
+        return dict(self._readings)
+
+    # --------------------------------------------------------------------------------------
+    # Cycles
+    # --------------------------------------------------------------------------------------
+    def request_resolve(self, reason: str) -> None:
+        """A DR event changed or telemetry strayed: run a cycle at once (rate-limited for
+        telemetry)."""
+        now = time.monotonic()
+        if reason == "telemetry" and now - self._last_replan < self.settings.replan_min_gap_s:
+            return
+        self._last_replan = now
+        self.metrics.resolves.labels(reason).inc()
+        if self.on_resolve is not None:
+            self.on_resolve(reason)
+        else:
+            self.run_cycle(trigger=reason)
+
+    def run_cycle(self, trigger: str = "schedule", at: datetime | None = None) -> Current | None:
+        """One control cycle; None when the runtime is shutting down."""
+        with self._lock:
+            if self.closing:
+                return None
+            try:
+                return self._cycle(trigger, at or self.clock.now())
+            except Exception as exc:
+                self.metrics.cycle_failures.inc()
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("cycle (%s) failed", trigger)
+                raise
+
+    def _cycle(self, trigger: str, at: datetime) -> Current:
+        started = datetime.now(UTC)
+        self._advance_dr(at)
+        events = tuple(self.dr_events())
+        last = self.current.plan if self.current else None
+        t0 = time.perf_counter()
+        state = _DriverView(self.driver, self, at).read_state(at)
+        state_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = self._plan(PlanRequest(at, state, events, last))
+        planner_s = time.perf_counter() - t0
+        rep, parts = out.report, out.parts
+        rep.timings_s = {
+            "state_s": state_s,
+            **{k: v for k, v in rep.timings_s.items() if k != "total_s"},
+            "planner_s": planner_s,  # the worker's phases above, and the hop to it
+            "ipc_s": max(planner_s - rep.timings_s.get("total_s", 0.0), 0.0),
+        }
+        t0 = time.perf_counter()
+        rec = self._record(rep, parts, trigger, started, state)
+        with self.engine.begin() as conn:
+            cycle_id = repo.save_cycle(conn, rec)
+            version = repo.plan_version(conn, cycle_id)
+            rep.timings_s["store_s"] = time.perf_counter() - t0
+            repo.set_timings(conn, cycle_id, {**rec.timings_s, **rep.timings_s})
+        # Stored first, then sent: after a crash the stored plan is the one to resend.
+        t0 = time.perf_counter()
+        commands = self.commands_fn(rep) if self.commands_fn else rep.setpoints_kw
+        self.driver.apply(at, commands)
+        rep.timings_s["publish_s"] = time.perf_counter() - t0
+        rep.timings_s["total_s"] = sum(
+            rep.timings_s[k] for k in ("state_s", "planner_s", "store_s", "publish_s")
+        )
+        with self.engine.begin() as conn:  # a timing only: losing it loses nothing else
+            repo.set_timings(conn, cycle_id, {**rec.timings_s, **rep.timings_s})
+        self._driver_telemetry(at, state)
+        self._dr_realised(events)
+        self._settle_dr(at)
+        self.current = Current(
+            cycle_id,
+            version,
+            at,
+            rep.result,
+            rep.setpoints_kw,
+            rep.problem,
+            rep.forecasts,
+            rep.fallback,
+            rep.result.status,
+        )
+        self.cycles_run += 1
+        self.last_error = None
+        self._observe(rep, parts, trigger, state, rec)
+        log.info(
+            "cycle %d at %s (%s): %s %s%s, %.2f s",
+            cycle_id,
+            at.isoformat(timespec="minutes"),
+            trigger,
+            rep.controller,
+            rep.result.status,
+            f", fallback {rep.fallback}" if rep.fallback else "",
+            rep.timings_s["total_s"],
+        )
+        return self.current
+
+    def _plan(self, req: PlanRequest) -> PlanOutcome:
+        """The planner's outcome; when the planner fails (its process died or overran),
+        the fallbacks computed here: the last plan shifted, else the rule controller."""
+        t0 = time.perf_counter()
+        try:
+            return self.planner.plan(req)
+        except Exception as exc:
+            log.exception("planner failed; falling back in the service process")
+            error = f"planner: {type(exc).__name__}: {exc}"
+        failed_s = time.perf_counter() - t0
+        rep = fallback_cycle(
+            self.site, req.at, req.state, self.forecaster, error, req.dr_events, req.last_plan
+        )
+        rep.timings_s["planner_failed_s"] = failed_s
+        return outcome(rep, req.dr_events)
+
+    def _record(
+        self,
+        rep: CycleReport,
+        parts: CycleParts,
+        trigger: str,
+        started: datetime,
+        state: PlantState,
+    ) -> repo.CycleRecord:
+        r = rep.result
+        return repo.CycleRecord(
+            at=rep.at,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            trigger=trigger,
+            controller=rep.controller,
+            fallback=rep.fallback,
+            solver=r.solver,
+            solver_status=r.status,
+            objective_cny=_finite(r.objective_cny),
+            terms_cny={k: _finite(v) for k, v in r.terms_cny.items()},
+            timings_s={**rep.timings_s, **{f"solver.{k}": v for k, v in r.timings_s.items()}},
+            relaxed=parts.relaxed,
+            violations=list(rep.violations) + parts.network_violations,
+            errors=list(rep.errors),
+            clamps=[
+                {
+                    "asset": c.asset,
+                    "proposed_kw": _finite(c.proposed_kw),
+                    "sent_kw": c.sent_kw,
+                    "reason": c.reason,
+                }
+                for c in rep.clamps
+            ],
+            stale_assets=sorted(state.stale_assets),
+            plan=parts.plan,
+            plan_horizon=r.horizon,
+            plan_status=r.status,
+            forecasts=parts.forecasts,
+            forecast_source=parts.forecast_source,
+            setpoints_kw=rep.setpoints_kw,
+            clamp_reasons={c.asset: c.reason for c in rep.clamps},
+            ev_sessions=state.ev_sessions,
+            dr_expected=parts.dr_expected,
+        )
+
+    def _driver_telemetry(self, at: datetime, state: PlantState) -> None:
+        """Store the readings the driver offers (``telemetry(at)``: dicts or objects with
+        ``asset``, ``ts``, ``p_kw``, ``e_kwh``); a driver without telemetry stores none."""
+        source = getattr(self.driver, "telemetry", None)
+        if not callable(source):
+            return
+        rows: list[dict[str, Any]] = []
+        for x in source(at) or ():
+            d = x if isinstance(x, dict) else vars(x)
+            rows.append({k: d.get(k) for k in ("asset", "ts", "p_kw", "e_kwh")})
+        rows = [r for r in rows if r.get("asset") and r.get("ts") is not None]
+        if rows:
+            self.ingest(rows, source="driver")
+
+    def _observe(self, rep, parts, trigger, state, rec) -> None:
+        m, r = self.metrics, rep.result
+        for phase, s in rep.timings_s.items():
+            if phase != "total_s":
+                m.cycle_phase_s.labels(phase.removesuffix("_s")).observe(s)
+        m.cycle_phase_s.labels("total").observe(rep.timings_s.get("total_s", 0.0))
+        m.cycles.labels(trigger, rep.controller, r.status, rep.fallback or "none").inc()
+        m.last_cycle_ts.set(time.time())
+        m.relaxed.set(len(r.relaxed))
+        for k, v in r.terms_cny.items():
+            m.objective.labels(k).set(_finite(v) or 0.0)
+        m.violations.set(len(rep.violations))
+        m.network_violations.set(parts.network_violation_count)
+        for c in rep.clamps:
+            m.clamped.labels(c.reason.split(" [")[0][:40]).inc()
+        m.stale_assets.set(len(state.stale_assets))
+        net0 = float(r.p_net_kw[0])
+        m.park_import_kw.set(max(net0, 0.0))
+        m.park_export_kw.set(max(-net0, 0.0))
+        for b in rep.problem.batteries:
+            m.soc_frac.labels(b.spec.name).set(b.e_init_kwh / b.spec.e_kwh)
+        for pe in rep.problem.pedfs:
+            m.soc_frac.labels(pe.spec.battery.name).set(pe.e_init_kwh / pe.spec.battery.e_kwh)
+        here = [s for s in state.ev_sessions if s.arrival <= rep.at < s.departure]
+        m.ev_delivered_kwh.set(sum(s.e_delivered_kwh for s in here))
+        m.ev_requested_kwh.set(sum(s.e_needed_kwh for s in here))
+        for event_id, exp in (rec.dr_expected or {}).items():
+            if "response_mean_kw" in exp:
+                m.dr_target_kw.labels(event_id).set(exp["target_kw"])
+                m.dr_expected_kw.labels(event_id).set(exp["response_mean_kw"])
+        self._forecast_error(rep.at, rep.forecasts)
+
+    def _dr_realised(self, events: list[DemandResponseEvent]) -> None:
+        """DR delivery as metered: the park meter's latest reading inside an event window."""
+        park = self._readings.get(PARK_METER)
+        if park is None or park.p_kw is None:
+            return
+        for e in events:
+            if e.status not in (DrStatus.CONFIRMED, DrStatus.ACTIVE, DrStatus.COMPLETED):
+                continue
+            if any(w.start <= park.ts < w.end for w in e.windows):
+                self.metrics.dr_realised_import_kw.labels(e.event_id).set(park.p_kw)
+                if e.import_cap_kw is not None:
+                    margin = e.import_cap_kw - park.p_kw
+                    self.metrics.dr_realised_margin_kw.labels(e.event_id).set(margin)
+
+    def _forecast_error(self, at: datetime, fc: Forecasts | None) -> None:
+        """Compare earlier forecasts with the readings that arrived since (loads exactly;
+        PV against what it delivered, which a curtailment lowers), by lead time in steps."""
+        if fc is None:
+            return
+        step = timedelta(minutes=self.site.dispatch.step_minutes)
+        fresh = [
+            (a, r.ts, r.p_kw)
+            for a, r in self._readings.items()
+            if r.p_kw is not None and a in fc.p50 and at - r.ts <= step
+        ]
+        for start, p50 in self._forecast_log:
+            for asset, ts, measured in fresh:
+                k = round((ts - start) / step)
+                series = p50.get(asset)
+                if k >= 1 and series is not None and k < len(series):
+                    value = -measured if asset in self._pv_names else measured
+                    self.metrics.forecast_error_kw.labels(str(k)).observe(
+                        abs(float(series[k]) - value)
+                    )
+        self._forecast_log.append((at, dict(fc.p50)))
+        self._forecast_log = [(s, f) for s, f in self._forecast_log if at - s < 24 * step][-8:]
+
+    # --------------------------------------------------------------------------------------
+    # Views for the API
+    # --------------------------------------------------------------------------------------
+    def recovered_sessions(self) -> list:
+        return list(self._recovered_sessions)
+
+
+class _DriverView:
+    """The driver as the cycle sees it: stale assets from the runtime's telemetry added,
+    EV sessions recovered from the database merged in; the state read is kept."""
+
+    def __init__(self, inner: PlantDriver, runtime: Runtime, at: datetime):
+        self.inner, self.runtime, self.state = inner, runtime, None
+
+    def read_state(self, at: datetime) -> PlantState:
+        s = self.inner.read_state(at)
+        stale = frozenset(s.stale_assets) | self.runtime.stale_assets(at)
+        known = {x.session_id for x in s.ev_sessions}
+        busy = {x.charger for x in s.ev_sessions if x.departure > at}
+        extra = tuple(
+            x
+            for x in self.runtime.recovered_sessions()
+            if x.session_id not in known and x.charger not in busy and x.departure > at
+        )
+        merged = tuple(_with_delivered(x, self.runtime.recovered_sessions()) for x in s.ev_sessions)
+        self.state = replace(s, stale_assets=stale, ev_sessions=merged + extra)
+        return self.state
+
+    def apply(self, at: datetime, setpoints_kw: dict[str, float]) -> None:
+        self.inner.apply(at, setpoints_kw)
+
+
+def _with_delivered(s, recovered):
+    """A session's delivered energy never goes back below what was stored before a restart."""
+    for r in recovered:
+        if r.session_id == s.session_id and r.e_delivered_kwh > s.e_delivered_kwh:
+            return replace(s, e_delivered_kwh=r.e_delivered_kwh)
+    return s
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def local_zone(site: Site) -> ZoneInfo:
+    return ZoneInfo(site.location.tz)

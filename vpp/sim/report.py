@@ -1,0 +1,228 @@
+"""Outputs of a simulation: ``kpis.json``, ``timeseries.csv`` and a self-contained
+``report.html`` (matplotlib figures inlined as base64 PNG; no CDN, opens offline)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vpp.accounting.kpis import KPI_NAMES
+
+TS_COLUMNS = (
+    "import_kw",
+    "export_kw",
+    "net_kw",
+    "pv_available_kw",
+    "pv_used_kw",
+    "pv_curtailed_kw",
+    "battery_kw",
+    "battery_e_kwh",
+    "battery_soc_frac",
+    "ev_kw",
+    "ev_to_car_kw",
+    "flex_kw",
+    "flex_baseline_kw",
+    "shiftable_kw",
+    "base_kw",
+    "dr_cap_kw",
+    "dr_floor_kw",
+    "dr_baseline_kw",
+    "price_cny_per_kwh",
+    "export_price_cny_per_kwh",
+    "ef_kg_per_kwh",
+    "co2_kg",
+    "energy_cost_cny",
+    "cycle_ms",
+    "fallback",
+)
+
+
+def _clean(x):
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if isinstance(x, float | np.floating):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def timeseries_frame(result) -> pd.DataFrame:
+    idx = pd.DatetimeIndex(result.horizon.times(), name="time")
+    return pd.DataFrame({c: result.series[c] for c in TS_COLUMNS}, index=idx)
+
+
+def write_run(result, out: Path, baseline=None) -> None:
+    """Write ``kpis.json``, ``timeseries.csv`` and ``report.html`` for one run."""
+    out.mkdir(parents=True, exist_ok=True)
+    doc = dict(result.kpis)
+    if baseline is not None:
+        doc["baseline"] = {k: baseline.kpis.get(k) for k in KPI_NAMES}
+        doc["baseline"]["controller"] = baseline.controller
+    (out / "kpis.json").write_text(json.dumps(_clean(doc), indent=1), encoding="utf-8")
+    timeseries_frame(result).to_csv(out / "timeseries.csv", float_format="%.4f")
+    runs = [result] + ([baseline] if baseline is not None else [])
+    (out / "report.html").write_text(render(result.site.name, runs), encoding="utf-8")
+
+
+def comparison(runs: list) -> list[dict]:
+    """Savings and changes of each run against the uncontrolled one (or the last run)."""
+    ref = next((r for r in runs if r.controller == "uncontrolled"), runs[-1])
+    k0 = ref.kpis
+    rows = []
+    for r in runs:
+        k = r.kpis
+        rows.append(
+            {
+                "controller": r.controller,
+                "total_cost_cny": k["total_cost_cny"],
+                "savings_cny": k0["total_cost_cny"] - k["total_cost_cny"],
+                "savings_frac": _frac(
+                    k0["total_cost_cny"] - k["total_cost_cny"], k0["total_cost_cny"]
+                ),
+                "energy_cost_cny": k["energy_cost_cny"],
+                "peak_import_kw": k["peak_import_kw"],
+                "peak_reduction_kw": k0["peak_import_kw"] - k["peak_import_kw"],
+                "co2_t": k["co2_t"],
+                "co2_reduction_t": k0["co2_t"] - k["co2_t"],
+                "dr_delivery_ratio": k["dr_delivery_ratio"],
+                "ev_unmet_kwh": k["ev_unmet_kwh"],
+                "ev_service_frac": _frac(k["ev_delivered_kwh"], k["ev_requested_kwh"]),
+                "solver_failures": k["solver_failures"],
+                "cycle_time_p50_ms": k["cycle_time_p50_ms"],
+            }
+        )
+    return rows
+
+
+def _frac(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}"
+    return html.escape(str(v))
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in r.values()) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return (
+        '<img alt="figure" src="data:image/png;base64,'
+        + base64.b64encode(buf.getvalue()).decode("ascii")
+        + '">'
+    )
+
+
+def _figures(runs: list) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    main = runs[0]
+    t = pd.DatetimeIndex(main.horizon.times()).tz_localize(None)
+    site = main.site
+    figs = []
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    for r in runs:
+        ax.plot(t, r.series["import_kw"], lw=0.9, label=f"import, {r.controller}")
+    lim = min(site.connection.import_max_kw, site.connection.transformer_p_max_kw)
+    ax.axhline(lim, color="red", ls="--", lw=1, label="connection limit")
+    cap = main.series["dr_cap_kw"]
+    ax.plot(t, np.where(np.isfinite(cap), cap, np.nan), color="purple", lw=1.5, label="DR cap")
+    base = main.series["dr_baseline_kw"]
+    if np.isfinite(base).any():
+        ax.plot(t, base, color="grey", ls=":", lw=1, label="DR baseline (gbt37016_5of10)")
+    for e in main.events:
+        for w in e.windows:
+            ax.axvspan(
+                pd.Timestamp(w.start).tz_convert(site.location.tz).tz_localize(None),
+                pd.Timestamp(w.end).tz_convert(site.location.tz).tz_localize(None),
+                color="orange",
+                alpha=0.25,
+            )
+    ax.set_ylabel("kW")
+    ax.set_title("Park import against the limits (DR windows shaded)")
+    ax.legend(loc="upper right", fontsize=8)
+    figs.append(_png(fig))
+    fig, ax = plt.subplots(figsize=(11, 2.8))
+    for r in runs:
+        ax.plot(t, 100 * r.series["battery_soc_frac"], lw=1, label=r.controller)
+    ax.set_ylabel("%")
+    ax.set_title("Battery state of charge (all batteries)")
+    ax.legend(fontsize=8)
+    figs.append(_png(fig))
+    fig, ax = plt.subplots(figsize=(11, 2.8))
+    dt = main.horizon.dt_h
+    for r in runs:
+        ax.plot(t, np.cumsum(r.series["ev_to_car_kw"]) * dt / 1000, lw=1, label=r.controller)
+    ax.set_ylabel("MWh")
+    ax.set_title("EV energy delivered into cars (cumulative)")
+    ax.legend(fontsize=8)
+    figs.append(_png(fig))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.2))
+    for r in runs:
+        a1.plot(t, np.cumsum(r.series["energy_cost_cny"]) / 1000, lw=1, label=r.controller)
+        a2.plot(t, np.cumsum(r.series["co2_kg"]) / 1000, lw=1, label=r.controller)
+    a1.set_title("Energy cost, cumulative (kCNY)")
+    a2.set_title("CO2, cumulative (t)")
+    a1.legend(fontsize=8)
+    for a in (a1, a2):
+        a.tick_params(axis="x", labelrotation=30)
+    figs.append(_png(fig))
+    return figs
+
+
+_CSS = (
+    "body{font-family:sans-serif;margin:2em;max-width:1100px}"
+    "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;"
+    "text-align:right}th{background:#eee}img{max-width:100%}"
+)
+
+
+def render(site_name: str, runs: list) -> str:
+    """One self-contained HTML page for one or more runs of the same days."""
+    main = runs[0]
+    kp = [{"kpi": k, **{r.controller: r.kpis.get(k) for r in runs}} for k in KPI_NAMES]
+    notes = "".join(
+        f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in main.kpis["notes"].items()
+    )
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>park-vpp simulation</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(site_name)}</h1>",
+        f"<p>{main.horizon.start:%Y-%m-%d %H:%M %Z}, {main.horizon.n} intervals of "
+        f"{main.horizon.step.total_seconds() / 60:.0f} min; forecasts: "
+        f"{html.escape(main.forecast)}; seed {main.seed}.</p>",
+    ]
+    if len(runs) > 1:
+        parts += ["<h2>Comparison</h2>", _table(comparison(runs))]
+    parts += ["<h2>Figures</h2>", *_figures(runs), "<h2>KPIs</h2>", _table(kp)]
+    parts += [f"<h2>Notes</h2><ul>{notes}</ul>", "</body></html>"]
+    return "\n".join(parts)

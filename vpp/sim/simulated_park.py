@@ -1,0 +1,521 @@
+"""The simulated park: a :class:`vpp.plan.cycle.PlantDriver` with physics, truth and imperfections.
+
+Used by the offline simulation (``vpp simulate``) and as the default plant of ``vpp run``.
+
+Interface
+---------
+``SimulatedPark(site, seed=0, start=None, options=SimOptions())``
+    ``start`` (tz-aware) is where the park's clock begins; batteries start at their
+    configured ``soc_init_frac``.
+``read_state(at) -> PlantState``
+    What a real park's telemetry gives at ``at``: battery energy, the EV sessions of cars
+    *plugged in now* with their requested energy, departure and the energy delivered so far
+    (a charge-point operator knows nothing of cars that have not arrived; configured
+    ``site.ev_sessions`` are bookings and are known in advance), the shiftable loads' progress,
+    the month's peak import so far, and ``stale_assets``: assets whose reading was late or
+    missing this time (their last reading is repeated; the cycle holds them safe).
+``apply(at, setpoints_kw)``
+    Advances the physics over the interval starting at ``at`` (one step):
+
+    * battery: ``p_kw`` (+ charge), within power limits and its SOC bounds, with efficiencies;
+    * PV: ``-limit_kw``, a generation limit; realised = min(available, limit). No key = no
+      limit (see :func:`vpp.sim.closed_loop.device_commands`, which sends a limit only when the plan
+      curtails);
+    * EV charger: ``p_kw`` at the grid, limited by the charger, the car's ``p_max_kw`` and
+      what the car still needs (V2G: down to its dischargeable energy); 0 with no car;
+    * curtailable load: a consumption cap; realised within ``[base*(1-frac), base]`` of the
+      *true* baseline. No key = baseline;
+    * shiftable load: ``p_kw`` within ``[0, p_max]`` inside its window, until its energy is done;
+    * PEDF building: the exchange setpoint; its battery makes up the difference between the
+      exchange and base + flexible load - PV, within its own limits (the PEDF battery's own
+      setpoint is ignored).
+``records() -> dict[str, np.ndarray]``
+    The realised interval values (kW averages, kWh at the end of the interval) for KPIs and
+    telemetry: see :data:`RECORD_FIELDS`; ``asset_power(name)`` gives one asset's power.
+``truth(horizon) -> dict[str, np.ndarray]``
+    The true PV available and loads (kW) on any horizon: the perfect forecast.
+``sessions_done() -> list[SessionOutcome]``
+    Requested and delivered energy of every EV session that has departed.
+
+Truth: :func:`vpp.park.profiles.site_series` (measured SimBench loads; PV = pvlib clear sky x
+measured cloudiness) times ``1 + noise`` for loads (AR(1), seeded per asset and day); EV
+sessions from :mod:`vpp.park.sessions` (seeded). The truth is computed a day at a time and cached.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from vpp.park import profiles, sessions
+from vpp.park.model import (
+    Battery,
+    EvSession,
+    Horizon,
+    PedfBuilding,
+    Site,
+    window_start,
+)
+from vpp.park.state import PlantState, ShiftableState
+
+_TRUTH_CACHE_DAYS = 48
+RECORD_FIELDS = (
+    "import_kw",
+    "export_kw",
+    "net_kw",
+    "pv_available_kw",
+    "pv_used_kw",
+    "battery_kw",
+    "battery_e_kwh",
+    "ev_kw",
+    "ev_to_car_kw",
+    "flex_kw",
+    "flex_baseline_kw",
+    "shiftable_kw",
+    "base_kw",
+)
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """Imperfections of the simulated park.
+
+    Parameters
+    ----------
+    load_noise_frac : standard deviation of the multiplicative load noise (0.03 = 3 %).
+    load_noise_rho : lag-one autocorrelation of that noise per interval.
+    p_stale : probability per asset and reading that the reading is late or missing.
+    """
+
+    load_noise_frac: float = 0.03
+    load_noise_rho: float = 0.9
+    p_stale: float = 0.0
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    session_id: str
+    charger: str
+    arrival: datetime
+    departure: datetime
+    requested_kwh: float
+    delivered_kwh: float
+
+    @property
+    def unmet_kwh(self) -> float:
+        return max(self.requested_kwh - self.delivered_kwh, 0.0)
+
+
+@dataclass
+class _Shift:
+    window_start: datetime | None = None
+    e_done_kwh: float = 0.0
+    running_steps: int = 0
+
+
+@dataclass
+class _Records:
+    at: list[datetime] = field(default_factory=list)
+    values: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in RECORD_FIELDS})
+    assets: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _rng(seed: int, *keys: str) -> np.random.Generator:
+    return np.random.default_rng([seed, *(zlib.crc32(k.encode()) for k in keys)])
+
+
+class SimulatedPark:
+    """The park's physics over 15-minute steps (see the module docstring for the interface)."""
+
+    def __init__(
+        self,
+        site: Site,
+        seed: int = 0,
+        start: datetime | None = None,
+        options: SimOptions | None = None,
+    ):
+        self.site, self.seed = site, seed
+        self.options = options or SimOptions()
+        self.tz = ZoneInfo(site.location.tz)
+        self.step = timedelta(minutes=site.dispatch.step_minutes)
+        self.dt_h = self.step.total_seconds() / 3600.0
+        self.steps_per_day = round(timedelta(days=1) / self.step)
+        a = site.assets
+        self._bats: dict[str, Battery] = {b.name: b for b in a.batteries}
+        self._pedf_bats = {p.battery.name: p for p in a.pedf_buildings}
+        self.battery_e_kwh = {
+            b.name: b.soc_init_frac * b.e_kwh
+            for b in [*a.batteries, *(p.battery for p in a.pedf_buildings)]
+        }
+        self._chargers = {c.name: c for c in a.ev_chargers}
+        self._sessions: list[EvSession] = sorted(site.ev_sessions, key=lambda s: s.arrival)
+        self._booked = {s.session_id for s in site.ev_sessions}
+        self._delivered: dict[str, float] = {}
+        self._days_drawn: set[date] = set()
+        self._done: list[SessionOutcome] = []
+        self._shift = {s.name: _Shift() for s in a.shiftable_loads}
+        self._truth_cache: dict[date, dict[str, np.ndarray]] = {}
+        self._month: tuple[int, int] | None = None
+        self.month_peak_import_kw = 0.0
+        self._last_state: PlantState | None = None
+        self._rec = _Records()
+        self.clock = start
+
+    # ----------------------------------------------------------------------------------------
+    # Truth
+    # ----------------------------------------------------------------------------------------
+    def _day_truth(self, d: date) -> dict[str, np.ndarray]:
+        if d not in self._truth_cache:
+            self._compute_days([d])
+        return self._truth_cache[d]
+
+    def _compute_days(self, days: list[date]) -> None:
+        """Truth of consecutive ``days`` in one pass over the profiles (then per day, cached)."""
+        days = sorted(set(days) - set(self._truth_cache))
+        if not days:
+            return
+        while len(self._truth_cache) > _TRUTH_CACHE_DAYS:
+            self._truth_cache.pop(min(self._truth_cache))
+        spd = self.steps_per_day
+        start = datetime.combine(days[0], time(0), tzinfo=self.tz)
+        n_days = (days[-1] - days[0]).days + 1
+        series = profiles.site_series(self.site, Horizon(start, self.step, spd * n_days))
+        pv = {p.name for p in self.site.assets.pv_arrays}
+        pv |= {p.pv.name for p in self.site.assets.pedf_buildings}
+        for i in range(n_days):
+            d = days[0] + timedelta(days=i)
+            day = {name: arr[i * spd : (i + 1) * spd].copy() for name, arr in series.items()}
+            if self.options.load_noise_frac > 0:
+                for name in day:
+                    if name not in pv:
+                        day[name] = np.maximum(day[name] * (1.0 + self._noise(name, d)), 0.0)
+            self._truth_cache[d] = day
+
+    def _noise(self, name: str, d: date) -> np.ndarray:
+        o, n = self.options, self.steps_per_day
+        rng = _rng(self.seed, "noise", name, d.isoformat())
+        e = rng.normal(size=n)
+        x = np.empty(n)
+        x[0] = e[0]
+        c = math.sqrt(1.0 - o.load_noise_rho**2)
+        for k in range(1, n):
+            x[k] = o.load_noise_rho * x[k - 1] + c * e[k]
+        return o.load_noise_frac * x
+
+    def truth(self, horizon: Horizon) -> dict[str, np.ndarray]:
+        """True PV available and loads (kW) on ``horizon`` (intervals of the park's step)."""
+        if horizon.step != self.step:
+            raise ValueError(f"truth: horizon step {horizon.step} != park step {self.step}")
+        local = horizon.start.astimezone(self.tz)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        k0 = round((local - midnight) / self.step)
+        n_days = (k0 + horizon.n + self.steps_per_day - 1) // self.steps_per_day
+        days = [midnight.date() + timedelta(days=i) for i in range(n_days)]
+        self._compute_days(days)
+        per_day = [self._day_truth(d) for d in days]
+        return {
+            name: np.concatenate([t[name] for t in per_day])[k0 : k0 + horizon.n]
+            for name in per_day[0]
+        }
+
+    def _truth_at(self, at: datetime) -> dict[str, float]:
+        local = at.astimezone(self.tz)
+        day = self._day_truth(local.date())
+        k = (local.hour * 60 + local.minute) // round(self.step.total_seconds() / 60)
+        return {name: float(arr[k]) for name, arr in day.items()}
+
+    # ----------------------------------------------------------------------------------------
+    # EV sessions
+    # ----------------------------------------------------------------------------------------
+    def _draw_until(self, at: datetime) -> None:
+        """Draw the fleets' sessions of every day up to ``at``'s day (one car per charger)."""
+        today = at.astimezone(self.tz).date()
+        first = min(self._days_drawn) if self._days_drawn else today - timedelta(days=1)
+        d = first
+        while d <= today:
+            if d not in self._days_drawn:
+                self._days_drawn.add(d)
+                for fleet in self.site.ev_fleets:
+                    for s in sessions.sessions_for_day(
+                        fleet, self._chargers, d, self.site.location.tz, self.seed
+                    ):
+                        self._add_session(s)
+            d += timedelta(days=1)
+
+    def _add_session(self, s: EvSession) -> None:
+        for o in self._sessions:
+            if o.charger == s.charger and o.arrival < s.departure and s.arrival < o.departure:
+                return
+        self._sessions.append(s)
+
+    def _plugged(self, at: datetime) -> list[EvSession]:
+        return [s for s in self._sessions if s.arrival <= at < s.departure]
+
+    def _retire(self, at: datetime) -> None:
+        keep = []
+        for s in self._sessions:
+            if s.departure <= at:
+                if s.arrival < at:  # it was here while the park ran
+                    got = self._delivered.get(s.session_id, 0.0)
+                    self._done.append(
+                        SessionOutcome(
+                            s.session_id, s.charger, s.arrival, s.departure, s.e_needed_kwh, got
+                        )
+                    )
+            else:
+                keep.append(s)
+        self._sessions = keep
+
+    def sessions_done(self) -> list[SessionOutcome]:
+        return list(self._done)
+
+    def sessions_open(self) -> list[SessionOutcome]:
+        """Sessions plugged in now (not yet departed), with what they got so far."""
+        at = self.clock
+        out = []
+        for s in self._sessions:
+            if at is not None and s.arrival < at:
+                got = self._delivered.get(s.session_id, 0.0)
+                out.append(
+                    SessionOutcome(
+                        s.session_id, s.charger, s.arrival, s.departure, s.e_needed_kwh, got
+                    )
+                )
+        return out
+
+    # ----------------------------------------------------------------------------------------
+    # PlantDriver
+    # ----------------------------------------------------------------------------------------
+    def read_state(self, at: datetime) -> PlantState:
+        self._draw_until(at)
+        self._retire(at)
+        self._roll_month(at)
+        known = [s for s in self._sessions if s.arrival <= at or s.session_id in self._booked]
+        evs = tuple(
+            replace(s, e_delivered_kwh=self._delivered.get(s.session_id, 0.0)) for s in known
+        )
+        shift = {}
+        for spec in self.site.assets.shiftable_loads:
+            st = self._shift[spec.name]
+            w = window_start(spec, at.astimezone(self.tz))
+            done = st.e_done_kwh if (w is not None and w == st.window_start) else 0.0
+            shift[spec.name] = ShiftableState(done, st.running_steps)
+        stale = self._stale(at)
+        bat_e = dict(self.battery_e_kwh)
+        if stale and self._last_state is not None:
+            for name in stale & set(bat_e):
+                bat_e[name] = self._last_state.battery_e_kwh.get(name, bat_e[name])
+        state = PlantState(
+            at=at,
+            battery_e_kwh=bat_e,
+            ev_sessions=evs,
+            shiftable=shift,
+            month_peak_import_kw=self.month_peak_import_kw,
+            stale_assets=frozenset(stale),
+        )
+        self._last_state = state
+        return state
+
+    def _stale(self, at: datetime) -> set[str]:
+        p = self.options.p_stale
+        if p <= 0:
+            return set()
+        names = [*self.battery_e_kwh, *self._chargers]
+        names += [x.name for x in self.site.assets.pv_arrays]
+        names += [x.name for x in self.site.assets.curtailable_loads]
+        names += [x.name for x in self.site.assets.pedf_buildings]
+        draws = _rng(self.seed, "stale", at.isoformat()).random(len(names))
+        return {n for n, u in zip(names, draws, strict=True) if u < p}
+
+    def _roll_month(self, at: datetime) -> None:
+        local = at.astimezone(self.tz)
+        month = (local.year, local.month)
+        if month != self._month:
+            self._month, self.month_peak_import_kw = month, 0.0
+
+    def apply(self, at: datetime, setpoints_kw: dict[str, float]) -> None:
+        """Advance the park over the interval starting at ``at`` (see the module docstring)."""
+        self._draw_until(at)
+        self._retire(at)
+        self._roll_month(at)
+        truth = self._truth_at(at)
+        a = self.site.assets
+        p: dict[str, float] = {}
+        pv_avail = pv_used = 0.0
+        for pv in a.pv_arrays:
+            avail = min(truth[pv.name], pv.inverter_kw)
+            p[pv.name] = -self._pv(pv.name, avail, setpoints_kw, pv.curtailable)
+            pv_avail += avail
+        flex = flex_base = 0.0
+        for c in a.curtailable_loads:
+            p[c.name] = self._curtail(truth[c.name], c.curtail_max_frac, setpoints_kw.get(c.name))
+            flex += p[c.name]
+            flex_base += truth[c.name]
+        base = 0.0
+        for b in a.base_loads:
+            p[b.name] = truth[b.name]
+            base += truth[b.name]
+        bat = 0.0
+        for b in a.batteries:
+            p[b.name] = self._battery(b, setpoints_kw.get(b.name, 0.0))
+            bat += p[b.name]
+        for pe in a.pedf_buildings:
+            parts = self._pedf(pe, truth, setpoints_kw)
+            p.update(parts)
+            pv_avail += min(truth[pe.pv.name], pe.pv.inverter_kw)
+            base += parts[pe.base_load.name]
+            bat += parts[pe.battery.name]
+            if pe.flexible_load:
+                flex += parts[pe.flexible_load.name]
+                flex_base += truth[pe.flexible_load.name]
+        ev, ev_car = self._evs(at, setpoints_kw, p)
+        shift = self._shiftables(at, setpoints_kw, p)
+        pv_used = -sum(p[x.name] for x in a.pv_arrays) - sum(p[x.pv.name] for x in a.pedf_buildings)
+        net = base + flex + shift + ev + bat - pv_used
+        imp, exp = max(net, 0.0), max(-net, 0.0)
+        self.month_peak_import_kw = max(self.month_peak_import_kw, imp)
+        e_total = sum(self.battery_e_kwh.values())
+        row = {
+            "import_kw": imp,
+            "export_kw": exp,
+            "net_kw": net,
+            "pv_available_kw": pv_avail,
+            "pv_used_kw": pv_used,
+            "battery_kw": bat,
+            "battery_e_kwh": e_total,
+            "ev_kw": ev,
+            "ev_to_car_kw": ev_car,
+            "flex_kw": flex,
+            "flex_baseline_kw": flex_base,
+            "shiftable_kw": shift,
+            "base_kw": base,
+        }
+        self._record(at, row, p)
+        self.clock = at + self.step
+
+    def _record(self, at: datetime, row: dict[str, float], p: dict[str, float]) -> None:
+        r = self._rec
+        r.at.append(at)
+        for k, v in row.items():
+            r.values[k].append(v)
+        for name, v in p.items():
+            r.assets.setdefault(name, [0.0] * (len(r.at) - 1)).append(v)
+
+    def _pv(self, name: str, avail: float, sp: dict[str, float], curtailable: bool) -> float:
+        if not curtailable or name not in sp or sp[name] is None or not math.isfinite(sp[name]):
+            return avail
+        return min(avail, max(-sp[name], 0.0))
+
+    @staticmethod
+    def _curtail(base: float, frac: float, cap: float | None) -> float:
+        if cap is None or not math.isfinite(cap):
+            return base
+        return min(max(cap, base * (1.0 - frac)), base)
+
+    def _battery(self, b: Battery, p_kw: float) -> float:
+        """Power actually taken (+) or given (-), and the SOC moved; within every limit."""
+        if p_kw is None or not math.isfinite(p_kw):
+            p_kw = 0.0
+        e, dt = self.battery_e_kwh[b.name], self.dt_h
+        if p_kw >= 0:
+            room = max(b.e_max_kwh - e, 0.0) / (b.eta_charge * dt)
+            p = min(p_kw, b.p_charge_max_kw, room)
+            self.battery_e_kwh[b.name] = e + b.eta_charge * p * dt
+        else:
+            avail = max(e - b.e_min_kwh, 0.0) * b.eta_discharge / dt
+            p = -min(-p_kw, b.p_discharge_max_kw, avail)
+            self.battery_e_kwh[b.name] = e + p / b.eta_discharge * dt
+        return p
+
+    def _pedf(
+        self, pe: PedfBuilding, truth: dict[str, float], sp: dict[str, float]
+    ) -> dict[str, float]:
+        avail = min(truth[pe.pv.name], pe.pv.inverter_kw)
+        pv = -self._pv(pe.pv.name, avail, sp, pe.pv.curtailable)
+        base = truth[pe.base_load.name]
+        out = {pe.pv.name: pv, pe.base_load.name: base}
+        own = pv + base
+        if pe.flexible_load:
+            f = pe.flexible_load
+            out[f.name] = self._curtail(truth[f.name], f.curtail_max_frac, sp.get(f.name))
+            own += out[f.name]
+        target = sp.get(pe.name)
+        if target is None or not math.isfinite(target):
+            want = sp.get(pe.battery.name, 0.0)
+        else:
+            target = min(max(target, -pe.converter_kw), pe.converter_kw)
+            want = target - own
+        out[pe.battery.name] = self._battery(pe.battery, want)
+        out[pe.name] = own + out[pe.battery.name]
+        return out
+
+    def _evs(self, at: datetime, sp: dict[str, float], p: dict[str, float]) -> tuple[float, float]:
+        here = {s.charger: s for s in self._plugged(at)}
+        total = to_car = 0.0
+        dt = self.dt_h
+        for name, c in self._chargers.items():
+            s = here.get(name)
+            want = sp.get(name, 0.0)
+            if s is None or want is None or not math.isfinite(want):
+                p[name] = 0.0
+                continue
+            p_max = min(c.p_max_kw, s.p_max_kw) if s.p_max_kw else c.p_max_kw
+            got = self._delivered.get(s.session_id, 0.0)
+            if want >= 0:
+                need_kw = max(s.e_needed_kwh - got, 0.0) / (c.eta * dt)
+                pk = min(want, p_max, need_kw)
+                into = pk * c.eta
+            elif c.v2g:
+                room_kw = max(got + s.e_dischargeable_kwh, 0.0) * c.eta / dt
+                pk = -min(-want, p_max, room_kw)
+                into = pk / c.eta
+            else:
+                pk = into = 0.0
+            self._delivered[s.session_id] = got + into * dt
+            p[name] = pk
+            total += pk
+            to_car += into
+        return total, to_car
+
+    def _shiftables(self, at: datetime, sp: dict[str, float], p: dict[str, float]) -> float:
+        total = 0.0
+        local = at.astimezone(self.tz)
+        for spec in self.site.assets.shiftable_loads:
+            st = self._shift[spec.name]
+            w = window_start(spec, local)
+            if w is not None and w != st.window_start:
+                st.window_start, st.e_done_kwh = w, 0.0
+            want = sp.get(spec.name, 0.0)
+            if w is None or want is None or not math.isfinite(want):
+                pk = 0.0
+            else:
+                left_kw = max(spec.e_kwh - st.e_done_kwh, 0.0) / self.dt_h
+                pk = min(max(want, 0.0), spec.p_max_kw, left_kw)
+            st.e_done_kwh += pk * self.dt_h
+            st.running_steps = st.running_steps + 1 if pk > 1e-6 else 0
+            p[spec.name] = pk
+            total += pk
+        return total
+
+    # ----------------------------------------------------------------------------------------
+    # Records
+    # ----------------------------------------------------------------------------------------
+    def times(self) -> list[datetime]:
+        return list(self._rec.at)
+
+    def records(self) -> dict[str, np.ndarray]:
+        """Realised interval values, one entry per applied interval (see RECORD_FIELDS)."""
+        return {k: np.asarray(v, dtype=float) for k, v in self._rec.values.items()}
+
+    def last(self, field: str) -> float:
+        """The latest applied interval's value of a record field (no copy of the history)."""
+        return self._rec.values[field][-1]
+
+    def asset_power(self, name: str) -> np.ndarray:
+        """One asset's realised power (kW, load convention) per applied interval."""
+        return np.asarray(self._rec.assets.get(name, [0.0] * len(self._rec.at)), dtype=float)
