@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite (unit, integration, e2e) plus lint. Extra arguments go to pytest.
+# The whole test suite (unit, integration, e2e), lint and the layer contract (.importlinter).
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
 scripts/services.sh
 ruff check .
 ruff format --check .
+lint-imports --no-cache  # the layer contract in .importlinter
 set +e
 python -m pytest -n 2 -p no:cacheprovider "$@"
 rc=$?
