@@ -4,9 +4,9 @@
 
 Prints, for the demo park and SimBench 1-MV-comm--0-sw (96 steps of 15 minutes): time per
 step and for the 96 steps with a plain ``runpp`` loop, with ``recycle``, and with the batched
-solver of :mod:`vpp.grid_flow`, measured side by side, and the largest voltage difference to
-plain ``runpp``. Then the two stress scenarios of :mod:`vpp.grid_scenarios` through
-:func:`vpp.grid_loop.dispatch_ac_feasible` with the MPC controller: correction rounds, extra
+solver of :mod:`vpp.grid.flow`, measured side by side, and the largest voltage difference to
+plain ``runpp``. Then the two stress scenarios of :mod:`vpp.grid.scenarios` through
+:func:`vpp.grid.loop.dispatch_ac_feasible` with the MPC controller: correction rounds, extra
 solve time and cost of the fix.
 """
 
@@ -21,8 +21,8 @@ import numpy as np
 
 warnings.filterwarnings("ignore")
 
-from vpp.config import load_site  # noqa: E402
-from vpp.grid import GridModel  # noqa: E402
+from vpp.grid.network import GridModel  # noqa: E402
+from vpp.park.config import load_site  # noqa: E402
 
 STEPS = 96
 
@@ -89,13 +89,9 @@ def bench_flow(label: str, grid: GridModel, P, Q, runs: int, plain_runs: int) ->
 
 
 def bench_loop(runs: int) -> None:
-    try:
-        from controllers.mpc import MpcController
-    except ImportError as exc:  # the controller lands separately
-        print(f"\nclosed loop: skipped ({exc})")
-        return
-    from vpp import grid_scenarios
-    from vpp.grid_loop import dispatch_ac_feasible
+    from controllers.mpc import MpcController
+    from vpp.grid import scenarios as grid_scenarios
+    from vpp.grid.loop import dispatch_ac_feasible
 
     site = load_site("configs/parks/demo.yaml")
     print("\nclosed loop (MpcController, medians over runs)")

@@ -5,7 +5,7 @@ The 50 series are 35 loads (the 15 SimBench commercial profiles G*, scaled and c
 15 PV arrays (SimBench PV1..PV8 cloudiness at Hangzhou, several sizes and tilts). Prints the
 median of several runs. Goals: fit < 60 s, predict < 0.2 s on this machine.
 
-Run: ``.venv/bin/python bench/forecasts.py [--runs-fit 3] [--runs-predict 20]``
+Run: ``.venv/bin/python bench/forecasters.py [--runs-fit 3] [--runs-predict 20]``
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import pandas as pd  # noqa: E402
 from forecasts.load import LoadForecaster  # noqa: E402
 from forecasts.pv import PvForecaster  # noqa: E402
 from forecasts.types import Series  # noqa: E402
-from vpp import profiles  # noqa: E402
-from vpp.model import Horizon, Location, Profile, PvArray  # noqa: E402
+from vpp.park import profiles  # noqa: E402
+from vpp.park.model import Horizon, Location, Profile, PvArray  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 STEP = timedelta(minutes=15)

@@ -13,7 +13,7 @@ count and time:
   readings.
 
 Prints requests per second and p50/p99 latency. Goal: p99 under 50 ms at 200 readers.
-Usage: python bench/api.py [--readers 200] [--duration-s 20] [--speed 60]
+Usage: python bench/api_latency.py [--readers 200] [--duration-s 20] [--speed 60]
 """
 
 from __future__ import annotations

@@ -1,0 +1,52 @@
+"""Every benchmark script runs as the README prints it (``.venv/bin/python bench/X.py``), at
+its smallest size, and prints its figures. A broken bench cannot land again."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# script -> (smallest arguments, a line fragment its figures always contain)
+SMALLEST = {
+    "dispatch.py": (["--sizes", "S", "--runs", "1", "--variants", "red"], "S    red"),
+    "grid.py": (["--runs", "1", "--plain-runs", "1"], "closed loop (MpcController"),
+    "forecasters.py": (["--runs-fit", "1", "--runs-predict", "1"], "predict loads"),
+    "simulate.py": (["--days", "0.05"], "projected 30 days"),
+    "ingest.py": (["--assets", "3", "--minutes", "5"], "postgresql"),
+    "api_latency.py": (
+        ["--duration-s", "2", "--readers", "4", "--writers", "1", "--batch", "10"],
+        "cycles run by the service meanwhile",
+    ),
+}
+LIBRARIES = {"parks.py"}  # imported by the scripts and the tests, not run
+
+
+def test_every_bench_script_has_a_smoke_run():
+    scripts = {p.name for p in (ROOT / "bench").glob("*.py")} - LIBRARIES
+    assert scripts == set(SMALLEST)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(SMALLEST))
+def test_bench_script_runs_as_documented(script, request):
+    args, expected = SMALLEST[script]
+    if script == "ingest.py":  # it measures PostgreSQL too: the real server, as a test user
+        user = request.getfixturevalue("pg_user")
+        args = [*args, "--pg-url", f"postgresql+psycopg://{user}@127.0.0.1:5432/test"]
+    # From the repository root, by path, exactly as the README prints it: the script's own
+    # folder goes first on sys.path, so a bench file named like a package would shadow it.
+    done = subprocess.run(
+        [sys.executable, f"bench/{script}", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert expected in done.stdout, done.stdout[-3000:]
+    assert "Traceback" not in done.stderr
