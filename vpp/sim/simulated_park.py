@@ -26,12 +26,38 @@ Interface
     * curtailable load: a consumption cap; realised within ``[base*(1-frac), base]`` of the
       *true* baseline. No key = baseline;
     * shiftable load: ``p_kw`` within ``[0, p_max]`` inside its window, until its energy is done;
-    * PEDF building: the exchange setpoint; its battery makes up the difference between the
-      exchange and base + flexible load - PV, within its own limits (the PEDF battery's own
-      setpoint is ignored).
+    * PEDF building: the exchange setpoint (clipped to ``+-converter_kw``); its battery makes
+      up the difference between the exchange and base + flexible load - PV, within its own
+      limits (the PEDF battery's own setpoint is used only when no exchange is set). The
+      realised exchange never exceeds the converter's rating: what does not fit is first
+      absorbed on the DC bus (PV limit lifted, battery, flexible load down to its floor or
+      back to its baseline), then becomes *unserved load* or *spilled PV*
+      (:func:`vpp.sim.pedf.pedf_balance`).
+
+    Every device stays within its limits: battery power and SOC bounds, PV within the
+    available and the inverter, EV power within charger, car and need, shiftable power within
+    ``[0, p_max]`` and its energy, curtailable load within its band. Interval *averages* below
+    an EV charger's or a shiftable load's ``p_min_kw`` are accepted (running at ``p_min`` for
+    part of the interval), and ``min_run_steps`` is not enforced: a plan that breaks them is
+    not corrected here. Network elements (connection, transformers, cables) carry whatever the
+    buses draw; their loading is for the AC flow of :meth:`SimulatedPark.bus_p_kw` to judge.
 ``records() -> dict[str, np.ndarray]``
     The realised interval values (kW averages, kWh at the end of the interval) for KPIs and
-    telemetry: see :data:`RECORD_FIELDS`; ``asset_power(name)`` gives one asset's power.
+    telemetry: see :data:`RECORD_FIELDS`; ``asset_power(name)`` gives one asset's power
+    (a PEDF building's name gives its realised grid exchange; its base and flexible load give
+    what was *served*). ``unserved_kw`` is the demand not supplied and ``pv_spilled_kw`` the
+    PV neither used nor exported, park totals; per asset, ``asset_unserved_kw(load)`` and
+    ``asset_pv_spilled_kw(pv)``. ``pv_used_kw`` excludes spilled PV. Energy balance, exact
+    every interval: ``net_kw = base_kw + flex_kw + shiftable_kw + ev_kw + battery_kw -
+    pv_used_kw = import_kw - export_kw = sum(bus_p_kw())``.
+``bus_p_kw() -> dict[str, np.ndarray]``
+    For the realised AC power flow: the active power each bus of ``site.buses`` drew (kW, load
+    convention) per recorded interval, keyed by the bus names the network model uses
+    (:meth:`vpp.grid.network.GridModel.validate` accepts the mapping as is). Every asset counts
+    at its own ``bus``, except a PEDF building's members: the building counts once, as its
+    realised grid exchange at the building's ``bus`` (the converter's AC terminal). Buses with
+    no asset carry zeros. For the reactive power, ``asset_power(name)`` gives each load's
+    realised power (:func:`vpp.sim.realised.inductive_q_kvar`).
 ``truth(horizon) -> dict[str, np.ndarray]``
     The true PV available and loads (kW) on any horizon: the perfect forecast.
 ``sessions_done() -> list[SessionOutcome]``
@@ -62,6 +88,7 @@ from vpp.park.model import (
     window_start,
 )
 from vpp.park.state import PlantState, ShiftableState
+from vpp.sim.pedf import PedfOutcome, pedf_balance
 
 _TRUTH_CACHE_DAYS = 48
 RECORD_FIELDS = (
@@ -78,6 +105,8 @@ RECORD_FIELDS = (
     "flex_baseline_kw",
     "shiftable_kw",
     "base_kw",
+    "unserved_kw",
+    "pv_spilled_kw",
 )
 
 
@@ -123,6 +152,8 @@ class _Records:
     at: list[datetime] = field(default_factory=list)
     values: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in RECORD_FIELDS})
     assets: dict[str, list[float]] = field(default_factory=dict)
+    unserved: dict[str, list[float]] = field(default_factory=dict)  # load name -> kW
+    spilled: dict[str, list[float]] = field(default_factory=dict)  # PV name -> kW
 
 
 def _rng(seed: int, *keys: str) -> np.random.Generator:
@@ -164,6 +195,7 @@ class SimulatedPark:
         self.month_peak_import_kw = 0.0
         self._last_state: PlantState | None = None
         self._rec = _Records()
+        self._bus_of = _grid_terminals(site)
         self.clock = start
 
     # ----------------------------------------------------------------------------------------
@@ -360,12 +392,12 @@ class SimulatedPark:
         for b in a.base_loads:
             p[b.name] = truth[b.name]
             base += truth[b.name]
-        bat = 0.0
+        bat = unserved = spilled = 0.0
         for b in a.batteries:
             p[b.name] = self._battery(b, setpoints_kw.get(b.name, 0.0))
             bat += p[b.name]
         for pe in a.pedf_buildings:
-            parts = self._pedf(pe, truth, setpoints_kw)
+            parts, out = self._pedf(pe, truth, setpoints_kw)
             p.update(parts)
             pv_avail += min(truth[pe.pv.name], pe.pv.inverter_kw)
             base += parts[pe.base_load.name]
@@ -373,6 +405,8 @@ class SimulatedPark:
             if pe.flexible_load:
                 flex += parts[pe.flexible_load.name]
                 flex_base += truth[pe.flexible_load.name]
+            unserved += out.unserved_kw
+            spilled += out.pv_spilled_kw
         ev, ev_car = self._evs(at, setpoints_kw, p)
         shift = self._shiftables(at, setpoints_kw, p)
         pv_used = -sum(p[x.name] for x in a.pv_arrays) - sum(p[x.pv.name] for x in a.pedf_buildings)
@@ -394,6 +428,8 @@ class SimulatedPark:
             "flex_baseline_kw": flex_base,
             "shiftable_kw": shift,
             "base_kw": base,
+            "unserved_kw": unserved,
+            "pv_spilled_kw": spilled,
         }
         self._record(at, row, p)
         self.clock = at + self.step
@@ -417,42 +453,68 @@ class SimulatedPark:
             return base
         return min(max(cap, base * (1.0 - frac)), base)
 
+    def _battery_limits_kw(self, b: Battery) -> tuple[float, float]:
+        """``(lo, hi)``: the most it can give (<= 0) and take (>= 0) this interval, kW."""
+        e, dt = self.battery_e_kwh[b.name], self.dt_h
+        hi = min(b.p_charge_max_kw, max(b.e_max_kwh - e, 0.0) / (b.eta_charge * dt))
+        lo = -min(b.p_discharge_max_kw, max(e - b.e_min_kwh, 0.0) * b.eta_discharge / dt)
+        return lo, hi
+
+    def _battery_move(self, b: Battery, p_kw: float) -> None:
+        """Move the stored energy by ``p_kw`` (within its limits) over one interval."""
+        eta = b.eta_charge if p_kw >= 0 else 1.0 / b.eta_discharge
+        self.battery_e_kwh[b.name] += eta * p_kw * self.dt_h
+
     def _battery(self, b: Battery, p_kw: float) -> float:
         """Power actually taken (+) or given (-), and the SOC moved; within every limit."""
         if p_kw is None or not math.isfinite(p_kw):
             p_kw = 0.0
-        e, dt = self.battery_e_kwh[b.name], self.dt_h
-        if p_kw >= 0:
-            room = max(b.e_max_kwh - e, 0.0) / (b.eta_charge * dt)
-            p = min(p_kw, b.p_charge_max_kw, room)
-            self.battery_e_kwh[b.name] = e + b.eta_charge * p * dt
-        else:
-            avail = max(e - b.e_min_kwh, 0.0) * b.eta_discharge / dt
-            p = -min(-p_kw, b.p_discharge_max_kw, avail)
-            self.battery_e_kwh[b.name] = e + p / b.eta_discharge * dt
+        lo, hi = self._battery_limits_kw(b)
+        p = min(max(p_kw, lo), hi)
+        self._battery_move(b, p)
         return p
 
     def _pedf(
         self, pe: PedfBuilding, truth: dict[str, float], sp: dict[str, float]
-    ) -> dict[str, float]:
+    ) -> tuple[dict[str, float], PedfOutcome]:
+        """The building's interval: members' powers and exchange, its converter obeyed."""
         avail = min(truth[pe.pv.name], pe.pv.inverter_kw)
         pv = -self._pv(pe.pv.name, avail, sp, pe.pv.curtailable)
         base = truth[pe.base_load.name]
-        out = {pe.pv.name: pv, pe.base_load.name: base}
-        own = pv + base
-        if pe.flexible_load:
-            f = pe.flexible_load
-            out[f.name] = self._curtail(truth[f.name], f.curtail_max_frac, sp.get(f.name))
-            own += out[f.name]
+        f = pe.flexible_load
+        flex_base = truth[f.name] if f else 0.0
+        flex = self._curtail(flex_base, f.curtail_max_frac, sp.get(f.name)) if f else 0.0
+        floor = flex_base * (1.0 - f.curtail_max_frac) if f else 0.0
         target = sp.get(pe.name)
         if target is None or not math.isfinite(target):
             want = sp.get(pe.battery.name, 0.0)
         else:
             target = min(max(target, -pe.converter_kw), pe.converter_kw)
-            want = target - own
-        out[pe.battery.name] = self._battery(pe.battery, want)
-        out[pe.name] = own + out[pe.battery.name]
-        return out
+            want = target - (pv + base + flex)
+        if want is None or not math.isfinite(want):
+            want = 0.0
+        lo, hi = self._battery_limits_kw(pe.battery)
+        bat = min(max(want, lo), hi)
+        out = pedf_balance(pe.converter_kw, avail, pv, base, flex, floor, flex_base, bat, lo, hi)
+        self._battery_move(pe.battery, out.battery_kw)
+        parts = {
+            pe.pv.name: out.pv_kw,
+            pe.base_load.name: out.base_kw,
+            pe.battery.name: out.battery_kw,
+            pe.name: out.exchange_kw,
+        }
+        if f:
+            parts[f.name] = out.flex_kw
+        self._record_shortfall(pe, out)
+        return parts, out
+
+    def _record_shortfall(self, pe: PedfBuilding, out: PedfOutcome) -> None:
+        """Per-asset unserved load and spilled PV of this interval (every interval)."""
+        r = self._rec
+        r.unserved.setdefault(pe.base_load.name, []).append(out.base_unserved_kw)
+        r.spilled.setdefault(pe.pv.name, []).append(out.pv_spilled_kw)
+        if pe.flexible_load:
+            r.unserved.setdefault(pe.flexible_load.name, []).append(out.flex_unserved_kw)
 
     def _evs(self, at: datetime, sp: dict[str, float], p: dict[str, float]) -> tuple[float, float]:
         here = {s.charger: s for s in self._plugged(at)}
@@ -519,3 +581,44 @@ class SimulatedPark:
     def asset_power(self, name: str) -> np.ndarray:
         """One asset's realised power (kW, load convention) per applied interval."""
         return np.asarray(self._rec.assets.get(name, [0.0] * len(self._rec.at)), dtype=float)
+
+    def asset_unserved_kw(self, name: str) -> np.ndarray:
+        """A load's demand not supplied (kW, >= 0) per applied interval (zeros if never)."""
+        return np.asarray(self._rec.unserved.get(name, [0.0] * len(self._rec.at)), dtype=float)
+
+    def asset_pv_spilled_kw(self, name: str) -> np.ndarray:
+        """A PV array's power neither used nor exported (kW, >= 0) per applied interval."""
+        return np.asarray(self._rec.spilled.get(name, [0.0] * len(self._rec.at)), dtype=float)
+
+    def bus_p_kw(self) -> dict[str, np.ndarray]:
+        """Active power each bus drew (kW, load convention) per applied interval.
+
+        Keys are ``site.bus_names()``, every bus present (zeros where nothing is connected);
+        each array has one value per applied interval, in :meth:`times` order. A PEDF
+        building counts once, as its realised exchange at its own bus. The sum over buses is
+        the park's ``net_kw`` (``import_kw - export_kw``) every interval.
+        """
+        return self._bus_sum(self._bus_of)
+
+    def _bus_sum(self, bus_of: dict[str, str]) -> dict[str, np.ndarray]:
+        n = len(self._rec.at)
+        out = {b: np.zeros(n) for b in self.site.bus_names()}
+        for name, bus in bus_of.items():
+            out[bus] += self.asset_power(name)
+        return out
+
+
+def _grid_terminals(site: Site) -> dict[str, str]:
+    """Asset name -> the bus where its power meets the park network. PEDF members sit behind
+    the building's converter: the building stands for them, at its own bus."""
+    a = site.assets
+    direct = [
+        *a.pv_arrays,
+        *a.batteries,
+        *a.ev_chargers,
+        *a.shiftable_loads,
+        *a.curtailable_loads,
+        *a.base_loads,
+        *a.pedf_buildings,
+    ]
+    return {x.name: x.bus for x in direct}
