@@ -73,6 +73,9 @@ class _DrFields(_In):
     price_floor_cny_per_mwh: float | None = Field(None, ge=0, le=KW)
     subsidy_cny_per_kwh: float | None = Field(None, ge=0, le=KW)
     subsidy_cny_per_kw: float | None = Field(None, ge=0, le=KW)
+    nonperformance_cny_per_kwh: float | None = Field(
+        None, ge=0, le=KW, description="CNY per kWh short of the band (or above the cap)"
+    )
     baseline_method: str = Field("gbt37016_5of10", min_length=1, max_length=50)
     effective_band_frac: tuple[float, float] = Field((0.8, 1.2))
     min_duration_minutes: float = Field(60.0, ge=0, le=24 * 60)
@@ -107,6 +110,7 @@ class DrEventPatch(_In):
     price_floor_cny_per_mwh: float | None = Field(None, ge=0, le=KW)
     subsidy_cny_per_kwh: float | None = Field(None, ge=0, le=KW)
     subsidy_cny_per_kw: float | None = Field(None, ge=0, le=KW)
+    nonperformance_cny_per_kwh: float | None = Field(None, ge=0, le=KW)
 
 
 class DrDecision(_In):
@@ -124,8 +128,11 @@ class DrEventOut(_Out):
     delivery: dict[str, Any] | None = Field(
         None,
         description="what the event delivered, settled on the park meter against its baseline "
-        "once the window is over: delivered_kwh, requested_kwh, delivery_ratio, effective, "
-        "baseline_method, baseline_days, per-interval baseline_kw and realised_kw",
+        "once the window is over: delivered_kwh, requested_kwh, delivery_ratio (null when "
+        "nothing was requested), effective, baseline_method, baseline_days, per-interval "
+        "baseline_kw and realised_kw, owned (intervals counted for this event; an interval "
+        "two events cover counts once, for the stricter) and shared_with, compliance (cap-only "
+        "events), compensation_cny and its parts, baseline_note",
     )
     created_at: datetime
     updated_at: datetime

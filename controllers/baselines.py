@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from controllers import costs
+from controllers import costs, relaxations
 from controllers.problem import (
     AssetSchedule,
     DispatchProblem,
@@ -233,7 +233,7 @@ def _result(
         timings_s={"solve_s": secs},
     )
     r.terms_cny = costs.evaluate(p, r)
-    r.relaxed = costs.violations(p, r)
+    r.relaxed = costs.violations(p, r) + relaxations.unavoidable(p)
     r.objective_cny = costs.total(r.terms_cny)
     return r
 

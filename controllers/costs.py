@@ -28,6 +28,7 @@ def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, floa
         "pv_curtailment": 0.0,
         "load_curtailment": 0.0,
         "pedf_target": 0.0,
+        "dr_revenue": -p.dr_revenue_cny(result.p_net_kw),
     }
     penalty = 0.0
     bats = [(b.spec, b.terminal_value_cny_per_kwh) for b in p.batteries]

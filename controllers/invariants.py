@@ -31,7 +31,8 @@ def terminal_kw(result: DispatchResult) -> np.ndarray:
 def _relaxed(result: DispatchResult) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = defaultdict(float)
     for r in result.relaxed:
-        out[(r.constraint, r.asset)] = max(out[(r.constraint, r.asset)], r.amount)
+        if r.avoidable:  # an unavoidable shortfall is outside the problem's needs already
+            out[(r.constraint, r.asset)] = max(out[(r.constraint, r.asset)], r.amount)
     return out
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
-from controllers import on_off
+from controllers import on_off, relaxations
 from controllers.blocks import (
     BatteryBlock,
     Block,
@@ -114,6 +114,12 @@ class _Model:
         pr["exp_max"].value = finite(np.maximum(p.export_max_kw, 0.0), big)
         pr["dr_max"].value = finite(p.dr_max(), big)
         pr["dr_min"].value = finite(p.dr_min(), big)
+        credit = p.dr_credit_cny_per_kwh if p.dr_credit_cny_per_kwh is not None else np.zeros(p.n)
+        dr_base = p.dr_baseline_kw if p.dr_baseline_kw is not None else np.zeros(p.n)
+        pr["dr_credit"].value = dt * np.asarray(credit, dtype=float)
+        pr["dr_credit_base"].value = float(
+            pr["dr_credit"].value @ np.nan_to_num(np.asarray(dr_base, dtype=float))
+        )
         pr["peak_max"].value = big
         pr["month_peak"].value = float(max(p.month_peak_import_kw, 0.0))
         pr["peak_margin"].value = np.maximum(np.nan_to_num(p.peak_margin()), 0.0)
@@ -194,6 +200,8 @@ def build_model(
         "exp_max": cp.Parameter(n, nonneg=True),
         "dr_max": cp.Parameter(n),
         "dr_min": cp.Parameter(n),
+        "dr_credit": cp.Parameter(n),  # CNY/kWh * dt, per kWh below the DR baseline
+        "dr_credit_base": cp.Parameter(),  # dr_credit @ dr_baseline (DPP)
         "month_peak": cp.Parameter(nonneg=True),
         "peak_margin": cp.Parameter(n, nonneg=True),
         "demand_charge": cp.Parameter(nonneg=True),
@@ -257,6 +265,8 @@ def build_model(
         "energy_export": -(params["price_exp"] @ exp),
         "demand_charge": params["demand_charge"] * peak - params["demand_charge_base"],
         "carbon": params["carbon"] @ imp,
+        # - credit x (baseline - net); on imp - exp (= net) so that it stays DPP
+        "dr_revenue": params["dr_credit"] @ (imp - exp) - params["dr_credit_base"],
     }
     for b in [*blocks, helper]:
         cons += b.constraints
@@ -536,6 +546,7 @@ class MpcController:
         relaxed: list[Relaxation] = []
         for s in model.slacks:
             relaxed.extend(r for r in s.relaxations(p.dt_h) if r.asset != "-")
+        relaxed += relaxations.unavoidable(p)
         terms = dict.fromkeys(TERMS, 0.0)
         terms |= {k: float(np.asarray(v.value)) for k, v in model.terms.items()}
         status_out = "optimal" if status == cp.OPTIMAL else "optimal_inaccurate"

@@ -56,6 +56,11 @@ class EvSessionInput:
     target_e_kwh: float = 0.0
     e_dischargeable_kwh: float = 0.0  # V2G: energy that may be taken from the car
     departs_after_horizon: bool = False  # the need is prorated, not a hard target
+    # What no decision can deliver any more (the charger at full power from the horizon's
+    # start would still leave the car short): left out of ``e_needed_kwh`` / ``target_e_kwh``
+    # and reported as an unavoidable shortfall, never penalised.
+    e_unreachable_kwh: float = 0.0
+    target_unreachable_kwh: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class ShiftableWindow:
     start_k: int
     end_k: int  # exclusive
     e_kwh: float  # energy still to consume in this window
+    e_unreachable_kwh: float = 0.0  # beyond full power until the window closes: not in e_kwh
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,12 @@ class DispatchProblem:
     peak_margin_kw: np.ndarray | None = None
     dr_import_max_kw: np.ndarray | None = None  # +inf where no cap
     dr_import_min_kw: np.ndarray | None = None  # -inf where no floor
+    # DR revenue: CNY per kWh of import below ``dr_baseline_kw`` (+ peak shaving pays, -
+    # valley filling pays; 0 outside paid DR intervals). The objective credits
+    # ``sum(dr_credit * (dr_baseline - import)) * dt`` (term ``dr_revenue``, <= 0 = income).
+    dr_credit_cny_per_kwh: np.ndarray | None = None
+    dr_baseline_kw: np.ndarray | None = None
+    dr_baseline_method: str = ""  # how dr_baseline_kw was made (the plan's label)
     bus_import_max_kw: np.ndarray | None = None  # per bus (building transformer), +inf = none
     network: tuple[NetworkConstraint, ...] = ()
     penalties: Penalties = field(default_factory=Penalties)
@@ -168,6 +180,14 @@ class DispatchProblem:
 
     def dr_min(self) -> np.ndarray:
         return self.dr_import_min_kw if self.dr_import_min_kw is not None else -_inf(self.n)
+
+    def dr_revenue_cny(self, p_net_kw: np.ndarray) -> float:
+        """DR subsidy a schedule earns (CNY, + income) under the linear credit."""
+        if self.dr_credit_cny_per_kwh is None or self.dr_baseline_kw is None:
+            return 0.0
+        credit = np.asarray(self.dr_credit_cny_per_kwh, dtype=float)
+        resp = np.asarray(self.dr_baseline_kw, dtype=float) - np.asarray(p_net_kw, dtype=float)
+        return float(self.dt_h * credit @ resp)
 
     def peak_margin(self) -> np.ndarray:
         return self.peak_margin_kw if self.peak_margin_kw is not None else np.zeros(self.n)
@@ -217,6 +237,7 @@ TERMS = (
     "pv_curtailment",
     "load_curtailment",
     "pedf_target",
+    "dr_revenue",
     "penalties",
 )
 
@@ -242,20 +263,39 @@ class AssetSchedule:
 
 @dataclass(frozen=True)
 class Relaxation:
-    """A soft constraint that had to give way: which, on which asset, where, by how much."""
+    """A soft constraint that had to give way: which, on which asset, where, by how much.
+
+    ``amount`` is physical (``unit``: kWh short for an energy, kW over for a limit), never
+    the penalty it cost. ``avoidable`` is False for a shortfall no decision on the horizon
+    could prevent (a car that departs before its energy can be delivered): such a shortfall
+    is reported with its ``reason`` and carries no penalty in the objective.
+    """
 
     constraint: str
     asset: str
     steps: tuple[int, ...]
     amount: float
     unit: str  # "kWh" or "kW"
+    reason: str = ""
+    avoidable: bool = True
 
     def describe(self) -> str:
-        k0, k1 = (self.steps[0], self.steps[-1]) if self.steps else (0, 0)
-        return (
-            f"{self.constraint} on {self.asset}: relaxed by {self.amount:.3f} {self.unit} "
-            f"(steps {k0}-{k1})"
-        )
+        what = "short by" if self.unit == "kWh" else "over by"
+        where = f" (steps {self.steps[0]}-{self.steps[-1]})" if self.steps else ""
+        why = f": {self.reason}" if self.reason else ""
+        head = f"{self.constraint} on {self.asset}: {what} {self.amount:.3f} {self.unit}"
+        return head + where + why
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "constraint": self.constraint,
+            "asset": self.asset,
+            "steps": list(self.steps),
+            "amount": self.amount,
+            "unit": self.unit,
+            "reason": self.reason,
+            "avoidable": self.avoidable,
+        }
 
 
 @dataclass
@@ -276,6 +316,18 @@ class DispatchResult:
     @property
     def ok(self) -> bool:
         return self.status in ("optimal", "optimal_inaccurate", "heuristic")
+
+    @property
+    def objective_cost_cny(self) -> float:
+        """The money part of the objective (CNY): every term but the penalties."""
+        return float(self.objective_cny - self.terms_cny.get("penalties", 0.0))
+
+    @property
+    def objective_penalty(self) -> float:
+        """The penalty part of the objective: the relaxations' amounts times their configured
+        weights (:class:`vpp.park.model.Penalties`). A weight that ranks what gives way
+        first, in the objective's scale, but not money: never shown as CNY."""
+        return float(self.terms_cny.get("penalties", 0.0))
 
     @property
     def p_import_kw(self) -> np.ndarray:
@@ -303,18 +355,11 @@ class DispatchResult:
                 "n": self.horizon.n,
             },
             "objective_cny": self.objective_cny,
+            "objective_cost_cny": self.objective_cost_cny,
+            "objective_penalty": self.objective_penalty,
             "terms_cny": dict(self.terms_cny),
             "timings_s": dict(self.timings_s),
-            "relaxed": [
-                {
-                    "constraint": r.constraint,
-                    "asset": r.asset,
-                    "steps": list(r.steps),
-                    "amount": r.amount,
-                    "unit": r.unit,
-                }
-                for r in self.relaxed
-            ],
+            "relaxed": [r.to_json_dict() for r in self.relaxed],
             "messages": list(self.messages),
             "p_net_kw": arr(self.p_net_kw),
             "bus_p_kw": {b: arr(v) for b, v in self.bus_p_kw.items()},

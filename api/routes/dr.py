@@ -39,7 +39,7 @@ def _out(
         version=row["version"],
         fields=row["body"],
         expected_delivery=row["expected"],
-        delivery=_delivery(settled) if settled else None,
+        delivery=_delivery(settled, row["expected"]) if settled else None,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         history=[
@@ -49,18 +49,43 @@ def _out(
     )
 
 
-def _delivery(s: dict[str, Any]) -> dict[str, Any]:
+def _delivery(s: dict[str, Any], expected: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stored settlement as the API shows it. ``delivery_ratio`` is null when nothing was
+    requested; ``compliance`` is set for a cap-only event; ``owned`` marks the intervals
+    counted for this event (``shared_with``: the stricter events that took the others);
+    ``baseline_note`` says when the plan's expected delivery used another baseline."""
     keys = (
         "delivered_kwh", "requested_kwh", "delivery_ratio", "effective", "baseline_method",
         "baseline_days", "baseline_kwh", "realised_kwh", "intervals", "intervals_metered",
         "step_minutes", "baseline_kw", "realised_kw",
     )  # fmt: skip
     out = {k: s[k] for k in keys}
-    out["delivery_ratio"] = round(out["delivery_ratio"], 4)
+    if out["delivery_ratio"] is not None:
+        out["delivery_ratio"] = round(out["delivery_ratio"], 4)
     for k in ("delivered_kwh", "requested_kwh", "baseline_kwh", "realised_kwh"):
         out[k] = round(out[k], 3)
     out["window_start"] = s["window_start"].isoformat()
     out["settled_at"] = s["settled_at"].isoformat()
+    out["owned"] = s.get("owned")
+    out["shared_with"] = s.get("shared_with") or []
+    out["compliance"] = None
+    if s.get("cap_kw") is not None:
+        out["compliance"] = {
+            "cap_kw": s["cap_kw"],
+            "intervals_over_cap": s["intervals_over_cap"],
+            "e_over_cap_kwh": round(s["e_over_cap_kwh"], 3),
+            "compliant_frac": s["compliant_frac"],
+        }
+    comp = s.get("compensation")
+    out["compensation_cny"] = None if comp is None else round(s["compensation_cny"], 2)
+    out["compensation"] = comp
+    planned = (expected or {}).get("baseline_method")
+    out["baseline_note"] = None
+    if planned and planned != s["baseline_method"]:
+        out["baseline_note"] = (
+            f"settled against {s['baseline_method']}; the plan's expected delivery used "
+            f"{planned}: the two figures are on different baselines"
+        )
     return out
 
 

@@ -13,7 +13,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from api.auth import Perm, Principal, require
+from controllers import relaxations
 from vpp.accounting import flexibility
+from vpp.plan.prepare import ASSUMED
 from vpp.store import repo
 
 router = APIRouter(tags=["site"])
@@ -25,6 +27,10 @@ def _current(request: Request):
     if cur is None:
         raise HTTPException(503, "no plan yet: the first cycle has not run; see GET /health")
     return cur
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
 
 
 def _arr(a) -> list[float] | None:
@@ -136,6 +142,7 @@ def plan(
 ) -> dict[str, Any]:
     cur = _current(request)
     r = cur.plan
+    lines = relaxations.alarm_lines(r.relaxed)
     chosen = r.assets
     if asset is not None:
         if asset not in chosen:
@@ -155,8 +162,12 @@ def plan(
         "times": [t.isoformat() for t in r.horizon.times()],
         "p_net_kw": _arr(r.p_net_kw),
         "objective_cny": r.objective_cny if np.isfinite(r.objective_cny) else None,
+        "objective_cost_cny": _finite(r.objective_cost_cny),
+        "objective_penalty": _finite(r.objective_penalty),
         "terms_cny": r.terms_cny,
-        "relaxed": [x.describe() for x in r.relaxed],
+        "relaxed": [x.text for x in lines],
+        "relaxation_lines": [x.to_json_dict() for x in lines],
+        "assumptions": [m for m in r.messages if m.startswith(ASSUMED)],
         "assets": {
             n: {"kind": s.kind, "bus": s.bus, "p_kw": _arr(s.p_kw), "e_kwh": _arr(s.e_kwh)}
             for n, s in chosen.items()

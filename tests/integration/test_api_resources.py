@@ -43,6 +43,12 @@ def test_setpoints_plan_forecasts_flexibility(api):
     assert [x["asset"] for x in one.json()["setpoints"]] == ["B02-bess"]
     plan = client.get("/api/v1/plan", headers=h["viewer"]).json()
     assert len(plan["p_net_kw"]) == len(plan["times"]) == 16
+    # The objective's money and its penalty weights apart; relaxations as alarm lines.
+    assert plan["objective_cost_cny"] + plan["objective_penalty"] == pytest.approx(
+        plan["objective_cny"]
+    )
+    assert plan["relaxed"] == [x["text"] for x in plan["relaxation_lines"]]
+    assert isinstance(plan["assumptions"], list)
     fc = client.get("/api/v1/forecasts", headers=h["viewer"]).json()
     assert set(fc["assets"]["B01-pv"]) == {"p10_kw", "p50_kw", "p90_kw"}
     env = client.get("/api/v1/flexibility", headers=h["viewer"]).json()

@@ -136,3 +136,32 @@ def test_naive_datetimes_take_the_site_zone(tmp_path):
 
     site = load_site(_write(tmp_path, add))
     assert str(site.ev_sessions[0].arrival.tzinfo) == "Asia/Shanghai"
+
+
+def test_dr_defaults_load_and_an_event_overrides_them(tmp_path):
+    from vpp.park.model import DemandResponseEvent, DrDirection, dr_terms
+
+    site = load_site(DEMO)
+    assert site.dr_defaults.subsidy_cny_per_kwh == 0.25 and site.dr_defaults.source
+    ev = DemandResponseEvent("e", DrDirection.PEAK_SHAVING, (), 1.0, subsidy_cny_per_kw=8.0)
+    t = dr_terms(ev, site.dr_defaults)
+    assert (t.subsidy_cny_per_kwh, t.subsidy_cny_per_kw, t.nonperformance_cny_per_kwh) == (
+        0.25,
+        8.0,
+        0.0,
+    )
+
+
+def test_dr_defaults_errors_name_the_field(tmp_path):
+    def negative(d):
+        d["dr_defaults"]["nonperformance_cny_per_kwh"] = -1
+
+    msg = _error(tmp_path, negative)
+    assert "bad.yaml: dr_defaults.nonperformance_cny_per_kwh: must be >= 0, got -1" in msg
+
+    def unknown(d):
+        d["dr_defaults"]["subsidy_cny_per_mwh"] = 1
+
+    other = tmp_path / "2"
+    other.mkdir()
+    assert "dr_defaults.subsidy_cny_per_mwh" in _error(other, unknown)

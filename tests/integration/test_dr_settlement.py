@@ -87,6 +87,25 @@ def test_a_completed_event_is_settled_on_the_stored_meter_data(db_url):
         f"{s['delivered_kwh']}" in metrics
     )
     assert 'vpp_dr_delivery_ratio{event_id="SG-SETTLE"} 1.0' in metrics
+    # A cap-only event is settled as compliance: three metered intervals, all at the cap.
+    assert s["cap_kw"] == 1600.0 and s["intervals_over_cap"] == 0
+    assert s["compliant_frac"] == 1.0 and s["e_over_cap_kwh"] == 0.0
+    assert d["compliance"] == {
+        "cap_kw": 1600.0,
+        "intervals_over_cap": 0,
+        "e_over_cap_kwh": 0.0,
+        "compliant_frac": 1.0,
+    }
+    assert s["owned"] == [True] * 4 and d["shared_with"] == []
+    # The demo park's default subsidy, 0.25 CNY/kWh, on the delivered energy.
+    assert s["compensation_cny"] == pytest.approx(0.25 * s["delivered_kwh"])
+    assert d["compensation"]["terms_source"].startswith("shared/DOMAIN.md")
+    assert 'vpp_dr_effective{event_id="SG-SETTLE"} 1.0' in metrics
+    assert 'vpp_dr_cap_compliant_frac{event_id="SG-SETTLE"} 1.0' in metrics
+    assert "vpp_dr_compensation_cny" in metrics
+    # The plan's expected delivery said which baseline it used; it was not the settlement's.
+    assert one["expected_delivery"]["baseline_method"] == "forecast_uncontrolled"
+    assert "gbt37016_5of10" in d["baseline_note"]
 
     rt.clock.set(WINDOW[1] + timedelta(hours=2))
     rt.run_cycle()  # settled once only

@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from vpp.park.model import EvSession, Horizon, Site, window_start
+from vpp.park.model import EvCharger, EvSession, Horizon, ShiftableLoad, Site, window_start
 from vpp.park.sessions import sessions_between
+from vpp.park.state import ShiftableState
 
 
 def uncontrolled_flex_kw(
@@ -55,3 +56,29 @@ def uncontrolled_flex_kw(
             done[w] = e + p * dt
             out[k] += p
     return out
+
+
+def uncontrolled_delivered_kwh(session: EvSession, charger: EvCharger, at: datetime) -> float:
+    """Energy (kWh, into the car) the park without the VPP would have delivered to
+    ``session`` by ``at``: the charger at full power (the session's cap, if lower) from
+    arrival until the car is served. The basis of a cold start's stated assumption when no
+    charger meter can be read."""
+    h = max((min(at, session.departure) - session.arrival).total_seconds() / 3600.0, 0.0)
+    p_max_kw = min(charger.p_max_kw, session.p_max_kw or charger.p_max_kw)
+    return min(session.e_needed_kwh, p_max_kw * charger.eta * h)
+
+
+def uncontrolled_shiftable_state(
+    spec: ShiftableLoad, at: datetime, tz: str, step_h: float
+) -> ShiftableState | None:
+    """The state at ``at`` of a shiftable load that ran without the VPP: full power from its
+    window's opening until its energy was consumed. None outside a window. ``step_h``: the
+    dispatch interval (h), to count the intervals a run still going has lasted."""
+    local = at.astimezone(ZoneInfo(tz))
+    w = window_start(spec, local)
+    if w is None:
+        return None
+    h = (local - w).total_seconds() / 3600.0
+    e_done_kwh = min(spec.e_kwh, spec.p_max_kw * h)
+    running = e_done_kwh < spec.e_kwh - 1e-9
+    return ShiftableState(e_done_kwh, round(h / step_h) if running else 0)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from controllers.problem import DispatchProblem, DispatchResult
-from vpp.park.model import DemandResponseEvent, DrDirection
+from vpp.accounting import dr_baseline
+from vpp.park.model import DemandResponseEvent, DrDirection, DrTerms, dr_terms
 
 
 def uncontrolled_net_kw(problem: DispatchProblem) -> np.ndarray:
@@ -88,24 +89,49 @@ def envelope(problem: DispatchProblem, plan: DispatchResult) -> Envelope:
     return Envelope(lo, hi)
 
 
+UNCONTROLLED = "forecast_uncontrolled"  # the baseline when the problem carries none
+
+
 def expected_delivery(
-    event: DemandResponseEvent, problem: DispatchProblem, plan: DispatchResult
+    event: DemandResponseEvent,
+    problem: DispatchProblem,
+    plan: DispatchResult,
+    defaults: DrTerms | None = None,
 ) -> dict:
-    """What the plan delivers for ``event`` over the part of its windows inside the horizon:
-    mean response against the uncontrolled baseline (kW, positive = in the asked direction),
-    the plan's highest (peak shaving) or lowest (valley filling) import there, and whether the
-    target is met."""
+    """What the plan delivers for ``event`` over the part of its windows inside the horizon.
+
+    Against the baseline the plan's DR limits were set on (``DispatchProblem.dr_baseline_kw``,
+    its method in ``baseline_method``; the uncontrolled forecast when the problem has none):
+    mean response (kW, positive = in the asked direction), the plan's highest (peak shaving)
+    or lowest (valley filling) import, whether the target is met, and the settlement's own
+    figures on the plan (``plan_*``: requested and delivered kWh, ratio, null when nothing is
+    asked, effective, compensation in CNY under the event's terms or ``defaults``)."""
     times = problem.horizon.times()
     mask = np.array([any(w.start <= t < w.end for w in event.windows) for t in times])
     if not mask.any():
         return {"intervals_in_horizon": 0}
-    base = uncontrolled_net_kw(problem)[mask]
+    if problem.dr_baseline_kw is not None:  # the baseline the plan's DR limits were set on
+        base_all, method = (
+            np.asarray(problem.dr_baseline_kw, dtype=float),
+            problem.dr_baseline_method,
+        )
+    else:
+        base_all, method = uncontrolled_net_kw(problem), UNCONTROLLED
+    base = base_all[mask]
     net = np.asarray(plan.p_net_kw)[mask]
     shaving = event.direction is DrDirection.PEAK_SHAVING
     response = (base - net) if shaving else (net - base)
+    d = dr_baseline.delivery(event, base, net, problem.dt_h)  # the settlement's own rules
+    c = dr_baseline.compensation(d, dr_terms(event, defaults))
     out = {
         "intervals_in_horizon": int(mask.sum()),
         "plan_version_controller": plan.controller,
+        "baseline_method": method or UNCONTROLLED,
+        "plan_requested_kwh": round(d.requested_kwh, 3),
+        "plan_delivered_kwh": round(d.delivered_kwh, 3),
+        "plan_delivery_ratio": None if d.ratio is None else round(d.ratio, 4),
+        "plan_effective": d.effective,
+        "plan_compensation_cny": round(c.total_cny, 2),
         "baseline_mean_kw": round(float(base.mean()), 3),
         "response_mean_kw": round(float(response.mean()), 3),
         "response_min_kw": round(float(response.min()), 3),

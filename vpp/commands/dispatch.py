@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from controllers import relaxations
 from controllers.baselines import CONTROLLERS
 from controllers.mpc import MpcController
 from controllers.problem import DispatchResult
@@ -87,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         doc["setpoints_kw"] = report.setpoints_kw
         doc["invariant_violations"] = report.violations
         doc["fallback"] = report.fallback
+        doc["relaxation_lines"] = [
+            x.to_json_dict() for x in relaxations.alarm_lines(report.result.relaxed)
+        ]
         args.json.write_text(json.dumps(doc, indent=1), encoding="utf-8")
         print(f"\nschedule written to {args.json}")
     return 0 if not report.violations else 1
@@ -107,9 +111,14 @@ def summary(site_name: str, rep: CycleReport, others: dict[str, DispatchResult])
         + (f", fallback {rep.fallback}" if rep.fallback else ""),
         "timings   " + ", ".join(f"{k} {v:.3f}" for k, v in r.timings_s.items()),
         "",
-        f"objective {r.objective_cny:12,.1f} CNY",
+        f"cost      {r.objective_cost_cny:12,.1f} CNY (the objective without its penalties)",
     ]
-    lines += [f"  {k:<17}{v:12,.1f}" for k, v in r.terms_cny.items() if abs(v) > 0.05]
+    lines += [
+        f"  {k:<17}{v:12,.1f}" for k, v in r.terms_cny.items() if abs(v) > 0.05 and k != "penalties"
+    ]
+    lines.append(
+        f"penalty   {r.objective_penalty:12,.1f} (weights of relaxed constraints, not money)"
+    )
     imp, exp = r.p_import_kw, r.p_export_kw
     lines += [
         "",
@@ -121,20 +130,15 @@ def summary(site_name: str, rep: CycleReport, others: dict[str, DispatchResult])
         lines.append("")
         lines.append("same problem, other controllers (cost measured alike):")
         for name, o in others.items():
-            d = o.objective_cny - r.objective_cny
+            d = o.objective_cost_cny - r.objective_cost_cny
             lines.append(
-                f"  {name:<13}{o.objective_cny:12,.1f} CNY ({d:+,.1f} vs {rep.controller}), "
-                f"peak {o.p_import_kw.max():,.0f} kW"
+                f"  {name:<13}{o.objective_cost_cny:12,.1f} CNY ({d:+,.1f} vs {rep.controller}), "
+                f"penalty {o.objective_penalty:,.1f}, peak {o.p_import_kw.max():,.0f} kW"
             )
     lines += ["", "assets:", *_asset_lines(r, dt)]
     lines.append("")
-    if r.relaxed:
-        lines.append(f"relaxed constraints ({len(r.relaxed)}):")
-        lines += [f"  {x.describe()}" for x in r.relaxed[:20]]
-        if len(r.relaxed) > 20:
-            lines.append(f"  ... and {len(r.relaxed) - 20} more (see --json)")
-    else:
-        lines.append("relaxed constraints: none")
+    lines += _relaxation_lines(r)
+    lines += [f"note: {m}" for m in r.messages if m.startswith("assumed")]
     lines.append(f"setpoints clamped by the safety layer: {len(rep.clamps)}")
     for c in rep.clamps[:10]:
         lines.append(f"  {c.asset}: {c.proposed_kw:.3f} -> {c.sent_kw:.3f} kW ({c.reason})")
@@ -144,6 +148,23 @@ def summary(site_name: str, rep: CycleReport, others: dict[str, DispatchResult])
         else "INVARIANTS BROKEN:\n  " + "\n  ".join(rep.violations)
     )
     return "\n".join(lines)
+
+
+def _relaxation_lines(r: DispatchResult, shown: int = 20) -> list[str]:
+    """Relaxations as an alarm (:func:`controllers.relaxations.alarm_lines`): each one at or
+    above its tolerance in its unit, the small ones counted per kind."""
+    if not r.relaxed:
+        return ["relaxed constraints: none"]
+    grouped = relaxations.alarm_lines(r.relaxed)
+    fate = sum(x.count for x in grouped if not x.avoidable)
+    out = [
+        f"relaxed constraints ({len(r.relaxed)}, {fate} no decision could avoid; "
+        f"under {relaxations.SMALL_KWH:g} kWh or {relaxations.SMALL_KW:g} kW counted together):"
+    ]
+    out += [f"  {x.text}" for x in grouped[:shown]]
+    if len(grouped) > shown:
+        out.append(f"  ... and {len(grouped) - shown} more lines (see --json)")
+    return out
 
 
 def _asset_lines(r: DispatchResult, dt: float) -> list[str]:

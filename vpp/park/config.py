@@ -119,6 +119,7 @@ _PARK_KEYS = {
     "penalties",
     "dispatch",
     "dr_events",
+    "dr_defaults",
     "ev_sessions",
     "ev_fleets",
 }
@@ -382,6 +383,8 @@ def _semantic_problems(site: m.Site) -> Iterable[str]:
     yield from _network_problems(site.network, buses)
     yield from _session_problems(site)
     yield from _dr_problems(site.dr_events)
+    for f in ("subsidy_cny_per_kwh", "subsidy_cny_per_kw", "nonperformance_cny_per_kwh"):
+        yield from _nonneg(f"dr_defaults.{f}", getattr(site.dr_defaults, f))
     d = site.dispatch
     if d.horizon_steps < 1:
         yield f"dispatch.horizon_steps: must be >= 1, got {d.horizon_steps}"
@@ -486,6 +489,23 @@ def _asset_problems(a: m.Assets, buses: set[str]) -> Iterable[str]:
         )
         if pe.flexible_load is not None:
             yield from _curtailable_problems(pe.flexible_load, f"{p}.flexible_load")
+        yield from _pedf_member_problems(pe, p, seen)
+
+
+def _pedf_member_problems(pe: m.PedfBuilding, p: str, seen: dict[str, str]) -> Iterable[str]:
+    """Members sit behind the building's converter (its bus) and have names of their own."""
+    for role in ("pv", "battery", "base_load", "flexible_load"):
+        member = getattr(pe, role)
+        if member is None:
+            continue
+        if member.name in seen:
+            yield f"{p}.{role}.name: {member.name!r} is already used by {seen[member.name]}"
+        seen[member.name] = f"{p}.{role}"
+        if member.bus != pe.bus:
+            yield (
+                f"{p}.{role}.bus: must be the building's bus {pe.bus!r} (behind its "
+                f"converter), got {member.bus!r}"
+            )
 
 
 def _tariff_problems(t: m.Tariff, p: str) -> Iterable[str]:
@@ -571,3 +591,6 @@ def _dr_problems(events: tuple[m.DemandResponseEvent, ...]) -> Iterable[str]:
             if w.end <= w.start:
                 yield f"{p}.windows[{j}].end: must be after start ({w.start.isoformat()})"
         yield from _nonneg(f"{p}.requested_kw", e.requested_kw)
+        for f in ("subsidy_cny_per_kwh", "subsidy_cny_per_kw", "nonperformance_cny_per_kwh"):
+            if getattr(e, f) is not None:
+                yield from _nonneg(f"{p}.{f}", getattr(e, f))

@@ -198,6 +198,15 @@ class Battery:
     def e_max_kwh(self) -> float:
         return self.soc_max_frac * self.e_kwh
 
+    def terminal_value(self, mean_import_price_cny_per_kwh: float) -> float:
+        """Value of a kWh left in the battery (CNY/kWh): the configured value, else what it
+        saves when discharged later at ``mean_import_price_cny_per_kwh``. The planner values
+        its horizon's end with it and the bill a run's end. Lower (the cheapest price) and a
+        rolling horizon empties every battery each day; higher and it never discharges."""
+        if self.terminal_value_cny_per_kwh is not None:
+            return self.terminal_value_cny_per_kwh
+        return mean_import_price_cny_per_kwh * self.eta_discharge
+
 
 @dataclass(frozen=True)
 class EvCharger:
@@ -475,16 +484,56 @@ class DemandResponseEvent:
     import_cap_kw: float | None = None
     price_cap_cny_per_mwh: float | None = None
     price_floor_cny_per_mwh: float | None = None
+    # Compensation terms (None: the park's ``dr_defaults``): CNY per kWh of effective
+    # response, CNY per kW of effective response per event, and CNY per kWh of shortfall
+    # (below the band's lower edge, or above the cap) where the contract has a penalty.
     subsidy_cny_per_kwh: float | None = None
     subsidy_cny_per_kw: float | None = None
     baseline_method: str = "gbt37016_5of10"
     effective_band_frac: tuple[float, float] = (0.8, 1.2)
     min_duration: timedelta = timedelta(hours=1)
     status: DrStatus = DrStatus.ANNOUNCED
+    nonperformance_cny_per_kwh: float | None = None
 
     @property
     def target_kw(self) -> float:
         return self.cleared_kw if self.cleared_kw is not None else self.requested_kw
+
+    @property
+    def cap_only(self) -> bool:
+        """An absolute import cap without a cleared amount: settled as compliance."""
+        return (
+            self.direction is DrDirection.PEAK_SHAVING
+            and self.import_cap_kw is not None
+            and self.cleared_kw is None
+        )
+
+
+@dataclass(frozen=True)
+class DrTerms:
+    """DR compensation terms: the park's defaults (``dr_defaults`` in the park file), which
+    an event's own terms override (:func:`dr_terms`). No subsidy and no penalty unless
+    configured; ``source`` says where the numbers come from."""
+
+    subsidy_cny_per_kwh: float = 0.0
+    subsidy_cny_per_kw: float = 0.0
+    nonperformance_cny_per_kwh: float = 0.0
+    source: str = ""
+
+
+def dr_terms(event: DemandResponseEvent, defaults: DrTerms | None = None) -> DrTerms:
+    """The terms ``event`` is settled on: its own where given, else ``defaults``."""
+    d = defaults or DrTerms()
+
+    def pick(own: float | None, park: float) -> float:
+        return float(own) if own is not None else float(park)
+
+    return DrTerms(
+        pick(event.subsidy_cny_per_kwh, d.subsidy_cny_per_kwh),
+        pick(event.subsidy_cny_per_kw, d.subsidy_cny_per_kw),
+        pick(event.nonperformance_cny_per_kwh, d.nonperformance_cny_per_kwh),
+        d.source,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -535,6 +584,7 @@ class Site:
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     value_added_10k_cny_per_year: float | None = None
     dr_events: tuple[DemandResponseEvent, ...] = ()
+    dr_defaults: DrTerms = field(default_factory=DrTerms)
     ev_sessions: tuple[EvSession, ...] = ()
     # Seeded generators of EV sessions for the demo and the simulated park (vpp.park.sessions).
     ev_fleets: tuple[EvFleet, ...] = ()

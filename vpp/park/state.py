@@ -21,8 +21,24 @@ class ShiftableState:
 
 
 @dataclass(frozen=True)
+class Assumption:
+    """A value the driver could not measure and stated instead, so that no figure built on it
+    reads as measured: ``quantity`` of ``subject`` (an EV session id or an asset name) taken
+    as ``value`` (in the unit ``quantity`` names) on ``basis``."""
+
+    subject: str
+    quantity: str  # e.g. "e_delivered_kwh"
+    value: float
+    basis: str  # e.g. "uncontrolled charging since arrival (no charger meter)"
+
+
+@dataclass(frozen=True)
 class PlantState:
-    """Measured state at ``at``. Missing batteries fall back to their configured initial SOC."""
+    """Measured state at ``at``. Missing batteries fall back to their configured initial SOC.
+
+    ``assumptions`` lists every value in the state that was assumed rather than measured (a
+    cold start: a car plugged in before the service, with no charger meter to read).
+    """
 
     at: datetime
     battery_e_kwh: dict[str, float] = field(default_factory=dict)  # incl. PEDF batteries
@@ -30,6 +46,7 @@ class PlantState:
     shiftable: dict[str, ShiftableState] = field(default_factory=dict)
     month_peak_import_kw: float = 0.0
     stale_assets: frozenset[str] = frozenset()  # no fresh telemetry: hold at a safe setpoint
+    assumptions: tuple[Assumption, ...] = ()
 
 
 @dataclass(frozen=True)

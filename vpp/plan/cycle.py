@@ -179,6 +179,8 @@ def _finish(at, state, problem, forecasts, result, grid, used, fallback, errors,
     for v in violations:
         log.warning("invariant broken by %s: %s", used, v)
     setpoints, clamps = safety.clamp(problem, result.setpoints_kw(0), 0, state.stale_assets)
+    notes = prepare.assumption_notes(state.assumptions)
+    result.messages += [m for m in notes if m not in result.messages]
     t["validate_s"] = time.perf_counter() - t0
     t["total_s"] = sum(t.values())
     return CycleReport(

@@ -25,6 +25,7 @@ from controllers.problem import (
     ShiftableInput,
     ShiftableWindow,
 )
+from vpp.park import dr_rules
 from vpp.park import tariff as tariffs
 from vpp.park.carbon_factors import emission_factor_kg_per_kwh
 from vpp.park.model import (
@@ -38,9 +39,10 @@ from vpp.park.model import (
     ShiftableLoad,
     Site,
 )
-from vpp.park.state import Forecasts, PlantState, ShiftableState
+from vpp.park.state import Assumption, Forecasts, PlantState, ShiftableState
 
 DR_ACTIVE = (DrStatus.CONFIRMED, DrStatus.ACTIVE)
+PLAN_BASELINE = "forecast_uncontrolled"  # the DR baseline when none from history is given
 
 
 class PrepareError(ValueError):
@@ -65,12 +67,14 @@ def build_problem(
     dr_baseline_kw: np.ndarray | None = None,
     network: tuple[NetworkConstraint, ...] = (),
     bus_import_max_kw: dict[str, float] | None = None,
+    dr_baseline_method: str = "gbt37016_5of10",
 ) -> DispatchProblem:
     """Everything a controller needs for one solve.
 
     ``dr_baseline_kw``: the park's import without DR over the horizon (GB/T 37016-style, from
-    history); when absent, the forecast of the park's net load without storage or
-    flexibility is used.
+    history, made by ``dr_baseline_method``); when absent, the forecast of the park's net
+    load without storage or flexibility is used (labelled ``PLAN_BASELINE``). Confirmed and
+    active events credit their subsidy in the objective (``vpp.park.dr_rules``).
     """
     n = horizon.n
     fc = _ForecastReader(forecasts, n)
@@ -107,7 +111,10 @@ def build_problem(
     # diversified spread); a window still ahead is planned with the whole headroom as well,
     # so that the energy a response under the P90 load needs is there when the window opens.
     dr_margin = site.dispatch.risk_frac * _net_spread_kw(site, forecasts, n, diversified=True)
+    dr_events = tuple(dr_events)
     dr_max, dr_min = dr_limits(dr_events, horizon, baseline, dr_margin, headroom)
+    paid = [e for e in dr_events if e.status in DR_ACTIVE]
+    dr_credit = dr_rules.credit_cny_per_kwh(paid, horizon, baseline, site.dr_defaults)
     buses = tuple(site.bus_names())
     bus_max = np.full(len(buses), np.inf)
     for bus, lim in (bus_import_max_kw or {}).items():
@@ -133,6 +140,9 @@ def build_problem(
         peak_margin_kw=headroom,
         dr_import_max_kw=dr_max,
         dr_import_min_kw=dr_min,
+        dr_credit_cny_per_kwh=dr_credit,
+        dr_baseline_kw=np.asarray(baseline, dtype=float),
+        dr_baseline_method=dr_baseline_method if dr_baseline_kw is not None else PLAN_BASELINE,
         bus_import_max_kw=bus_max,
         network=network,
         penalties=site.penalties,
@@ -161,12 +171,9 @@ def _e_init(b: Battery, state: PlantState) -> float:
 
 
 def _terminal(b: Battery, mean_price: float) -> float:
-    """Value of a kWh left in the battery at the horizon's end: what it saves when discharged
-    later at the horizon's mean import price. Lower (the cheapest price) and a rolling horizon
-    empties every battery each day; higher and it never discharges."""
-    if b.terminal_value_cny_per_kwh is not None:
-        return b.terminal_value_cny_per_kwh
-    return mean_price * b.eta_discharge
+    """Value of a kWh left in the battery at the horizon's end (:meth:`Battery.terminal_value`
+    at the horizon's mean import price)."""
+    return b.terminal_value(mean_price)
 
 
 def _uncontrolled_net_kw(site: Site, fc: _ForecastReader, p50: dict, n: int) -> np.ndarray:
@@ -244,11 +251,17 @@ def _ev_inputs(
             # stops when full). A plan for the few kW the rest needs would go out below the
             # minimum power, where the safety layer sends 0, and the car would leave short.
             need = min(c.p_min_kw, p_max) * c.eta * horizon.dt_h
-        t_k, t_e = None, 0.0
+        t_k, t_e, t_lost = None, 0.0, 0.0
         has_target = s.target_e_kwh is not None and s.target_time is not None
         if has_target and horizon.start < s.target_time <= horizon.end:
             t_k = horizon.index_of(s.target_time)
-            t_e = max(0.0, s.target_e_kwh - s.e_delivered_kwh)
+            t_e, t_lost = _reachable(
+                max(0.0, s.target_e_kwh - s.e_delivered_kwh),
+                p_max * c.eta * horizon.dt_h * max(min(t_k, d_k) - a_k, 0),
+            )
+        # What full power from now until departure cannot deliver is no decision's to make:
+        # out of the need (no penalty for the past), reported as unavoidable.
+        need, lost = _reachable(need, p_max * c.eta * horizon.dt_h * (d_k - a_k))
         by_charger[s.charger].append(
             EvSessionInput(
                 session_id=s.session_id,
@@ -260,12 +273,37 @@ def _ev_inputs(
                 target_e_kwh=t_e,
                 e_dischargeable_kwh=s.e_dischargeable_kwh if c.v2g else 0.0,
                 departs_after_horizon=after,
+                e_unreachable_kwh=lost,
+                target_unreachable_kwh=t_lost,
             )
         )
     return tuple(
         EvChargerInput(c, tuple(sorted(by_charger[c.name], key=lambda x: x.arrival_k)))
         for c in chargers
     )
+
+
+ASSUMED = "assumed, not measured"  # how a plan's message about an assumed state begins
+
+
+def assumption_notes(assumptions: Iterable[Assumption]) -> list[str]:
+    """One line per assumed quantity and basis, for a plan's messages: a plan built on a
+    state partly assumed (a cold start) says so wherever it is shown."""
+    groups: dict[tuple[str, str], list[Assumption]] = {}
+    for x in assumptions:
+        groups.setdefault((x.quantity, x.basis), []).append(x)
+    return [
+        f"{ASSUMED}: {q} of {len(g)} (total {sum(x.value for x in g):,.1f}) on {basis}"
+        for (q, basis), g in groups.items()
+    ]
+
+
+def _reachable(need_kwh: float, reach_kwh: float) -> tuple[float, float]:
+    """``need_kwh`` split into what full power can still deliver (at most ``reach_kwh``) and
+    the unreachable rest (kWh); a rest under 1 Wh is rounding and dropped."""
+    if need_kwh <= reach_kwh + 1e-3:
+        return need_kwh, 0.0
+    return reach_kwh, need_kwh - reach_kwh
 
 
 def _window_occurrences(s: ShiftableLoad, horizon: Horizon) -> list[tuple[datetime, datetime]]:
@@ -295,7 +333,9 @@ def _shiftable(s: ShiftableLoad, st: ShiftableState | None, horizon: Horizon) ->
         if end > horizon.end:
             later_h = (end - horizon.end).total_seconds() / 3600.0
             e = max(0.0, e - s.p_max_kw * later_h)
-        windows.append(ShiftableWindow(horizon.index_of(start), horizon.index_of(end), e))
+        k0, k1 = horizon.index_of(start), horizon.index_of(end)
+        e, lost = _reachable(e, s.p_max_kw * horizon.dt_h * (k1 - k0))
+        windows.append(ShiftableWindow(k0, k1, e, lost))
     return ShiftableInput(s, tuple(windows), st.running_steps)
 
 

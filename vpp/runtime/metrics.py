@@ -82,7 +82,32 @@ class Metrics:
         )
         self.dr_delivery_ratio = Gauge(
             "vpp_dr_delivery_ratio",
-            "Delivered over requested energy of a settled DR event (effective inside its band)",
+            "Delivered over requested energy of a settled DR event (effective inside its band; "
+            "not exported when nothing was requested)",
+            ["event_id"],
+            registry=r,
+        )
+        self.dr_effective = Gauge(
+            "vpp_dr_effective",
+            "1 when a settled DR event was effective (cap-only: every interval under the cap)",
+            ["event_id"],
+            registry=r,
+        )
+        self.dr_compliant_frac = Gauge(
+            "vpp_dr_cap_compliant_frac",
+            "Share of a settled cap-only DR event's intervals at or under its cap (0-1)",
+            ["event_id"],
+            registry=r,
+        )
+        self.dr_over_cap_kwh = Gauge(
+            "vpp_dr_over_cap_kwh",
+            "Energy a settled cap-only DR event imported above its cap",
+            ["event_id"],
+            registry=r,
+        )
+        self.dr_compensation_cny = Gauge(
+            "vpp_dr_compensation_cny",
+            "DR subsidy less non-performance penalty of a settled event (+ income)",
             ["event_id"],
             registry=r,
         )

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from controllers.problem import Controller, DispatchResult
 from vpp.accounting import flexibility
-from vpp.park.model import DemandResponseEvent, DrStatus, Site
+from vpp.park.model import DemandResponseEvent, DrStatus, DrTerms, Site
 from vpp.park.state import Forecasts, PlantState
 from vpp.plan.cycle import CycleReport, DispatchFn, Forecaster, plain_dispatch, plan_cycle
 from vpp.store import repo
@@ -100,30 +100,26 @@ class InlinePlanner:
             req.last_plan,
             self.dispatch_fn,
         )
-        return outcome(rep, req.dr_events)
+        return outcome(rep, req.dr_events, self.site.dr_defaults)
 
 
-def outcome(rep: CycleReport, dr_events: Iterable[DemandResponseEvent]) -> PlanOutcome:
-    """The report with its stored parts made; the network report itself is dropped."""
-    return PlanOutcome(replace(rep, grid=None), cycle_parts(rep, dr_events))
+def outcome(
+    rep: CycleReport, dr_events: Iterable[DemandResponseEvent], dr_defaults: DrTerms | None = None
+) -> PlanOutcome:
+    """The report with its stored parts made; the network report itself is dropped.
+    ``dr_defaults``: the park's DR compensation terms (``Site.dr_defaults``)."""
+    return PlanOutcome(replace(rep, grid=None), cycle_parts(rep, dr_events, dr_defaults))
 
 
-def cycle_parts(rep: CycleReport, dr_events: Iterable[DemandResponseEvent]) -> CycleParts:
+def cycle_parts(
+    rep: CycleReport, dr_events: Iterable[DemandResponseEvent], dr_defaults: DrTerms | None = None
+) -> CycleParts:
     r = rep.result
     found = network_violations(rep.grid)
     fc = rep.forecasts
     return CycleParts(
         plan=encode_json(r.to_json_dict()),
-        relaxed=[
-            {
-                "constraint": x.constraint,
-                "asset": x.asset,
-                "steps": list(x.steps),
-                "amount": x.amount,
-                "unit": x.unit,
-            }
-            for x in r.relaxed
-        ],
+        relaxed=[x.to_json_dict() for x in r.relaxed],
         forecasts=forecasts_json(fc),
         forecast_source=fc.source if fc else "none",
         network_violations=[
@@ -132,7 +128,7 @@ def cycle_parts(rep: CycleReport, dr_events: Iterable[DemandResponseEvent]) -> C
         ],
         network_violation_count=len(found),
         dr_expected={
-            e.event_id: flexibility.expected_delivery(e, rep.problem, r)
+            e.event_id: flexibility.expected_delivery(e, rep.problem, r, dr_defaults)
             for e in dr_events
             if e.status in (DrStatus.ANNOUNCED, DrStatus.CONFIRMED, DrStatus.ACTIVE)
         },

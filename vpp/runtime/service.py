@@ -176,9 +176,7 @@ class Runtime:
         self._readings = {a: _Reading(r["ts"], r["p_kw"], r["e_kwh"]) for a, r in readings.items()}
         with self.engine.connect() as conn:
             for s in repo.settlements(conn, limit=200):
-                self._observe_settlement(
-                    s["event_id"], s["baseline_method"], s["delivered_kwh"], s["delivery_ratio"]
-                )
+                self._observe_settlement(s)
         log.info(
             "runtime started: plan v%s, %d DR events, %d EV sessions, %d assets with telemetry",
             self.current.version if self.current else "-",
@@ -255,7 +253,9 @@ class Runtime:
                 ts_s, p_kw, meter_start.timestamp(), step.total_seconds(), n
             )
             try:
-                s = dr_baseline.settle(e, meter_start, step, kw, is_workday, excluded)
+                s = dr_baseline.settle(
+                    e, meter_start, step, kw, is_workday, excluded, called, self.site.dr_defaults
+                )
             except ValueError as exc:
                 if at >= end + late:
                     log.warning("DR event %s cannot be settled: %s", e.event_id, exc)
@@ -265,22 +265,34 @@ class Runtime:
                 continue  # readings of the window still to come
             with self.engine.begin() as conn:
                 repo.save_settlement(conn, s)
+                self._observe_settlement(repo.settlement_of(conn, e.event_id))
             d = s.delivery
-            self._observe_settlement(e.event_id, s.method, d.delivered_kwh, d.ratio)
             log.info(
-                "DR event %s settled: %.1f kWh delivered of %.1f (%.0f %%, %s baseline)",
+                "DR event %s settled: %.1f kWh of %.1f (%s, %s baseline%s), %s, %.2f CNY",
                 e.event_id,
                 d.delivered_kwh,
                 d.requested_kwh,
-                100 * d.ratio,
+                "no ratio" if d.ratio is None else f"{100 * d.ratio:.0f} %",
                 s.method,
+                f"; intervals shared with {', '.join(s.shared_with)}" if s.shared_with else "",
+                "effective" if d.effective else "not effective",
+                s.compensation.total_cny if s.compensation else 0.0,
             )
 
-    def _observe_settlement(
-        self, event_id: str, method: str, delivered_kwh: float, ratio: float
-    ) -> None:
-        self.metrics.dr_delivered_kwh.labels(event_id, method).set(delivered_kwh)
-        self.metrics.dr_delivery_ratio.labels(event_id).set(ratio)
+    def _observe_settlement(self, row: dict[str, Any] | None) -> None:
+        """Export a stored settlement (a ``dr_settlements`` row) as metrics."""
+        if row is None:
+            return
+        m, event_id = self.metrics, row["event_id"]
+        m.dr_delivered_kwh.labels(event_id, row["baseline_method"]).set(row["delivered_kwh"])
+        if row["delivery_ratio"] is not None:  # no ratio exists when nothing was requested
+            m.dr_delivery_ratio.labels(event_id).set(row["delivery_ratio"])
+        m.dr_effective.labels(event_id).set(1.0 if row["effective"] else 0.0)
+        if row.get("compliant_frac") is not None:
+            m.dr_compliant_frac.labels(event_id).set(row["compliant_frac"])
+            m.dr_over_cap_kwh.labels(event_id).set(row["e_over_cap_kwh"])
+        if row.get("compensation_cny") is not None:
+            m.dr_compensation_cny.labels(event_id).set(row["compensation_cny"])
 
     # --------------------------------------------------------------------------------------
     # Telemetry
@@ -429,7 +441,7 @@ class Runtime:
             self.site, req.at, req.state, self.forecaster, error, req.dr_events, req.last_plan
         )
         rep.timings_s["planner_failed_s"] = failed_s
-        return outcome(rep, req.dr_events)
+        return outcome(rep, req.dr_events, self.site.dr_defaults)
 
     def _record(
         self,
@@ -583,18 +595,28 @@ class _DriverView:
             for x in self.runtime.recovered_sessions()
             if x.session_id not in known and x.charger not in busy and x.departure > at
         )
-        merged = tuple(_with_delivered(x, self.runtime.recovered_sessions()) for x in s.ev_sessions)
-        self.state = replace(s, stale_assets=stale, ev_sessions=merged + extra)
+        recovered = self.runtime.recovered_sessions()
+        merged = tuple(_with_delivered(x, recovered, s.assumptions) for x in s.ev_sessions)
+        # An energy stored before a restart beats the driver's assumption about it.
+        stored = {x.session_id for x in recovered}
+        kept = tuple(
+            a for a in s.assumptions if a.quantity != "e_delivered_kwh" or a.subject not in stored
+        )
+        self.state = replace(s, stale_assets=stale, ev_sessions=merged + extra, assumptions=kept)
         return self.state
 
     def apply(self, at: datetime, setpoints_kw: dict[str, float]) -> None:
         self.inner.apply(at, setpoints_kw)
 
 
-def _with_delivered(s, recovered):
-    """A session's delivered energy never goes back below what was stored before a restart."""
+def _with_delivered(s, recovered, assumptions=()):
+    """A session's delivered energy never goes back below what was stored before a restart;
+    when the driver only assumed it (a cold start, no charger meter), the stored value wins."""
+    assumed = any(
+        a.subject == s.session_id and a.quantity == "e_delivered_kwh" for a in assumptions
+    )
     for r in recovered:
-        if r.session_id == s.session_id and r.e_delivered_kwh > s.e_delivered_kwh:
+        if r.session_id == s.session_id and (assumed or r.e_delivered_kwh > s.e_delivered_kwh):
             return replace(s, e_delivered_kwh=r.e_delivered_kwh)
     return s
 

@@ -61,6 +61,7 @@ def dr_from_json(d: dict[str, Any]) -> DemandResponseEvent:
         price_floor_cny_per_mwh=d.get("price_floor_cny_per_mwh"),
         subsidy_cny_per_kwh=d.get("subsidy_cny_per_kwh"),
         subsidy_cny_per_kw=d.get("subsidy_cny_per_kw"),
+        nonperformance_cny_per_kwh=d.get("nonperformance_cny_per_kwh"),
         baseline_method=d.get("baseline_method", "gbt37016_5of10"),
         effective_band_frac=tuple(d.get("effective_band_frac", (0.8, 1.2))),
         min_duration=timedelta(minutes=float(d.get("min_duration_minutes", 60))),

@@ -307,7 +307,15 @@ def plan_from_json(doc: dict[str, Any]) -> DispatchResult:
         objective_cny=doc["objective_cny"],
         terms_cny=dict(doc["terms_cny"]),
         relaxed=[
-            Relaxation(r["constraint"], r["asset"], tuple(r["steps"]), r["amount"], r["unit"])
+            Relaxation(
+                r["constraint"],
+                r["asset"],
+                tuple(r["steps"]),
+                r["amount"],
+                r["unit"],
+                r.get("reason", ""),  # plans stored before reasons were recorded have none
+                r.get("avoidable", True),
+            )
             for r in doc["relaxed"]
         ],
         timings_s=dict(doc["timings_s"]),
@@ -442,7 +450,7 @@ def save_settlement(conn: Connection, s: Settlement) -> None:
     def arr(a) -> list[float | None]:
         return [round(float(x), 3) if np.isfinite(x) else None for x in a]
 
-    d = s.delivery
+    d, c = s.delivery, s.delivery.compliance
     conn.execute(
         insert(t.dr_settlements).values(
             event_id=s.event_id,
@@ -461,8 +469,35 @@ def save_settlement(conn: Connection, s: Settlement) -> None:
             realised_kwh=d.realised_kwh,
             delivery_ratio=d.ratio,
             effective=d.effective,
+            owned=None if s.owned is None else [bool(x) for x in s.owned],
+            shared_with=list(s.shared_with),
+            cap_kw=None if c is None else c.cap_kw,
+            intervals_over_cap=None if c is None else c.intervals_over,
+            e_over_cap_kwh=None if c is None else c.e_over_kwh,
+            compliant_frac=None if c is None else c.compliant_frac,
+            compensation_cny=None if s.compensation is None else s.compensation.total_cny,
+            compensation=_compensation_doc(s),
         )
     )
+
+
+def _compensation_doc(s: Settlement) -> dict[str, Any] | None:
+    if s.compensation is None:
+        return None
+    c, terms = s.compensation, s.terms
+    return {
+        "subsidy_cny_per_kwh": terms.subsidy_cny_per_kwh,
+        "subsidy_cny_per_kw": terms.subsidy_cny_per_kw,
+        "nonperformance_cny_per_kwh": terms.nonperformance_cny_per_kwh,
+        "terms_source": terms.source,
+        "paid_kwh": c.paid_kwh,
+        "paid_kw": c.paid_kw,
+        "shortfall_kwh": c.shortfall_kwh,
+        "subsidy_energy_cny": c.subsidy_energy_cny,
+        "subsidy_capacity_cny": c.subsidy_capacity_cny,
+        "penalty_cny": c.penalty_cny,
+        "total_cny": c.total_cny,
+    }
 
 
 def settlement_of(conn: Connection, event_id: str) -> dict[str, Any] | None:

@@ -191,8 +191,17 @@ dr_settlements = Table(
     Column("delivered_kwh", Float, nullable=False),
     Column("baseline_kwh", Float, nullable=False),
     Column("realised_kwh", Float, nullable=False),
-    Column("delivery_ratio", Float, nullable=False),
+    Column("delivery_ratio", Float),  # null: nothing was requested
     Column("effective", Boolean, nullable=False),
+    # 0003: each interval counted once (the stricter event's), compliance, compensation
+    Column("owned", JSON),  # per interval of the windows: attributed to this event
+    Column("shared_with", JSON),  # events that took intervals of the windows
+    Column("cap_kw", Float),  # cap-only events: the cap and how it was held
+    Column("intervals_over_cap", Integer),
+    Column("e_over_cap_kwh", Float),
+    Column("compliant_frac", Float),
+    Column("compensation_cny", Float),  # subsidies less penalty (+ income)
+    Column("compensation", JSON),  # terms and parts (CNY, kWh, kW)
 )
 
 ev_sessions = Table(
