@@ -63,7 +63,23 @@ def test_dr_event_is_confirmed_honoured_and_measured(mpc_run) -> None:
     assert k["dr_events"] == 1
     assert k["dr_requested_kwh"] == pytest.approx(20.0)
     assert k["dr_per_event"][0]["event_id"] == "t1"
-    assert k["dr_delivery_ratio"] is not None
+    # One event, one verdict: the headline counts events, not a sum of ratios.
+    assert k["dr_per_event"][0]["ratio"] is not None
+    assert k["dr_events_effective"] in (0, 1)
+
+
+def test_the_bill_adds_up_and_says_what_it_billed(mpc_run) -> None:
+    k = mpc_run.kpis
+    dr = k["dr_compensation_cny"] or 0.0
+    parts = k["energy_cost_cny"] + k["demand_charge_cny"] + k["stored_energy_cost_cny"] - dr
+    assert k["total_cost_cny"] == pytest.approx(parts)
+    # One day of July: 1/31 of the month's charge on the day's realised peak.
+    (month,) = k["demand_by_month"]
+    assert month["covered_frac"] == pytest.approx(1 / 31)
+    assert k["demand_charge_cny"] == pytest.approx(month["full_month_cny"] / 31)
+    assert month["peak_import_kw"] == pytest.approx(k["peak_import_kw"])
+    e = mpc_run.series["battery_e_kwh"]
+    assert k["stored_energy"]["end_kwh"] == pytest.approx(e[-1])
 
 
 def test_deterministic_for_a_seed() -> None:

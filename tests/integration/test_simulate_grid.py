@@ -80,9 +80,16 @@ def runs():
 
 def test_without_the_check_the_transformer_is_overloaded(runs) -> None:
     site, free, _, _ = runs
-    assert free.kpis["grid_violation_steps"] is None  # not validated without --grid
+    k = free.kpis
+    assert k["plan_grid_violation_steps"] is None  # the planner ran without the AC check
     assert free.series["battery_kw"].max() > 100.0  # charges as fast as it likes
-    assert _trafo_loading_percent(site, free.series).max() > 110.0
+    loading = _trafo_loading_percent(site, free.series)
+    assert loading.max() > 110.0
+    # The realised check ran regardless and agrees with the independent one above.
+    assert k["grid_violation_steps"] == int((loading > 100.0 + 1e-9).sum()) > 0
+    assert k["trafo_loading_max_percent"] == pytest.approx(loading.max(), rel=1e-6)
+    assert [v["element"] for v in k["grid_violations"]] == ["T-LV"]
+    assert k["grid_violations"][0]["intervals"] == k["grid_violation_steps"]
 
 
 def test_the_check_adds_rows_and_holds_the_transformer(runs) -> None:
@@ -99,6 +106,7 @@ def test_the_check_adds_rows_and_holds_the_transformer(runs) -> None:
     # Every applied interval held in the plan's AC check, and in an independent one of what
     # the park realised (perfect forecasts, no noise: realised = planned).
     assert k["grid_violation_steps"] == 0
+    assert k["plan_grid_violation_steps"] == 0
     assert all(c.grid_violation is False for c in checked.cycles)
     loading = _trafo_loading_percent(site, checked.series)
     assert loading.max() <= 100.0 + 1e-6
@@ -111,3 +119,38 @@ def test_the_check_adds_rows_and_holds_the_transformer(runs) -> None:
     )
     assert 0.2 * E_KWH < e8_checked < e8_free
     assert k["solver_failures"] == 0
+
+
+class _LowForecast:
+    """The truth with one load's forecast 20 % low: what a forecaster that misses a building's
+    new process line would say."""
+
+    source = "perfect, office load 20 % low"
+
+    def __init__(self, inner, name: str):
+        self.inner, self.name = inner, name
+
+    def forecast(self, site, horizon, state):
+        fc = self.inner.forecast(site, horizon, state)
+        p50 = {**fc.p50, self.name: 0.8 * fc.p50[self.name]}  # the truth itself untouched
+        return dataclasses.replace(fc, p50=p50, source=self.source)
+
+
+def test_a_plan_without_violations_can_still_overload_the_park(monkeypatch) -> None:
+    """The plan's AC check sees no violation; the park, whose office draws 25 % more than the
+    forecast said, overloads its transformer, and the realised KPI says so."""
+    site = overloaded_site()
+    office = site.assets.base_loads[0].name
+    real = sim.make_forecaster
+    monkeypatch.setattr(
+        sim, "make_forecaster", lambda *a, **kw: _LowForecast(real(*a, **kw), office)
+    )
+    opts = SimOptions(load_noise_frac=0.0)
+    r = sim.simulate(site, START, DAYS, "mpc", "perfect", seed=1, options=opts, grid=True)
+    k = r.kpis
+    assert k["plan_grid_violation_steps"] == 0
+    loading = _trafo_loading_percent(site, r.series)
+    assert loading.max() > 100.5
+    assert k["grid_violation_steps"] == int((loading > 100.0 + 1e-9).sum()) > 0
+    assert k["grid_violations"][0]["element"] == "T-LV"
+    assert k["grid_violations"][0]["worst"] == pytest.approx(loading.max(), rel=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from vpp.commands.simulate import add_common, prepare
+from vpp.commands.simulate import add_common, prepare, sim_options, summary_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,26 +37,21 @@ def run(args: argparse.Namespace) -> int:
     site, start, events = prepare(args)
     runs = []
     for name in names:
-        r = simulate(
-            site,
-            start,
-            args.days,
-            name,
-            forecast=args.forecast,
-            seed=args.seed,
-            dr_events=events,
-            grid=args.grid,
-            progress=not args.quiet,
-        )
+        kw = sim_options(args, events)
+        r = simulate(site, start, args.days, name, progress=not args.quiet, **kw)
         write_run(r, args.out / name)
         runs.append(r)
     rows = comparison(runs)
     (args.out / "comparison.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     (args.out / "report.html").write_text(render(site.name, runs), encoding="utf-8")
-    cols = list(rows[0])
-    widths = [max(len(c), 12) for c in cols]
-    print("  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True)))
-    for row in rows:
-        print("  ".join(_fmt(row[c]).rjust(w) for c, w in zip(cols, widths, strict=True)))
+    # One line per figure, one column per controller (the table is wider than a terminal).
+    names = [r["controller"] for r in rows]
+    first = max(len(k) for k in rows[0])
+    print(" " * first + "".join(n.rjust(16) for n in names))
+    for key in list(rows[0])[1:]:
+        print(key.ljust(first) + "".join(_fmt(r[key]).rjust(16) for r in rows))
+    for r in runs:
+        print(summary_line(r))
+    print("(all figures are the realised park's; plan_ figures are the plan's)")
     print(f"written: {args.out}/report.html, comparison.json, <controller>/kpis.json")
     return 0

@@ -38,6 +38,13 @@ def add_common(p: argparse.ArgumentParser) -> None:
         help="validate and correct every dispatch with the AC power flow (vpp.grid.loop)",
     )
     p.add_argument("--horizon-steps", type=int, help="override the dispatch horizon (steps)")
+    p.add_argument(
+        "--prorate-demand",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="pro-rate a partly covered month's demand charge by the share of the month the "
+        "run covers (default); --no-prorate-demand bills the whole month on its peak",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -133,23 +140,44 @@ def run(args: argparse.Namespace) -> int:
     from vpp.sim.report import write_run
 
     site, start, events = prepare(args)
-    kw = dict(forecast=args.forecast, seed=args.seed, dr_events=events, grid=args.grid)
+    kw = sim_options(args, events)
     result = simulate(site, start, args.days, args.controller, progress=not args.quiet, **kw)
     baseline = None
     if not args.no_baseline and args.controller != "uncontrolled":
         baseline = simulate(site, start, args.days, "uncontrolled", progress=not args.quiet, **kw)
     write_run(result, args.out, baseline)
-    k = result.kpis
-    print(
-        f"{result.controller}: {result.horizon.n} cycles in {result.wall_s:.0f} s; total cost "
-        f"{k['total_cost_cny']:,.0f} CNY, peak {k['peak_import_kw']:,.0f} kW, "
-        f"CO2 {k['co2_t']:,.1f} t, EV unmet {k['ev_unmet_kwh']:,.1f} kWh"
-    )
-    if baseline is not None:
-        b = baseline.kpis
-        print(
-            f"uncontrolled: total cost {b['total_cost_cny']:,.0f} CNY, "
-            f"peak {b['peak_import_kw']:,.0f} kW, CO2 {b['co2_t']:,.1f} t"
-        )
+    print(f"{result.controller}: {result.horizon.n} cycles in {result.wall_s:.0f} s")
+    for r in [result] + ([baseline] if baseline is not None else []):
+        print(summary_line(r))
+    print("(all figures are the realised park's; plan_ figures are the plan's)")
     print(f"written: {args.out}/kpis.json, timeseries.csv, report.html")
     return 0
+
+
+def sim_options(args: argparse.Namespace, events) -> dict:
+    """Keyword arguments of :func:`vpp.sim.closed_loop.simulate` from the common options."""
+    return dict(
+        forecast=args.forecast,
+        seed=args.seed,
+        dr_events=events,
+        grid=args.grid,
+        demand_prorate=args.prorate_demand,
+    )
+
+
+def summary_line(result) -> str:
+    """One run's bill and realised limits in one line."""
+    k = result.kpis
+    viol = k["grid_violation_steps"]
+    plan = k["plan_grid_violation_steps"]
+    dr = k["dr_compensation_cny"]
+    return (
+        f"{result.controller}: total {k['total_cost_cny']:,.0f} CNY = energy "
+        f"{k['energy_cost_cny']:,.0f} + demand {k['demand_charge_cny']:,.0f} + stored energy "
+        f"{k['stored_energy_cost_cny']:,.0f} - DR {0.0 if dr is None else dr:,.0f}; peak "
+        f"{k['peak_import_kw']:,.0f} kW, CO2 {k['co2_t']:,.1f} t, EV unmet "
+        f"{k['ev_unmet_kwh']:,.1f} kWh; network violations "
+        f"{'not checked' if viol is None else viol} intervals (plan: "
+        f"{'not checked' if plan is None else plan}), DR effective "
+        f"{k['dr_events_effective']} of {k['dr_events']}"
+    )

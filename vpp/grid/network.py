@@ -294,7 +294,7 @@ class GridModel:
             if b in bus_p_kw:
                 P[:, k] = np.asarray(bus_p_kw[b], dtype=float)
         if bus_q_kvar is None:
-            Q = np.maximum(P, 0.0) * _tan_phi(self.options.load_power_factor)
+            Q = np.maximum(P, 0.0) * tan_phi(self.options.load_power_factor)
         else:
             Q = np.zeros_like(P)
             for k, b in enumerate(self.buses):
@@ -402,7 +402,7 @@ def _rowmax(a: np.ndarray) -> np.ndarray:
     return np.nanmax(a, axis=1) if a.shape[1] else np.zeros(a.shape[0])
 
 
-def _tan_phi(pf: float) -> float:
+def tan_phi(pf: float) -> float:
     if not 0 < pf <= 1:
         raise ValueError(f"power factor must be in (0, 1], got {pf}")
     return math.tan(math.acos(pf))
@@ -417,12 +417,15 @@ def bus_q_kvar(assets: Mapping[str, object], buses: Sequence[str], pf: float) ->
     """Reactive power per bus (kvar) of a dispatch: consumption at ``pf``, the rest at 1.
 
     ``assets`` is ``DispatchResult.assets`` (name -> AssetSchedule with ``kind``, ``bus``,
-    ``p_kw``). Loads of kind base_load, curtailable and shiftable are inductive.
+    ``p_kw``). Loads of kind base_load, curtailable and shiftable are inductive, except on a
+    PEDF building's bus: its members sit behind the building's DC converter, which meets the
+    network at unity power factor (as :mod:`vpp.sim.realised` counts the realised park).
     """
-    tan = _tan_phi(pf)
+    tan = tan_phi(pf)
     out: dict[str, np.ndarray] = {}
+    dc = {s.bus for s in assets.values() if s.kind == "pedf"}  # type: ignore[attr-defined]
     for s in assets.values():
-        if s.kind in _INDUCTIVE_KINDS and s.bus in buses:  # type: ignore[attr-defined]
+        if s.kind in _INDUCTIVE_KINDS and s.bus in buses and s.bus not in dc:  # type: ignore[attr-defined]
             q = np.maximum(np.asarray(s.p_kw, dtype=float), 0.0) * tan  # type: ignore[attr-defined]
             out[s.bus] = out.get(s.bus, 0.0) + q  # type: ignore[attr-defined]
     return out

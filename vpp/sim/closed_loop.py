@@ -39,6 +39,8 @@ from vpp.park.tariff import export_price_cny_per_kwh, import_price_cny_per_kwh
 from vpp.plan.cycle import CycleReport, plain_dispatch, run_cycle
 from vpp.plan.history_forecasters import MeasuredHistory, asset_names, make_forecaster
 from vpp.plan.prepare import horizon_for
+from vpp.sim import realised
+from vpp.sim.realised import RealisedGrid
 from vpp.sim.simulated_park import SimOptions, SimulatedPark
 
 CONTROLLER_NAMES = ("mpc", "rule", "uncontrolled")
@@ -77,9 +79,13 @@ class SimResult:
     series: dict[str, np.ndarray]  # timeseries.csv columns (kW, kWh, CNY, kg) per interval
     cycles: list[CycleRecord]
     sessions: list  # SessionOutcome of every departed session
-    deliveries: list[dr_baseline.Delivery]
+    settlements: list[dr_baseline.Settlement]  # DR events settled on the realised import
     events: tuple[DemandResponseEvent, ...]
-    grid: bool
+    grid: bool  # the planner validated each dispatch with the AC power flow
+    realised_grid: RealisedGrid  # AC power flow of what each bus actually drew
+    battery_e_start_kwh: dict[str, float]
+    battery_e_end_kwh: dict[str, float]
+    demand_prorate: bool = True
     kpis: dict = field(default_factory=dict)
     wall_s: float = 0.0
 
@@ -192,6 +198,7 @@ def simulate(
     options: SimOptions | None = None,
     history_days: int | None = None,
     progress: bool = False,
+    demand_prorate: bool = True,
 ) -> SimResult:
     """Run ``controller`` in closed loop against the simulated park.
 
@@ -206,6 +213,10 @@ def simulate(
     dr_events : DR calls (default: the site's ``dr_events``).
     grid : validate and correct every dispatch with the AC power flow (:mod:`vpp.grid.loop`).
     history_days : measured history before the start (default 14, or 36 for "model").
+    demand_prorate : pro-rate a partly covered month's demand charge (:mod:`vpp.accounting.bill`).
+
+    Whatever ``grid`` says, the power each bus actually drew goes through an AC power flow
+    after the run (:mod:`vpp.sim.realised`): the KPIs' network figures are the park's.
     """
     wall0 = time.perf_counter()
     step = timedelta(minutes=site.dispatch.step_minutes)
@@ -215,6 +226,7 @@ def simulate(
     ctrl = make_controller(controller) if isinstance(controller, str) else controller
     events = tuple(site.dr_events if dr_events is None else dr_events)
     park = SimulatedPark(site, seed=seed, start=start, options=options)
+    e_start = dict(park.battery_e_kwh)
     hist_days = history_days if history_days is not None else (36 if forecast == "model" else 14)
     history, baselines = _prime_history(site, park, start, step, hist_days, events)
     fc = make_forecaster(forecast, site, park, history, seed)
@@ -234,7 +246,17 @@ def simulate(
     cycles = loop.cycles
     run = Horizon(start, step, n_steps)
     series = _series(site, park, run, cycles)
-    deliveries = _deliveries(events, series, run, baselines)
+    settlements = dr_baseline.settle_run(
+        events, run, series["import_kw"], baselines.on(run), site.dr_defaults
+    )
+    times = run.times()
+    with blas_single_thread():
+        grid_done = realised.check(site, park.bus_p_kw(), park.asset_power, times)
+    if grid_done.checked:
+        series["trafo_loading_max_percent"] = grid_done.trafo_loading_max_percent
+        series["line_loading_max_percent"] = grid_done.line_loading_max_percent
+        series["v_min_pu"] = grid_done.v_min_pu
+        series["v_max_pu"] = grid_done.v_max_pu
     result = SimResult(
         site=site,
         controller=ctrl.name,
@@ -244,9 +266,13 @@ def simulate(
         series=series,
         cycles=cycles,
         sessions=park.sessions_done(),
-        deliveries=deliveries,
+        settlements=settlements,
         events=events,
         grid=grid,
+        realised_grid=grid_done,
+        battery_e_start_kwh=e_start,
+        battery_e_end_kwh=dict(park.battery_e_kwh),
+        demand_prorate=demand_prorate,
     )
     result.kpis = kpis.compute(result)
     result.wall_s = time.perf_counter() - wall0
@@ -370,7 +396,8 @@ def _series(
     cap = sum(b.e_kwh for b in [*a.batteries, *(p.battery for p in a.pedf_buildings)])
     out = dict(rec)
     out["battery_soc_frac"] = rec["battery_e_kwh"] / cap if cap > 0 else np.zeros(run.n)
-    out["pv_curtailed_kw"] = rec["pv_available_kw"] - rec["pv_used_kw"]
+    # Curtailed by the controller; PV the park could neither use nor export is spilled apart.
+    out["pv_curtailed_kw"] = rec["pv_available_kw"] - rec["pv_used_kw"] - rec["pv_spilled_kw"]
     out["dr_cap_kw"] = np.array([c.dr_cap_kw for c in cycles])
     out["dr_floor_kw"] = np.array([c.dr_floor_kw for c in cycles])
     out["dr_baseline_kw"] = np.array([c.dr_baseline_kw for c in cycles])
@@ -381,28 +408,4 @@ def _series(
     out["energy_cost_cny"] = (rec["import_kw"] * price - rec["export_kw"] * price_exp) * dt
     out["cycle_ms"] = np.array([c.cycle_s * 1000.0 for c in cycles])
     out["fallback"] = np.array([0.0 if c.fallback is None else 1.0 for c in cycles])
-    return out
-
-
-def _deliveries(
-    events: tuple[DemandResponseEvent, ...],
-    series: dict[str, np.ndarray],
-    run: Horizon,
-    baselines: _Baselines,
-) -> list[dr_baseline.Delivery]:
-    """Delivery of every event whose windows lie inside the run (GB/T 37016-style baseline)."""
-    out = []
-    times = np.array(run.times())
-    for e in events:
-        if e.status in (DrStatus.DECLINED, DrStatus.CANCELLED):
-            continue
-        if any(w.start < run.start or w.end > run.end for w in e.windows):
-            continue
-        base, real = [], []
-        for w in e.windows:
-            k0, k1 = run.index_of(w.start), run.index_of(w.end)
-            h = Horizon(times[k0], run.step, k1 - k0)
-            base.append(baselines.on(h))
-            real.append(series["import_kw"][k0:k1])
-        out.append(dr_baseline.delivery(e, np.concatenate(base), np.concatenate(real), run.dt_h))
     return out

@@ -42,6 +42,13 @@ TS_COLUMNS = (
     "cycle_ms",
     "fallback",
 )
+# Present when the park has a network: the AC power flow of what each bus actually drew.
+GRID_COLUMNS = (
+    "trafo_loading_max_percent",
+    "line_loading_max_percent",
+    "v_min_pu",
+    "v_max_pu",
+)
 
 
 def _clean(x):
@@ -58,7 +65,9 @@ def _clean(x):
 
 def timeseries_frame(result) -> pd.DataFrame:
     idx = pd.DatetimeIndex(result.horizon.times(), name="time")
-    return pd.DataFrame({c: result.series[c] for c in TS_COLUMNS}, index=idx)
+    cols = [*TS_COLUMNS, *(c for c in GRID_COLUMNS if c in result.series)]
+    cols += [c for c in ("unserved_kw", "pv_spilled_kw") if c in result.series]
+    return pd.DataFrame({c: result.series[c] for c in cols}, index=idx)
 
 
 def write_run(result, out: Path, baseline=None) -> None:
@@ -75,33 +84,69 @@ def write_run(result, out: Path, baseline=None) -> None:
 
 
 def comparison(runs: list) -> list[dict]:
-    """Savings and changes of each run against the uncontrolled one (or the last run)."""
+    """Savings and changes of each run against the uncontrolled one (or the last run).
+
+    All figures are the realised park's; ``plan_grid_violation_steps`` is the plan's.
+    """
     ref = next((r for r in runs if r.controller == "uncontrolled"), runs[-1])
     k0 = ref.kpis
     rows = []
     for r in runs:
         k = r.kpis
+        saving = k0["total_cost_cny"] - k["total_cost_cny"]
         rows.append(
             {
                 "controller": r.controller,
                 "total_cost_cny": k["total_cost_cny"],
-                "savings_cny": k0["total_cost_cny"] - k["total_cost_cny"],
-                "savings_frac": _frac(
-                    k0["total_cost_cny"] - k["total_cost_cny"], k0["total_cost_cny"]
-                ),
+                "savings_cny": saving,
+                "savings_frac": _frac(saving, k0["total_cost_cny"]),
                 "energy_cost_cny": k["energy_cost_cny"],
+                "demand_charge_cny": k["demand_charge_cny"],
+                "stored_energy_cost_cny": k["stored_energy_cost_cny"],
+                "dr_compensation_cny": k["dr_compensation_cny"],
                 "peak_import_kw": k["peak_import_kw"],
                 "peak_reduction_kw": k0["peak_import_kw"] - k["peak_import_kw"],
                 "co2_t": k["co2_t"],
                 "co2_reduction_t": k0["co2_t"] - k["co2_t"],
-                "dr_delivery_ratio": k["dr_delivery_ratio"],
+                "dr_effective": f"{k['dr_events_effective']} of {k['dr_events']}",
                 "ev_unmet_kwh": k["ev_unmet_kwh"],
                 "ev_service_frac": _frac(k["ev_delivered_kwh"], k["ev_requested_kwh"]),
+                "grid_violation_steps": k["grid_violation_steps"],
+                "plan_grid_violation_steps": k["plan_grid_violation_steps"],
+                "unserved_kwh": k["unserved_kwh"],
                 "solver_failures": k["solver_failures"],
                 "cycle_time_p50_ms": k["cycle_time_p50_ms"],
             }
         )
     return rows
+
+
+def cost_table(runs: list) -> list[dict]:
+    """The bill of each run, line by line (CNY; stored energy also in kWh)."""
+    rows = []
+    for r in runs:
+        k = r.kpis
+        months = k["demand_by_month"]
+        share = ", ".join(f"{m['month']} {100 * m['covered_frac']:.1f} %" for m in months)
+        rows.append(
+            {
+                "controller": r.controller,
+                "energy_cny": k["energy_cost_cny"],
+                "demand_charge_cny": k["demand_charge_cny"],
+                "demand_months_billed": share if r.demand_prorate else f"{share} (not pro-rated)",
+                "dr_compensation_cny": k["dr_compensation_cny"],
+                "stored_energy_change_kwh": k["stored_energy"]["change_kwh"],
+                "stored_energy_cost_cny": k["stored_energy_cost_cny"],
+                "total_cny": k["total_cost_cny"],
+            }
+        )
+    return rows
+
+
+def per_run_rows(runs: list, key: str) -> list[dict]:
+    """The rows of a per-run KPI list (``grid_violations``: realised network violations by
+    element; ``dr_per_event``: DR settlements), each led by its run's controller."""
+    return [{"controller": r.controller, **row} for r in runs for row in r.kpis[key]]
 
 
 def _frac(a: float, b: float) -> float | None:
@@ -112,6 +157,8 @@ def _fmt(v) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
+        if abs(v) < 5e-4:  # no "-0.000" for a rounding residue
+            v = 0.0
         return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}"
     return html.escape(str(v))
 
@@ -119,11 +166,12 @@ def _fmt(v) -> str:
 def _table(rows: list[dict]) -> str:
     if not rows:
         return ""
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # rows may differ (cap-only DR)
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     body = "".join(
-        "<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in r.values()) + "</tr>" for r in rows
+        "<tr>" + "".join(f"<td>{_fmt(r.get(k))}</td>" for k in keys) + "</tr>" for r in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<div class='scroll'><table><tr>{head}</tr>{body}</table></div>"
 
 
 def _png(fig) -> str:
@@ -179,11 +227,15 @@ def _figures(runs: list) -> list[str]:
     ax.legend(fontsize=8)
     figs.append(_png(fig))
     fig, ax = plt.subplots(figsize=(11, 2.8))
-    dt = main.horizon.dt_h
     for r in runs:
-        ax.plot(t, np.cumsum(r.series["ev_to_car_kw"]) * dt / 1000, lw=1, label=r.controller)
-    ax.set_ylabel("MWh")
-    ax.set_title("EV energy delivered into cars (cumulative)")
+        x, got, asked = ev_cumulative(r)
+        line = ax.step(x, got, where="post", lw=1, label=f"delivered, {r.controller}")
+        ax.step(x, asked, where="post", lw=0.8, ls=":", color=line[0].get_color())
+    ax.set_ylabel("kWh")
+    ax.set_title(
+        "EV energy delivered (solid) and requested (dotted), cumulative at departure: the "
+        "KPI's sessions (arrived and departed within the run)"
+    )
     ax.legend(fontsize=8)
     figs.append(_png(fig))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.2))
@@ -200,10 +252,25 @@ def _figures(runs: list) -> list[str]:
 
 
 _CSS = (
-    "body{font-family:sans-serif;margin:2em;max-width:1100px}"
+    "body{font-family:sans-serif;margin:1.5em auto;max-width:1240px;padding:0 1em}"
+    ".scroll{overflow-x:auto;max-width:100%}"
     "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;"
-    "text-align:right}th{background:#eee}img{max-width:100%}"
+    "text-align:right;white-space:nowrap}th{background:#eee}img{max-width:100%}"
 )
+
+
+def ev_cumulative(result) -> tuple[list, np.ndarray, np.ndarray]:
+    """Delivered and requested energy of the KPI's EV sessions, cumulative at departure."""
+    run = result.horizon
+    done = sorted((x for x in result.sessions if x.arrival >= run.start), key=lambda x: x.departure)
+    t0 = pd.Timestamp(run.start).tz_convert(result.site.location.tz).tz_localize(None)
+    x = [t0] + [
+        pd.Timestamp(s.departure).tz_convert(result.site.location.tz).tz_localize(None)
+        for s in done
+    ]
+    got = np.cumsum([0.0] + [min(s.delivered_kwh, s.requested_kwh) for s in done])
+    asked = np.cumsum([0.0] + [s.requested_kwh for s in done])
+    return x, got, asked
 
 
 def render(site_name: str, runs: list) -> str:
@@ -221,8 +288,22 @@ def render(site_name: str, runs: list) -> str:
         f"{main.horizon.step.total_seconds() / 60:.0f} min; forecasts: "
         f"{html.escape(main.forecast)}; seed {main.seed}.</p>",
     ]
+    parts.append(
+        "<p>Every figure is what the simulated park did; a name starting with "
+        "<code>plan_</code> is what the dispatch intended.</p>"
+    )
     if len(runs) > 1:
         parts += ["<h2>Comparison</h2>", _table(comparison(runs))]
+    parts += ["<h2>Cost</h2>", _table(cost_table(runs))]
+    viol = per_run_rows(runs, "grid_violations")
+    parts += ["<h2>Network violations (realised, AC power flow)</h2>"]
+    if not main.realised_grid.checked:
+        parts.append(f"<p>{html.escape(main.realised_grid.note)}</p>")
+    else:
+        parts.append(_table(viol) if viol else "<p>None in any interval.</p>")
+    dr = per_run_rows(runs, "dr_per_event")
+    if dr:
+        parts += ["<h2>Demand response, per event</h2>", _table(dr)]
     parts += ["<h2>Figures</h2>", *_figures(runs), "<h2>KPIs</h2>", _table(kp)]
     parts += [f"<h2>Notes</h2><ul>{notes}</ul>", "</body></html>"]
     return "\n".join(parts)
