@@ -103,9 +103,10 @@ def test_a_completed_event_is_settled_on_the_stored_meter_data(db_url):
     assert 'vpp_dr_effective{event_id="SG-SETTLE"} 1.0' in metrics
     assert 'vpp_dr_cap_compliant_frac{event_id="SG-SETTLE"} 1.0' in metrics
     assert "vpp_dr_compensation_cny" in metrics
-    # The plan's expected delivery said which baseline it used; it was not the settlement's.
-    assert one["expected_delivery"]["baseline_method"] == "forecast_uncontrolled"
-    assert "gbt37016_5of10" in d["baseline_note"]
+    # One baseline for both verdicts: the plan's expected delivery stood on the settlement's
+    # method, computed from the same stored meter history, and there is nothing to reconcile.
+    assert one["expected_delivery"]["baseline_method"] == "gbt37016_5of10"
+    assert d["baseline_note"] is None
 
     rt.clock.set(WINDOW[1] + timedelta(hours=2))
     rt.run_cycle()  # settled once only
@@ -113,3 +114,28 @@ def test_a_completed_event_is_settled_on_the_stored_meter_data(db_url):
         assert len(repo.settlements(conn)) == 1
     again = make_runtime(db_url)  # a restart exports the settled delivery again
     assert 'vpp_dr_delivery_ratio{event_id="SG-SETTLE"} 1.0' in again.metrics.render().decode()
+
+
+def test_without_a_similar_day_both_figures_carry_their_own_baseline(db_url):
+    """A database with no history: the plan stands on its forecast baseline and the
+    settlement falls back to the hour before the window; each figure says which, and the
+    API says that they differ."""
+    rt = make_runtime(db_url, stale_after_s=3600)
+    body = dr_body("SG-NEW", cap_kw=1600.0)
+    with rt.engine.begin() as conn:
+        repo.insert_dr(conn, "SG-NEW", "confirmed", body, "utility")
+    rt.run_cycle()
+    hour_before = [_meter(WINDOW[0] - (k + 1) * STEP, 1900.0) for k in range(4)]
+    shaved = [_meter(WINDOW[0] + k * STEP, 1600.0) for k in range(4)]
+    rt.ingest(hour_before + shaved, source="meter")
+    rt.clock.set(WINDOW[1] + timedelta(minutes=15))
+    rt.run_cycle()
+    keys = make_keys(rt.engine)
+    with TestClient(create_app(rt.settings, rt)) as client:
+        one = client.get("/api/v1/dr-events/SG-NEW", headers=headers(keys["viewer"])).json()
+    d = one["delivery"]
+    assert one["expected_delivery"]["baseline_method"] == "forecast_uncontrolled"
+    assert d["baseline_method"] == "pre_event_mean_1h"
+    assert d["baseline_kwh"] == pytest.approx(1900.0 * 1.0)
+    assert "pre_event_mean_1h" in d["baseline_note"]
+    assert "forecast_uncontrolled" in d["baseline_note"]

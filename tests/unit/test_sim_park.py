@@ -122,3 +122,21 @@ def test_month_peak_resets_at_a_new_month() -> None:
     p.apply(end, {"bat": 50.0})
     assert p.month_peak_import_kw > 0
     assert p.read_state(end + STEP).month_peak_import_kw == 0.0
+
+
+def test_a_car_plugged_in_before_the_start_charged_as_the_park_without_the_vpp() -> None:
+    """The park ran uncontrolled before its clock started (as the history the simulation is
+    primed with): a car that arrived at 06:00 has had EV1's 7 kW (eta 0.95 by default) for
+    three hours by 09:00, 19.95 kWh of the 30 it needs; one that arrives later has nothing."""
+    import dataclasses
+
+    from vpp.park.model import EvSession
+
+    early = EvSession("early", "EV1", T0 - timedelta(hours=3), T0 + timedelta(hours=4), 30.0)
+    late = EvSession("late", "EV2", T0 + STEP, T0 + timedelta(hours=4), 10.0)
+    site = dataclasses.replace(tiny_site(), ev_sessions=(early, late), ev_fleets=())
+    p = ConstantPark(site, dict(LEVELS), start=T0)
+    eta = site.assets.ev_chargers[0].eta
+    got = {s.session_id: s.e_delivered_kwh for s in p.read_state(T0).ev_sessions}
+    assert got["early"] == pytest.approx(7.0 * eta * 3.0)
+    assert got.get("late", 0.0) == 0.0

@@ -47,6 +47,10 @@ class PlanRequest:
     state: PlantState
     dr_events: tuple[DemandResponseEvent, ...] = ()
     last_plan: DispatchResult | None = None
+    # The GB/T 37016-style baseline over the horizon from the stored meter history (the
+    # method the settlement uses); None when the history has no similar day: the plan then
+    # uses its forecast baseline and says so (vpp.plan.prepare.PLAN_BASELINE).
+    dr_baseline_kw: np.ndarray | None = None
 
 
 @dataclass
@@ -99,6 +103,7 @@ class InlinePlanner:
             req.dr_events,
             req.last_plan,
             self.dispatch_fn,
+            req.dr_baseline_kw,
         )
         return outcome(rep, req.dr_events, self.site.dr_defaults)
 

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from controllers.problem import Controller, DispatchProblem, DispatchResult
 from vpp.accounting import dr_baseline
+from vpp.accounting.dr_history import DailyBaselines
 from vpp.park.calendar import is_workday
 from vpp.park.model import PARK_METER, DemandResponseEvent, DrStatus, Site
 from vpp.park.state import Forecasts, PlantState
@@ -37,6 +38,7 @@ from vpp.plan.cycle import (
     fallback_cycle,
     plain_dispatch,
 )
+from vpp.plan.prepare import horizon_for
 from vpp.runtime.metrics import Metrics
 from vpp.runtime.planner import (
     CycleParts,
@@ -227,6 +229,38 @@ class Runtime:
                     note = "confirm deadline passed" if new is DrStatus.DECLINED else "by time"
                     repo.update_dr(conn, e.event_id, new.value, r["body"], "runtime", note)
 
+    def _dr_plan_baseline(
+        self, at: datetime, events: tuple[DemandResponseEvent, ...]
+    ) -> np.ndarray | None:
+        """The settlement's baseline (GB/T 37016-style, from the stored park meter) over the
+        horizon starting at ``at``, for the plan; None when no called event touches the
+        horizon or the history has no similar day (the plan then labels its own)."""
+        horizon = horizon_for(self.site, at)
+        called = [e for e in events if e.status not in _NOT_CALLED]
+        if not any(
+            w.end > horizon.start and w.start < horizon.end for e in called for w in e.windows
+        ):
+            return None
+        zone = local_zone(self.site)
+        step = timedelta(minutes=self.site.dispatch.step_minutes)
+        today = at.astimezone(zone).date()
+        meter_start = datetime.combine(
+            today - timedelta(days=dr_baseline.HISTORY_DAYS), datetime.min.time(), tzinfo=zone
+        )
+        end = datetime.combine(today, datetime.min.time(), tzinfo=zone)
+        with self.engine.connect() as conn:
+            ts_s, p_kw = repo.meter_readings(conn, PARK_METER, meter_start, end)
+        n = round((end - meter_start) / step)
+        kw = dr_baseline.interval_means(
+            ts_s, p_kw, meter_start.timestamp(), step.total_seconds(), n
+        )
+        days = DailyBaselines(self.site.location.tz, step, called, is_workday)
+        days.add_meter(meter_start, kw)
+        try:
+            return days.on(horizon)
+        except ValueError:
+            return None
+
     def _settle_dr(self, at: datetime) -> None:
         """Settle each completed event on the stored park meter data (GB/T 37016-style
         baseline), once the window's readings are in or ``stale_after_s`` after its end."""
@@ -372,7 +406,7 @@ class Runtime:
         state = _DriverView(self.driver, self, at).read_state(at)
         state_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        out = self._plan(PlanRequest(at, state, events, last))
+        out = self._plan(PlanRequest(at, state, events, last, self._dr_plan_baseline(at, events)))
         planner_s = time.perf_counter() - t0
         rep, parts = out.report, out.parts
         rep.timings_s = {
@@ -438,7 +472,14 @@ class Runtime:
             error = f"planner: {type(exc).__name__}: {exc}"
         failed_s = time.perf_counter() - t0
         rep = fallback_cycle(
-            self.site, req.at, req.state, self.forecaster, error, req.dr_events, req.last_plan
+            self.site,
+            req.at,
+            req.state,
+            self.forecaster,
+            error,
+            req.dr_events,
+            req.last_plan,
+            req.dr_baseline_kw,
         )
         rep.timings_s["planner_failed_s"] = failed_s
         return outcome(rep, req.dr_events, self.site.dr_defaults)

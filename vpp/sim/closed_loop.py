@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -31,6 +31,7 @@ from controllers.mpc import MpcController
 from controllers.problem import Controller
 from vpp.accounting import dr_baseline, kpis
 from vpp.accounting.counterfactual import uncontrolled_flex_kw
+from vpp.accounting.dr_history import DailyBaselines
 from vpp.grid.flow import blas_single_thread
 from vpp.park.calendar import is_workday
 from vpp.park.carbon_factors import emission_factor_kg_per_kwh
@@ -130,48 +131,6 @@ def visible_events(
             continue
         out.append(replace(e, status=DrStatus.CONFIRMED))
     return tuple(out)
-
-
-class _Baselines:
-    """GB/T 37016-style baselines of the park's import from the metered daily history."""
-
-    def __init__(self, site: Site, events: tuple[DemandResponseEvent, ...], step: timedelta):
-        self.tz = ZoneInfo(site.location.tz)
-        self.step = step
-        self.spd = round(timedelta(days=1) / step)
-        self.daily: dict[date, np.ndarray] = {}
-        self.excluded = dr_baseline.event_days(events, self.tz)
-        self.events = events
-        self._cache: dict[date, np.ndarray] = {}
-
-    def add_day(self, d: date, import_kw: np.ndarray) -> None:
-        self.daily[d] = np.asarray(import_kw, dtype=float)
-
-    def _window(self, d: date) -> slice:
-        ks = []
-        midnight = datetime.combine(d, datetime.min.time(), tzinfo=self.tz)
-        for e in self.events:
-            for w in e.windows:
-                a = round((w.start - midnight) / self.step)
-                b = round((w.end - midnight) / self.step)
-                if b > 0 and a < self.spd:
-                    ks += [max(a, 0), min(b, self.spd)]
-        return slice(min(ks), max(ks)) if ks else slice(0, self.spd)
-
-    def day(self, d: date) -> np.ndarray:
-        if d not in self._cache:
-            hist = {x: v for x, v in self.daily.items() if x < d}
-            b = dr_baseline.baseline_for_day(d, hist, self._window(d), is_workday, self.excluded)
-            self._cache[d] = b.p_kw
-        return self._cache[d]
-
-    def on(self, horizon: Horizon) -> np.ndarray:
-        local = horizon.start.astimezone(self.tz)
-        d0 = local.date()
-        k0 = round((local - datetime.combine(d0, datetime.min.time(), tzinfo=self.tz)) / self.step)
-        n_days = (k0 + horizon.n + self.spd - 1) // self.spd
-        arr = np.concatenate([self.day(d0 + timedelta(days=i)) for i in range(n_days)])
-        return arr[k0 : k0 + horizon.n]
 
 
 def _uncontrolled_import_kw(
@@ -341,7 +300,7 @@ def _prime_history(
     step: timedelta,
     days: int,
     events: tuple[DemandResponseEvent, ...],
-) -> tuple[MeasuredHistory, _Baselines]:
+) -> tuple[MeasuredHistory, DailyBaselines]:
     """Measured history of the ``days`` before ``start`` (the park's stored meter data) and
     the daily import the DR baselines start from (the park without the VPP)."""
     pv_names, load_names = asset_names(site)
@@ -353,7 +312,7 @@ def _prime_history(
     pre = Horizon(h0, step, round((start - h0) / step))
     truth = park.truth(pre)
     history.extend({n: truth[n] for n in history.names})
-    baselines = _Baselines(site, events, step)
+    baselines = DailyBaselines(site.location.tz, step, events, is_workday)
     spd = baselines.spd
     imp = _uncontrolled_import_kw(truth, site, pre, park.seed)
     for d in range(days):

@@ -6,7 +6,11 @@ Interface
 ---------
 ``SimulatedPark(site, seed=0, start=None, options=SimOptions())``
     ``start`` (tz-aware) is where the park's clock begins; batteries start at their
-    configured ``soc_init_frac``.
+    configured ``soc_init_frac``. Before ``start`` the park ran without the VPP: a car
+    plugged in earlier has charged at full power since it arrived, and a shiftable load
+    whose window is open has run at full power since it opened
+    (:mod:`vpp.accounting.counterfactual`), so a cold start asks no plan to make up a past
+    it did not control.
 ``read_state(at) -> PlantState``
     What a real park's telemetry gives at ``at``: battery energy, the EV sessions of cars
     *plugged in now* with their requested energy, departure and the energy delivered so far
@@ -78,6 +82,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from vpp.accounting.counterfactual import uncontrolled_delivered_kwh, uncontrolled_shiftable_state
 from vpp.park import profiles, sessions
 from vpp.park.model import (
     Battery,
@@ -197,6 +202,28 @@ class SimulatedPark:
         self._rec = _Records()
         self._bus_of = _grid_terminals(site)
         self.clock = start
+        self.start = start
+        if start is not None:
+            self._before_start(start)
+
+    def _before_start(self, start: datetime) -> None:
+        """The park ran without the VPP before ``start`` (as the history the simulation is
+        primed with): a shiftable load whose window is open has run at full power since it
+        opened; a car plugged in before ``start`` gets its energy in :meth:`_add_session`."""
+        for spec in self.site.assets.shiftable_loads:
+            st = uncontrolled_shiftable_state(spec, start, self.site.location.tz, self.dt_h)
+            if st is not None:
+                self._shift[spec.name] = _Shift(
+                    window_start(spec, start.astimezone(self.tz)), st.e_done_kwh, st.running_steps
+                )
+        for x in self._sessions:
+            self._charged_before_start(x)
+
+    def _charged_before_start(self, s: EvSession) -> None:
+        """A car that arrived before the park's start charged uncontrolled until then."""
+        charger = self._chargers.get(s.charger)
+        if self.start is not None and charger is not None and s.arrival < self.start:
+            self._delivered[s.session_id] = uncontrolled_delivered_kwh(s, charger, self.start)
 
     # ----------------------------------------------------------------------------------------
     # Truth
@@ -284,6 +311,7 @@ class SimulatedPark:
             if o.charger == s.charger and o.arrival < s.departure and s.arrival < o.departure:
                 return
         self._sessions.append(s)
+        self._charged_before_start(s)
 
     def _plugged(self, at: datetime) -> list[EvSession]:
         return [s for s in self._sessions if s.arrival <= at < s.departure]
