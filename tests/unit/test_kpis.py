@@ -182,3 +182,13 @@ def test_breaches_count_only_the_intervals_past_the_limit() -> None:
     assert (out["connection_export"].steps, out["connection_export"].energy_kwh) == (1, 5.0)
     assert (out["dr_cap"].steps, out["dr_cap"].energy_kwh) == (1, 5.0)
     assert out["dr_floor"].steps == 0
+
+
+def test_the_plans_penalties_are_counted_apart_from_money() -> None:
+    import dataclasses
+
+    r = result()
+    r.cycles[1] = dataclasses.replace(r.cycles[1], plan_penalty=1500.0, plan_relaxations=2)
+    k = kpis.compute(r)
+    assert (k["plan_relaxation_cycles"], k["plan_penalty"]) == (1, 1500.0)
+    assert k["total_cost_cny"] == pytest.approx(kpis.compute(result())["total_cost_cny"])

@@ -28,6 +28,10 @@ with ``plan_``: those say what the dispatch intended. Definitions (all over the 
   (:mod:`vpp.accounting.limits`); ``unserved_kwh`` and ``pv_spilled_kwh``: demand a device
   could not carry and PV that could be neither used nor exported.
 * ``solver_failures``: cycles that fell back (last plan or rule controller).
+* ``plan_relaxation_cycles``: cycles whose plan relaxed a constraint a decision could have
+  avoided (at or above the alarm tolerance of :mod:`controllers.relaxations`);
+  ``plan_penalty``: the sum of those plans' penalty parts, weights and not money (no part of
+  any cost).
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ KPI_NAMES = (
     "connection_import_breach_kwh",
     "connection_export_breach_steps",
     "solver_failures",
+    "plan_relaxation_cycles",
+    "plan_penalty",
     "cycle_time_p50_ms",
     "cycle_time_p95_ms",
 )
@@ -90,6 +96,8 @@ def compute(result) -> dict:
     k.update(_network(result))
     cyc = np.array([c.cycle_s for c in result.cycles]) * 1000.0
     k["solver_failures"] = int(sum(1 for c in result.cycles if c.fallback is not None))
+    k["plan_relaxation_cycles"] = int(sum(1 for c in result.cycles if c.plan_relaxations))
+    k["plan_penalty"] = float(sum(c.plan_penalty for c in result.cycles))
     k["cycle_time_p50_ms"] = float(np.percentile(cyc, 50)) if cyc.size else 0.0
     k["cycle_time_p95_ms"] = float(np.percentile(cyc, 95)) if cyc.size else 0.0
     k["total_cost_cny"] = (

@@ -266,7 +266,9 @@ def _summary(runtime, cur) -> str:
         f"cycle {cur.cycle_id} (plan v{cur.version}) at {cur.at.isoformat(timespec='minutes')}:"
         f" {r.controller} {r.status}" + (f", fallback {cur.fallback}" if cur.fallback else ""),
         f"planned import now {max(float(r.p_net_kw[0]), 0):,.0f} kW, horizon peak "
-        f"{float(r.p_net_kw.max()):,.0f} kW, objective {r.objective_cny:,.0f} CNY",
+        f"{float(r.p_net_kw.max()):,.0f} kW; planned cost {r.objective_cost_cny:,.0f} CNY over "
+        f"the horizon, penalty {r.objective_penalty:,.0f} (weights of relaxed constraints, "
+        f"not money)",
         f"setpoints sent: {len(sp)} devices; stored in "
         f"{runtime.engine.url.render_as_string(hide_password=True)}",
     ]

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from controllers import relaxations
 from controllers.baselines import CONTROLLERS
 from controllers.mpc import MpcController
 from controllers.problem import Controller
@@ -68,6 +69,10 @@ class CycleRecord:
     dr_floor_kw: float
     dr_baseline_kw: float
     grid_violation: bool | None  # None = not validated
+    # The plan's own figures: its penalty part (weights of relaxed constraints, not money)
+    # and the relaxations a decision could have avoided, at or above the alarm tolerance.
+    plan_penalty: float = 0.0
+    plan_relaxations: int = 0
 
 
 @dataclass
@@ -280,6 +285,10 @@ class _Loop:
                 dr_floor_kw=float(p.dr_min()[0]),
                 dr_baseline_kw=float(base_kw[0]) if base_kw is not None else float("nan"),
                 grid_violation=_grid_violation(report) if self.grid else None,
+                plan_penalty=float(report.result.objective_penalty),
+                plan_relaxations=sum(
+                    1 for r in report.result.relaxed if r.avoidable and not relaxations.is_small(r)
+                ),
             )
         )
 
