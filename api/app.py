@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from api.audit import AuditMiddleware
 from api.auth import KeyChecker
+from api.input_guard import BodyGuard, validation_error_handler
 from api.routes import dr, ops, reads, status
 from vpp.runtime.service import Runtime
 from vpp.runtime.settings import Settings
@@ -46,6 +48,8 @@ def create_app(settings: Settings, runtime: Runtime) -> FastAPI:
     app.include_router(status.router)
     for module in (reads, dr, ops):
         app.include_router(module.router, prefix="/api/v1")
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)  # 413, non-finite 422
     app.add_middleware(RejectNul)
     app.add_middleware(AuditMiddleware, engine=runtime.engine)  # outermost: audits the 422
     return app

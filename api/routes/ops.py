@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 
 from api.auth import Perm, Principal, Role, create_key, require
-from api.schemas import IngestResult, KeyCreated, KeyIn, RuntimeSettingsPatch, TelemetryBatch
+from api.schemas import (
+    IngestResult,
+    KeyCreated,
+    KeyIn,
+    RefusedReading,
+    RuntimeSettingsPatch,
+    TelemetryBatch,
+)
 from vpp.park.model import PARK_METER
 from vpp.store import repo
 
@@ -18,8 +25,16 @@ Operator = Annotated[Principal, Depends(require(Perm.OPERATE))]
 Admin = Annotated[Principal, Depends(require(Perm.ADMIN))]
 
 
-@router.post("/telemetry", summary="ingest a batch of readings (operator, device gateway)")
+@router.post(
+    "/telemetry",
+    summary="ingest a batch of readings (operator, device gateway)",
+    response_model_exclude_none=True,
+)
 def ingest(request: Request, batch: TelemetryBatch, _: Operator) -> IngestResult:
+    """Readings no asset could report (stamped more than ``telemetry_future_skew_s`` ahead of
+    the service's clock, a power beyond the asset's range, an energy above its capacity) are
+    refused and listed in ``refused``; the others are stored. A batch refused whole gets a
+    422 listing every refused reading; an unknown asset refuses the whole batch (422)."""
     rt = request.app.state.runtime
     known = set(rt.site.assets.names()) | {PARK_METER}
     bad = [
@@ -35,9 +50,25 @@ def ingest(request: Request, batch: TelemetryBatch, _: Operator) -> IngestResult
     if bad:
         raise RequestValidationError(bad[:20])
     rows = [r.model_dump() for r in batch.readings]
-    n = rt.ingest(rows, source="api")
-    request.state.audit_detail = {"readings": n}
-    return IngestResult(stored=n)
+    report = rt.ingest_checked(rows, source="api")
+    request.state.audit_detail = {"readings": report.stored, "refused": len(report.refused)}
+    refused = [
+        RefusedReading(index=x.index, asset=x.asset, field=x.field, reason=x.reason)
+        for x in report.refused
+    ]
+    if refused and report.stored == 0:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ["body", "readings", x.index, x.field],
+                    "msg": x.reason,
+                    "type": "implausible",
+                    "input": rows[x.index][x.field],
+                }
+                for x in refused
+            ]
+        )
+    return IngestResult(stored=report.stored, refused=refused or None)
 
 
 @router.post("/cycles", status_code=202, summary="ask for a cycle now (operator)")

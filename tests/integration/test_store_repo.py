@@ -75,6 +75,7 @@ def test_telemetry_ingest_and_latest_reading(db_url):
         {"asset": "B02-bess", "ts": T0 + timedelta(minutes=m), "p_kw": float(m), "e_kwh": 900.0}
         for m in range(30)
     ]
+    rt.clock.set(T0 + timedelta(minutes=30))  # readings from the service's future are refused
     assert rt.ingest(rows) == 30
     with rt.engine.connect() as conn:
         last = repo.last_readings(conn)

@@ -135,6 +135,12 @@ class Metrics:
         self.telemetry_rows = Counter(
             "vpp_telemetry_readings", "Telemetry readings stored", ["source"], registry=r
         )
+        self.telemetry_refused = Counter(
+            "vpp_telemetry_refused",
+            "Telemetry readings refused as implausible (never stored), by offending field",
+            ["source", "field"],
+            registry=r,
+        )
         self.resolves = Counter(
             "vpp_resolve_requests", "Event-driven re-solve requests", ["reason"], registry=r
         )
