@@ -8,7 +8,7 @@ confirmed on receipt.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -18,8 +18,10 @@ from sqlalchemy.exc import IntegrityError
 
 from api.auth import Perm, Principal, require
 from api.schemas import DrDecision, DrEventIn, DrEventOut, DrEventPatch
+from vpp.park import dr_checks
 from vpp.park.model import DrContractType, DrStatus
 from vpp.store import repo
+from vpp.store.codec import dr_from_json
 
 router = APIRouter(tags=["demand response"])
 Reader = Annotated[Principal, Depends(require(Perm.READ))]
@@ -117,7 +119,8 @@ def create(request: Request, body: DrEventIn, who: Utility) -> DrEventOut:
     status = DrStatus.CONFIRMED if pre else DrStatus.ANNOUNCED
     fields = body.model_dump(mode="json")
     fields.setdefault("announce_time", None)
-    fields["announce_time"] = fields["announce_time"] or datetime.now(UTC).isoformat()
+    fields["announce_time"] = fields["announce_time"] or rt.clock.now().isoformat()
+    check_event(rt, fields)
     request.state.audit_detail = {"event_id": body.event_id, "status": status.value}
     try:
         with rt.engine.begin() as conn:
@@ -161,7 +164,7 @@ def patch(request: Request, event_id: str, body: DrEventPatch, who: Utility) -> 
         if row["status"] not in OPEN:
             raise HTTPException(409, f"DR event {event_id!r} is {row['status']}; it is closed")
         fields = {**row["body"], **changes}
-        _still_valid(fields)
+        _still_valid(rt, fields)
         repo.update_dr(
             conn, event_id, row["status"], fields, who.name, f"updated {sorted(changes)}"
         )
@@ -170,7 +173,7 @@ def patch(request: Request, event_id: str, body: DrEventPatch, who: Utility) -> 
     return _fresh(request, event_id)
 
 
-def _still_valid(fields: dict[str, Any]) -> None:
+def _still_valid(rt, fields: dict[str, Any]) -> None:
     """The event after a patch must still be a valid event (e.g. floor <= cap)."""
     try:
         DrEventIn.model_validate(fields)
@@ -178,6 +181,32 @@ def _still_valid(fields: dict[str, Any]) -> None:
         raise RequestValidationError(
             [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         ) from None
+    check_event(rt, fields)
+
+
+_API_NAMES = {"min_duration": "min_duration_minutes"}  # the model's names -> the body's
+
+
+def check_event(rt, fields: dict[str, Any]) -> None:
+    """The park's checks of a DR event (:mod:`vpp.park.dr_checks`, as for the park file and
+    a scenario file), with the window range around the service's clock
+    (``dr_window_past_days`` / ``dr_window_ahead_days``). Raises a 422 naming every field,
+    its bound and the value."""
+    event = dr_from_json({**fields, "status": DrStatus.ANNOUNCED.value})
+    problems = dr_checks.event_problems(
+        event, dr_checks.DrPark.of(rt.site), rt.settings.dr_bounds(), rt.clock.now()
+    )
+    if problems:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ["body", *[_API_NAMES.get(str(x), x) for x in p.parts()]],
+                    "msg": f"{p.message}, got {dr_checks.show(p.value)}",
+                    "type": "dr_bound",
+                }
+                for p in problems
+            ]
+        )
 
 
 def _transition(request, event_id, who, allowed: set[str], new: DrStatus, note: str):

@@ -18,7 +18,8 @@ router = APIRouter(tags=["status"])
 @router.get("/health", summary="liveness and readiness")
 def health(request: Request) -> JSONResponse:
     """200 when the database answers and the last cycle is recent and fine; 503 otherwise,
-    with the reason. ``live`` is true whenever the process answers."""
+    with the reason. ``live`` is true whenever the process answers. Stored DR events the
+    cycle skips (they fail the park's checks) make it degraded and are listed."""
     rt = request.app.state.runtime
     db_error = ping(rt.engine)
     last = None
@@ -52,6 +53,11 @@ def health(request: Request) -> JSONResponse:
     else:
         problems.append("no cycle has run yet")
         ready = False
+    skipped = dict(getattr(rt, "skipped_dr_events", {}))
+    body["dr_events_skipped"] = skipped
+    problems += [
+        f"DR event {k} is skipped (not planned, not settled): {v}" for k, v in skipped.items()
+    ]
     body["ready"] = ready and not any(p.startswith("last cycle is") for p in problems)
     body["status"] = "ok" if not problems else ("degraded" if body["ready"] else "not ready")
     body["problems"] = problems
