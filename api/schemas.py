@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from vpp.park.dr_checks import EVENT_ID_PATTERN, TEXT_MAX_CHARS, DrBaselineMethod
 from vpp.park.model import DrCallClass, DrContractType, DrDirection
 
 KW = 1e6  # no park asset or request exceeds 1 GW
@@ -38,13 +39,28 @@ class TelemetryBatch(_In):
     readings: list[Reading] = Field(min_length=1, max_length=200_000)
 
 
+class RefusedReading(_Out):
+    index: int = Field(description="position in the batch's readings (0-based)")
+    asset: str
+    field: str = Field(description="the first offending field: ts, p_kw or e_kwh")
+    reason: str = Field(description="every rule the reading breaks, with its bound")
+
+
 class IngestResult(_Out):
-    stored: int
+    stored: int = Field(description="readings stored")
+    refused: list[RefusedReading] | None = Field(
+        None,
+        description="readings refused as implausible (from the future, beyond what the asset "
+        "can report; see vpp.park.telemetry_checks), never stored; absent when none was",
+    )
 
 
 # ------------------------------------------------------------------------------------------
 # Demand response
 # ------------------------------------------------------------------------------------------
+# Types, enumerations and sizes here; what the values mean for the park (window length and
+# overlap, kW against the connection, the window range around now, printable text) in
+# vpp.park.dr_checks, which the route runs as the park file and a --dr file do.
 class DrWindowIn(_In):
     start: AwareDatetime
     end: AwareDatetime
@@ -60,7 +76,9 @@ class _DrFields(_In):
     direction: DrDirection
     windows: list[DrWindowIn] = Field(min_length=1, max_length=48)
     requested_kw: float = Field(gt=0, le=KW)
-    issuer: str = Field("", max_length=100)
+    issuer: str = Field(
+        "", max_length=TEXT_MAX_CHARS, description="printable text (vpp.park.dr_checks)"
+    )
     call_class: DrCallClass = DrCallClass.DAY_AHEAD
     contract_type: DrContractType = DrContractType.INVITATION
     announce_time: AwareDatetime | None = None
@@ -76,7 +94,7 @@ class _DrFields(_In):
     nonperformance_cny_per_kwh: float | None = Field(
         None, ge=0, le=KW, description="CNY per kWh short of the band (or above the cap)"
     )
-    baseline_method: str = Field("gbt37016_5of10", min_length=1, max_length=50)
+    baseline_method: DrBaselineMethod = DrBaselineMethod.GBT37016_5OF10
     effective_band_frac: tuple[float, float] = Field((0.8, 1.2))
     min_duration_minutes: float = Field(60.0, ge=0, le=24 * 60)
 
@@ -95,7 +113,7 @@ class _DrFields(_In):
 
 
 class DrEventIn(_DrFields):
-    event_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    event_id: str = Field(min_length=1, max_length=TEXT_MAX_CHARS, pattern=EVENT_ID_PATTERN)
 
 
 class DrEventPatch(_In):

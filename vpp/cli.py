@@ -13,7 +13,17 @@ from vpp.errors import UserError
 __all__ = ["UserError", "build_parser", "main"]
 
 # Subcommand modules, in the order ``vpp --help`` lists them.
-COMMANDS = ("dispatch", "run", "forecast", "simulate", "compare", "carbon", "grid", "db")
+COMMANDS = (
+    "dispatch",
+    "run",
+    "forecast",
+    "simulate",
+    "compare",
+    "carbon",
+    "grid",
+    "config",
+    "db",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -165,3 +165,27 @@ def test_dr_defaults_errors_name_the_field(tmp_path):
     other = tmp_path / "2"
     other.mkdir()
     assert "dr_defaults.subsidy_cny_per_mwh" in _error(other, unknown)
+
+
+def test_an_unquoted_time_is_refused_not_read_as_minutes(tmp_path):
+    """YAML 1.1 reads ``window_start: 22:00`` as the number 1320; before, the load quietly
+    ran from 00:22."""
+
+    def unquote(doc):
+        doc["assets"]["shiftable_loads"][0]["window_start"] = 1320  # what YAML made of 22:00
+
+    msg = _error(tmp_path, unquote)
+    assert "assets.shiftable_loads[0].window_start: must be a quoted time 'HH:MM'" in msg
+    assert "an unquoted 22:00 reads as the number 1320" in msg
+
+
+def test_every_problem_is_listed_not_only_the_first_stage(tmp_path):
+    """An unknown key no longer hides the other problems of the file."""
+
+    def two(doc):
+        doc["assets"]["batteries"][0]["capacity"] = 1
+        doc["assets"]["batteries"][1]["soc_min_frac"] = 1.4
+
+    msg = _error(tmp_path, two)
+    assert "assets.batteries[0].capacity: unknown key" in msg
+    assert "assets.batteries[1].soc_min_frac: must be in [0, 1], got 1.4" in msg

@@ -47,9 +47,9 @@ def test_a_completed_event_is_settled_on_the_stored_meter_data(db_url):
     # The morning before the window and three of its four intervals; the last one is late.
     today = [_meter(T0.replace(hour=0) + k * STEP, 1950.0) for k in range(34)]
     shaved = [_meter(WINDOW[0] + k * STEP, 1600.0) for k in range(3)]
+    rt.clock.set(WINDOW[1])  # first: readings from the service's future are refused
     rt.ingest(today + shaved, source="meter")
 
-    rt.clock.set(WINDOW[1])
     rt.run_cycle()
     with rt.engine.connect() as conn:
         assert repo.get_dr(conn, "SG-SETTLE")["status"] == "completed"
@@ -127,8 +127,8 @@ def test_without_a_similar_day_both_figures_carry_their_own_baseline(db_url):
     rt.run_cycle()
     hour_before = [_meter(WINDOW[0] - (k + 1) * STEP, 1900.0) for k in range(4)]
     shaved = [_meter(WINDOW[0] + k * STEP, 1600.0) for k in range(4)]
+    rt.clock.set(WINDOW[1] + timedelta(minutes=15))  # first: no readings from the future
     rt.ingest(hour_before + shaved, source="meter")
-    rt.clock.set(WINDOW[1] + timedelta(minutes=15))
     rt.run_cycle()
     keys = make_keys(rt.engine)
     with TestClient(create_app(rt.settings, rt)) as client:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from vpp.accounting import carbon
+from vpp.commands import day_checks
 from vpp.park.carbon_factors import emission_factor_kg_per_kwh
 from vpp.park.model import Horizon, Site
 from vpp.store.metered import MeteredPeriod
@@ -61,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--data", type=Path, help="a vpp simulate / compare output directory")
     r.add_argument("--json", type=Path, help="also write the figures as JSON")
+    day_checks.add_flags(r, tariff=False)  # prices nothing; the no-VPP park needs the calendar
     r.set_defaults(func=run)
 
 
@@ -241,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
     first, last = _day(args.date_from, "--from"), _day(args.date_to, "--to")
     if last < first:
         raise UserError("--to: must not be before --from")
+    day_checks.check_days(site, first, last, args, tariff=False)
     source = args.source or ("simulated" if args.data is not None else "stored")
     if source == "stored" and args.data is not None:
         raise UserError("--data is simulated data: use it without --source stored")

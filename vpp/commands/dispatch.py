@@ -14,8 +14,10 @@ from controllers import relaxations
 from controllers.baselines import CONTROLLERS
 from controllers.mpc import MpcController
 from controllers.problem import DispatchResult
+from vpp.commands import day_checks
 from vpp.drivers.static import StaticDriver
 from vpp.park.config import ConfigError, load_site
+from vpp.park.coverage import planned_days
 from vpp.park.profiles import ProfileForecaster
 from vpp.plan.cycle import CycleReport, run_cycle
 
@@ -46,6 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         help="the month's peak import so far, for the demand charge (default 0)",
     )
+    p.add_argument(
+        "--dr",
+        type=Path,
+        metavar="FILE",
+        help="scenario YAML with dr_events, added to the park file's (checked alike)",
+    )
+    day_checks.add_flags(p)
     p.set_defaults(func=run)
 
 
@@ -71,9 +80,22 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UserError(f"invalid configuration:\n{exc}") from None
     at = _parse_at(args.at, site.location.tz)
+    day_checks.check_days(site, *planned_days(site, at, at), args)  # --at and its horizon
+    events = site.dr_events
+    if args.dr:
+        from vpp.commands.simulate import load_dr_events
+
+        events = events + load_dr_events(args.dr, site.location.tz, site)
+    plan_events = _plan_events(events, at)
     driver = StaticDriver(site, seed=args.seed, month_peak_import_kw=args.month_peak_kw)
     report = run_cycle(
-        site, at, driver, ProfileForecaster(), make_controller(args.controller), publish=False
+        site,
+        at,
+        driver,
+        ProfileForecaster(),
+        make_controller(args.controller),
+        dr_events=plan_events,
+        publish=False,
     )
     others = {
         name: c().dispatch(report.problem)
@@ -81,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         if name != report.controller
     }
     print(summary(site.name, report, others))
+    dr = dr_roles(events, plan_events, report.result.horizon)
+    print("\n".join(dr_lines(dr)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = report.result.to_json_dict()
@@ -88,12 +112,55 @@ def run(args: argparse.Namespace) -> int:
         doc["setpoints_kw"] = report.setpoints_kw
         doc["invariant_violations"] = report.violations
         doc["fallback"] = report.fallback
+        doc["dr_events"] = [{"event_id": e, "shapes_plan": r is None, "why_not": r} for e, r in dr]
         doc["relaxation_lines"] = [
             x.to_json_dict() for x in relaxations.alarm_lines(report.result.relaxed)
         ]
         args.json.write_text(json.dumps(doc, indent=1), encoding="utf-8")
         print(f"\nschedule written to {args.json}")
     return 0 if not report.violations else 1
+
+
+def _plan_events(events, at: datetime) -> tuple:
+    """The events the plan at ``at`` honours, as ``vpp simulate`` does
+    (:func:`vpp.sim.closed_loop.visible_events`): announced by ``at``, not over, not declined
+    or cancelled, and taken as confirmed."""
+    from vpp.sim.closed_loop import visible_events
+
+    return visible_events(events, at)
+
+
+def dr_roles(events, plan_events, horizon) -> list[tuple[str, str | None]]:
+    """Each event's id and why it does not shape the plan (None: it does)."""
+    planned = {e.event_id for e in plan_events}
+    out = []
+    for e in events:
+        inside = any(w.end > horizon.start and w.start < horizon.end for w in e.windows)
+        if e.event_id not in planned:
+            why = (
+                e.status.value
+                if e.status.value in ("declined", "cancelled")
+                else "announced after --at"
+                if e.announce_time is not None and e.announce_time > horizon.start
+                else "over before --at"
+            )
+        elif not inside:
+            first = min(w.start for w in e.windows)
+            why = f"no window in the horizon (first {first:%Y-%m-%d %H:%M})"
+        else:
+            why = None
+        out.append((e.event_id, why))
+    return out
+
+
+def dr_lines(roles: list[tuple[str, str | None]]) -> list[str]:
+    """Which DR events shaped the plan, and why the others did not."""
+    if not roles:
+        return ["", "DR events: none (the park file has none; add one with --dr FILE)"]
+    shaping = [e for e, why in roles if why is None]
+    out = ["", f"DR events: {len(shaping)} of {len(roles)} shape this plan"]
+    out += [f"  {e:<28} {'shapes the plan' if why is None else why}" for e, why in roles]
+    return out
 
 
 def _kwh(a: np.ndarray, dt_h: float) -> float:
@@ -199,7 +266,7 @@ def _asset_lines(r: DispatchResult, dt: float) -> list[str]:
 
 def _profile(a: np.ndarray, width: int = 24) -> str:
     """A one-line picture of a series: one character per hour-ish (+ charge, - discharge)."""
-    chunks = np.array_split(a, width)
+    chunks = [c for c in np.array_split(a, min(width, max(len(a), 1))) if c.size]
     scale = max(float(np.abs(a).max()), 1e-9)
     chars = []
     for c in chunks:

@@ -13,7 +13,7 @@ import argparse
 import logging
 import os
 import sys
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "stored in the database, per asset once it has a week of it, profiles before",
     )
     p.add_argument("--seed", type=int, default=None, help="seed of the simulated park")
+    from vpp.commands import day_checks
+
+    day_checks.add_flags(p)
     p.set_defaults(func=run)
 
 
@@ -176,6 +179,7 @@ def build_runtime(args: argparse.Namespace):
     start = _start(args.start, site.location.tz) or settings.start_at or datetime.now(zone)
     start = start if start.tzinfo else start.replace(tzinfo=zone)
     start = start.astimezone(zone)  # logs and the API speak the park's local time
+    check_service_days(site, start, args)
     engine = make_engine(settings.database_url)
     clock = Clock(start, settings.speed)
     spec = _spec(args, site, settings)
@@ -201,6 +205,34 @@ def build_runtime(args: argparse.Namespace):
         raise UserError(str(exc)) from None
     _bootstrap_admin(runtime, settings)
     return runtime, settings
+
+
+# Warn at start when the tariff's validity or the known holiday calendar ends within this
+# many (park) days: enough to get next year's State Council holiday notice (published in
+# October to December) into the park file or a chinese-calendar release.
+COVERAGE_WARN_DAYS = 60
+
+
+def check_service_days(site, start: datetime, args: argparse.Namespace) -> date | None:
+    """The first plan's days must be covered (or allowed by a flag, with a warning); a
+    warning names the day, within :data:`COVERAGE_WARN_DAYS`, from which the service will
+    plan with a tariff out of validity or an unknown calendar. Returns that day, if any."""
+    from vpp.commands import day_checks
+    from vpp.park.coverage import first_uncovered_day, planned_days
+
+    first, last = planned_days(site, start, start)
+    day_checks.check_days(site, first, last, args)
+    end = first_uncovered_day(site, first)
+    if end <= last or (end - first).days > COVERAGE_WARN_DAYS:
+        return None
+    lines = [x for _, x in day_checks.problems(site, end, end)]
+    log.warning(
+        "in %d days, from %s, this service plans days its data does not cover: %s",
+        (end - first).days,
+        end,
+        "; ".join(lines),
+    )
+    return end
 
 
 def _bootstrap_admin(runtime, settings) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
-from pydantic import TypeAdapter, ValidationError
-
+from vpp.commands import day_checks
+from vpp.park.coverage import planned_days
 from vpp.park.model import DemandResponseEvent, Site
 
 
@@ -46,6 +44,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
         "run covers (default); --no-prorate-demand bills the whole month on its peak",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    day_checks.add_flags(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,37 +63,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_dr_events(path: Path, tz: str) -> tuple[DemandResponseEvent, ...]:
-    """DR events from a scenario YAML (``dr_events: [...]``); naive times in the park's zone."""
+def load_dr_events(
+    path: Path, tz: str, site: Site | None = None
+) -> tuple[DemandResponseEvent, ...]:
+    """DR events from a scenario YAML (``dr_events: [...]``); naive times in the park's zone.
+
+    Checked as the park file's events are (:func:`vpp.park.config.load_dr_file`): against
+    ``site``'s connection, dispatch step and own event ids when given. Raises
+    :class:`vpp.errors.UserError` listing every problem as ``FILE: field.path: message``.
+    """
     from vpp.errors import UserError
+    from vpp.park.config import ConfigError, load_dr_file
 
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
-    if not isinstance(raw, dict) or "dr_events" not in raw:
-        raise UserError(f"{path}: expected a mapping with a 'dr_events' list")
-    zone = ZoneInfo(tz)
-
-    def local(x: Any) -> Any:
-        if isinstance(x, dict):
-            return {k: local(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [local(v) for v in x]
-        if isinstance(x, datetime) and x.tzinfo is None:
-            return x.replace(tzinfo=zone)
-        return x
-
-    try:
-        return TypeAdapter(tuple[DemandResponseEvent, ...]).validate_python(local(raw["dr_events"]))
-    except ValidationError as exc:
-        lines = [
-            f"{path}: dr_events"
-            + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"])
-            + f": {e['msg']}"
-            for e in exc.errors()
-        ]
-        raise UserError("\n".join(lines)) from None
+        return load_dr_file(path, tz, site)
+    except ConfigError as exc:
+        raise UserError(f"invalid DR scenario:\n{exc}") from None
 
 
 def prepare(args: argparse.Namespace) -> tuple[Site, datetime, tuple[DemandResponseEvent, ...]]:
@@ -119,9 +103,12 @@ def prepare(args: argparse.Namespace) -> tuple[Site, datetime, tuple[DemandRespo
             site, dispatch=dataclasses.replace(site.dispatch, horizon_steps=args.horizon_steps)
         )
     start = datetime.combine(day, time(0), tzinfo=ZoneInfo(site.location.tz))
+    # The run and its last plan's look-ahead: inside the tariff and a known calendar.
+    end = start + timedelta(days=args.days)
+    day_checks.check_days(site, *planned_days(site, start, end), args)
     events = site.dr_events
     if args.dr:
-        events = events + load_dr_events(args.dr, site.location.tz)
+        events = events + load_dr_events(args.dr, site.location.tz, site)
     if args.grid and not _grid_available():
         raise UserError("--grid: the network validator (vpp.grid.loop) is not available")
     return site, start, events

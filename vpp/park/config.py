@@ -11,6 +11,8 @@ Conveniences the YAML offers on top of the model:
 
 - ``tariff: ../tariffs/zhejiang_2026.yaml`` and ``carbon: {factors: FILE, region, year}``
   load shared data files (paths relative to the park file);
+- ``calendar: {holidays: [...], workdays: [...]}`` takes dates or ``"A..B"`` blocks of days
+  (the park's own public holidays and make-up working days, :mod:`vpp.park.calendar`);
 - ``assets.ev_charger_groups`` expands ``count`` identical chargers named ``prefix-NN`` with
   the fleet that uses them;
 - datetimes without a zone are in the site's zone (``site.location.tz``).
@@ -22,7 +24,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,7 +32,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from vpp.park import dr_checks
 from vpp.park import model as m
+from vpp.park.calendar import park_calendar_problems
+from vpp.park.tariff_checks import tariff_problems
 
 
 class ConfigError(ValueError):
@@ -56,8 +61,8 @@ def site_from_dict(raw: Any, path: Path) -> m.Site:
     label = _label(path)
     if not isinstance(raw, dict):
         raise ConfigError([f"{label}: expected a mapping at the top level"])
-    _check_keys(raw, _PARK_KEYS, "", label)
-    data = dict(raw)
+    top = sorted(set(raw) - _PARK_KEYS)  # listed with the rest, not on their own
+    data = {k: v for k, v in raw.items() if k in _PARK_KEYS}
     site = _mapping(data.pop("site", None), "site", label)
     _check_keys(site, {"name", "location", "value_added_10k_cny_per_year"}, "site", label)
     assets = _mapping(data.pop("assets", {}) or {}, "assets", label)
@@ -76,17 +81,19 @@ def site_from_dict(raw: Any, path: Path) -> m.Site:
         merged["tariff"] = _include(data.pop("tariff"), "tariff", path)
     if "carbon" in data:
         merged["carbon"] = _carbon(data.pop("carbon"), path)
+    if "calendar" in data:
+        merged["calendar"] = _calendar(data.pop("calendar"), label)
     merged |= data
     tz = _zone(merged, label)
     _localise(merged, tz)
-    _check_unknown(merged, m.Site, "", label)
+    unknown = [
+        f"{label}: {k}: unknown key; expected one of {sorted(_PARK_KEYS)}" for k in top
+    ] + _unknown_keys(merged, m.Site, "", label)
     try:
         result = TypeAdapter(m.Site).validate_python(merged)
     except ValidationError as exc:
-        raise ConfigError([_format_pydantic(label, e) for e in exc.errors()]) from None
-    problems = list(_semantic_problems(result))
-    if problems:
-        raise ConfigError([f"{label}: {p}" for p in problems])
+        _raise_with(unknown, [_format_pydantic(label, e) for e in exc.errors()])
+    _raise_with(unknown, [f"{label}: {p}" for p in _semantic_problems(result)])
     return result
 
 
@@ -94,15 +101,13 @@ def load_tariff(path: str | Path) -> m.Tariff:
     path = Path(path)
     raw = _read_yaml(path)
     label = _label(path)
-    _check_unknown(raw, m.Tariff, "", label)
+    unknown = _unknown_keys(raw, m.Tariff, "", label)
     try:
         tariff = TypeAdapter(m.Tariff).validate_python(raw)
     except ValidationError as exc:
-        raise ConfigError([_format_pydantic(label, e) for e in exc.errors()]) from None
-    problems = list(_tariff_problems(tariff, ""))
-    if problems:
-        raise ConfigError([f"{label}: {p}" for p in problems])
-    return tariff
+        _raise_with(unknown, [_format_pydantic(label, e) for e in exc.errors()])
+    _raise_with(unknown, [f"{label}: {p}" for p in tariff_problems(tariff, "")])
+    return dataclasses.replace(tariff, source_file=str(path))
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +127,7 @@ _PARK_KEYS = {
     "dr_defaults",
     "ev_sessions",
     "ev_fleets",
+    "calendar",
 }
 
 
@@ -176,6 +182,39 @@ def _include(value: Any, where: str, park_path: Path) -> Any:
             return dataclasses.asdict(load_tariff(inc)) if raw is not None else raw
         return raw
     return value
+
+
+def _calendar(value: Any, label: str) -> Any:
+    """``calendar: {holidays: [...], workdays: [...]}``: dates, or ``"2027-02-06..2027-02-12"``
+    for a block of days (both ends included)."""
+    value = _mapping(value, "calendar", label)
+    _check_keys(value, {"holidays", "workdays"}, "calendar", label)
+    out: dict[str, Any] = {}
+    for key, items in value.items():
+        if not isinstance(items, list):
+            raise ConfigError([f"{label}: calendar.{key}: expected a list of dates"])
+        days: list[Any] = []
+        for i, item in enumerate(items):
+            if isinstance(item, str) and ".." in item:
+                a, _, b = item.partition("..")
+                try:
+                    lo, hi = date.fromisoformat(a.strip()), date.fromisoformat(b.strip())
+                except ValueError:
+                    raise ConfigError(
+                        [f"{label}: calendar.{key}[{i}]: not a date range, got {item!r}"]
+                    ) from None
+                if hi < lo or (hi - lo).days > 31:
+                    raise ConfigError(
+                        [
+                            f"{label}: calendar.{key}[{i}]: a block must run forwards over "
+                            f"at most 32 days, got {item!r}"
+                        ]
+                    )
+                days += [lo + timedelta(days=k) for k in range((hi - lo).days + 1)]
+            else:
+                days.append(item)
+        out[key] = days
+    return out
 
 
 def _carbon(value: Any, park_path: Path) -> Any:
@@ -288,11 +327,18 @@ def _looks_like_datetime(s: str) -> bool:
 # --------------------------------------------------------------------------------------------
 # Unknown keys: walk the raw data against the dataclasses
 # --------------------------------------------------------------------------------------------
-def _check_unknown(raw: Any, tp: Any, where: str, label: str) -> None:
+def _unknown_keys(raw: Any, tp: Any, where: str, label: str) -> list[str]:
+    """Every unknown key of ``raw`` against the dataclass ``tp``, as problems; the keys are
+    set aside (removed from ``raw``) so that the rest is validated too and one run lists
+    every problem of a file."""
     problems: list[str] = []
     _walk(raw, tp, where, problems)
-    if problems:
-        raise ConfigError([f"{label}: {p}" for p in problems])
+    return [f"{label}: {p}" for p in problems]
+
+
+def _raise_with(unknown: list[str], problems: list[str]) -> None:
+    if unknown or problems:
+        raise ConfigError(unknown + problems)
 
 
 def _walk(raw: Any, tp: Any, where: str, problems: list[str]) -> None:
@@ -303,6 +349,13 @@ def _walk(raw: Any, tp: Any, where: str, problems: list[str]) -> None:
                 _walk(raw, arg, where, problems)
                 return
         return
+    if tp is time and isinstance(raw, int | float) and not isinstance(raw, bool):
+        # YAML 1.1 reads an unquoted 22:00 as the sexagesimal number 1320, which pydantic
+        # would take as 00:22; refuse it rather than plan a load at the wrong time.
+        h, mnt = divmod(int(raw), 60)
+        hint = f" (an unquoted {h}:{mnt:02d} reads as the number {raw})" if raw < 1440 else ""
+        problems.append(f"{where}: must be a quoted time 'HH:MM'{hint}")
+        return
     if dataclasses.is_dataclass(tp) and isinstance(raw, dict):
         hints = typing.get_type_hints(tp)
         names = {f.name for f in dataclasses.fields(tp)}
@@ -312,6 +365,8 @@ def _walk(raw: Any, tp: Any, where: str, problems: list[str]) -> None:
                 problems.append(f"{path}: unknown key; expected one of {sorted(names)}")
             else:
                 _walk(value, hints[key], path, problems)
+        for key in [k for k in raw if k not in names]:
+            del raw[key]
     elif origin in (tuple, list) and isinstance(raw, list):
         args = typing.get_args(tp)
         item_tp = args[0] if args else Any
@@ -378,11 +433,12 @@ def _semantic_problems(site: m.Site) -> Iterable[str]:
     yield from _nonneg("connection.export_max_kw", site.connection.export_max_kw)
     yield from _range("connection.power_factor_min", site.connection.power_factor_min, 0, 1, True)
     yield from _asset_problems(site.assets, buses)
-    yield from _tariff_problems(site.tariff, "tariff.")
+    yield from tariff_problems(site.tariff, "tariff.")
+    yield from park_calendar_problems(site.calendar, "calendar.")
     yield from _carbon_problems(site.carbon)
     yield from _network_problems(site.network, buses)
     yield from _session_problems(site)
-    yield from _dr_problems(site.dr_events)
+    yield from _dr_problems(site)
     for f in ("subsidy_cny_per_kwh", "subsidy_cny_per_kw", "nonperformance_cny_per_kwh"):
         yield from _nonneg(f"dr_defaults.{f}", getattr(site.dr_defaults, f))
     d = site.dispatch
@@ -484,6 +540,7 @@ def _asset_problems(a: m.Assets, buses: set[str]) -> Iterable[str]:
         yield from _range(f"{p}.converter_eta", pe.converter_eta, 0, 1, True)
         yield from _pv_problems(pe.pv, f"{p}.pv")
         yield from _battery_problems(pe.battery, f"{p}.battery")
+        yield from _nonneg(f"{p}.base_load.profile.scale", pe.base_load.profile.scale)
         yield from _profile_problems(
             pe.base_load.profile.source, f"{p}.base_load.profile.source", "load"
         )
@@ -506,33 +563,6 @@ def _pedf_member_problems(pe: m.PedfBuilding, p: str, seen: dict[str, str]) -> I
                 f"{p}.{role}.bus: must be the building's bus {pe.bus!r} (behind its "
                 f"converter), got {member.bus!r}"
             )
-
-
-def _tariff_problems(t: m.Tariff, p: str) -> Iterable[str]:
-    if t.default_tier not in t.tiers_cny_per_kwh:
-        tiers = sorted(t.tiers_cny_per_kwh)
-        yield f"{p}default_tier: {t.default_tier!r} is not a tier; tiers are {tiers}"
-    for tier, price in t.tiers_cny_per_kwh.items():
-        yield from _nonneg(f"{p}tiers_cny_per_kwh.{tier}", price)
-    yield from _nonneg(f"{p}demand_charge_cny_per_kw_month", t.demand_charge_cny_per_kw_month)
-    months: dict[int, str] = {}
-    for i, s in enumerate(t.seasons):
-        for mo in s.months:
-            if not 1 <= mo <= 12:
-                yield f"{p}seasons[{i}].months: {mo} is not a month (1-12)"
-            elif mo in months:
-                yield f"{p}seasons[{i}].months: month {mo} is already in season {months[mo]!r}"
-            months[mo] = s.name
-        for dt, periods in s.schedules.items():
-            for j, per in enumerate(periods):
-                if per.tier not in t.tiers_cny_per_kwh:
-                    yield (
-                        f"{p}seasons[{i}].schedules.{dt.value}[{j}].tier: unknown tier "
-                        f"{per.tier!r}; tiers are {sorted(t.tiers_cny_per_kwh)}"
-                    )
-    missing = sorted(set(range(1, 13)) - set(months))
-    if missing:
-        yield f"{p}seasons: months {missing} belong to no season"
 
 
 def _carbon_problems(c: m.Carbon) -> Iterable[str]:
@@ -578,19 +608,57 @@ def _session_problems(site: m.Site) -> Iterable[str]:
         yield from _nonneg(f"{p}.e_mean_kwh", f.e_mean_kwh)
 
 
-def _dr_problems(events: tuple[m.DemandResponseEvent, ...]) -> Iterable[str]:
-    ids: set[str] = set()
-    for i, e in enumerate(events):
-        p = f"dr_events[{i}]"
-        if e.event_id in ids:
-            yield f"{p}.event_id: {e.event_id!r} is used twice"
-        ids.add(e.event_id)
-        if not e.windows:
-            yield f"{p}.windows: at least one response window is required"
-        for j, w in enumerate(e.windows):
-            if w.end <= w.start:
-                yield f"{p}.windows[{j}].end: must be after start ({w.start.isoformat()})"
-        yield from _nonneg(f"{p}.requested_kw", e.requested_kw)
-        for f in ("subsidy_cny_per_kwh", "subsidy_cny_per_kw", "nonperformance_cny_per_kwh"):
-            if getattr(e, f) is not None:
-                yield from _nonneg(f"{p}.{f}", getattr(e, f))
+# --------------------------------------------------------------------------------------------
+# DR events: the park file's and a scenario file's, through one path (vpp.park.dr_checks)
+# --------------------------------------------------------------------------------------------
+def _dr_problems(site: m.Site) -> Iterable[str]:
+    park = dr_checks.DrPark.of(site)
+    yield from (str(x) for x in dr_checks.events_problems(site.dr_events, park))
+
+
+def load_dr_file(
+    path: str | Path, tz: str = m.DEFAULT_TZ, site: m.Site | None = None
+) -> tuple[m.DemandResponseEvent, ...]:
+    """DR events of a scenario file (``dr_events: [...]``), checked as the park file's are.
+
+    Parameters
+    ----------
+    path : the scenario YAML.
+    tz : the zone of times without an offset (the park's, ``site.location.tz``).
+    site : the park the events are for: kW are checked against its connection, windows
+        against its dispatch step, and event ids against its own ``dr_events``; None checks
+        what does not need a park.
+
+    Raises
+    ------
+    ConfigError
+        Every problem, as ``FILE: dr_events[i].field: message, got value``.
+    """
+    path = Path(path)
+    label = _label(path)
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict) or not isinstance(raw.get("dr_events"), list):
+        raise ConfigError([f"{label}: expected a mapping with a 'dr_events' list"])
+    _check_keys(raw, {"dr_events"}, "", label)
+    items = raw["dr_events"]
+    try:
+        zone = ZoneInfo(site.location.tz if site is not None else tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError([f"{label}: unknown time zone {tz!r}"]) from None
+    _localise({"dr_events": items}, zone)
+    unknown = _unknown_keys(items, tuple[m.DemandResponseEvent, ...], "dr_events", label)
+    try:
+        events = TypeAdapter(tuple[m.DemandResponseEvent, ...]).validate_python(items)
+    except ValidationError as exc:
+        _raise_with(
+            unknown,
+            [_format_pydantic(label, {**e, "loc": ("dr_events", *e["loc"])}) for e in exc.errors()],
+        )
+    park = dr_checks.DrPark.of(site) if site is not None else None
+    taken = {}
+    if site is not None:
+        where = Path(site.source_file).name or "the park file"
+        taken = {e.event_id: f"{where} dr_events[{i}]" for i, e in enumerate(site.dr_events)}
+    problems = dr_checks.events_problems(events, park, taken=taken)
+    _raise_with(unknown, [f"{label}: {x}" for x in problems])
+    return events

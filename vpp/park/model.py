@@ -397,7 +397,29 @@ class Tariff:
     demand_charge_cny_per_kw_month: float = 0.0
     weekend_as: DayType = DayType.WORKDAY  # most Chinese C&I TOU tariffs ignore weekends
     source: str = ""
+    # The days the tariff applies to, both inclusive (None: open-ended); the commands refuse
+    # to price a day outside them unless told to (vpp.park.coverage).
     valid_from: date | None = None
+    valid_to: date | None = None
+    source_file: str = ""  # the tariff file it was read from ("" when inline in the park file)
+
+
+@dataclass(frozen=True)
+class ParkCalendar:
+    """The park's own public holidays and make-up working days (调休), local dates.
+
+    For the years the ``chinese_calendar`` package does not know yet, or a local holiday; a
+    date listed here takes precedence over the package (:mod:`vpp.park.calendar`). A year is
+    covered by the park when ``holidays`` lists at least one of its days (the configuration
+    asks for the year's statutory days at least).
+    """
+
+    holidays: tuple[date, ...] = ()
+    workdays: tuple[date, ...] = ()
+
+    def years(self) -> frozenset[int]:
+        """The years whose holidays the park supplies."""
+        return frozenset(d.year for d in self.holidays)
 
 
 @dataclass(frozen=True)
@@ -588,6 +610,8 @@ class Site:
     ev_sessions: tuple[EvSession, ...] = ()
     # Seeded generators of EV sessions for the demo and the simulated park (vpp.park.sessions).
     ev_fleets: tuple[EvFleet, ...] = ()
+    # Holidays and make-up working days the park supplies itself (vpp.park.calendar).
+    calendar: ParkCalendar = field(default_factory=ParkCalendar)
     source_file: str = ""
 
     def bus_names(self) -> list[str]:

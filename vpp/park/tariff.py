@@ -1,17 +1,23 @@
 """Evaluate a :class:`vpp.park.model.Tariff` on a horizon: the tier and price of every interval.
 
 Pure computation; the working calendar comes from :mod:`vpp.park.calendar` (China's public
-holidays and working weekends).
+holidays and working weekends, and the park's own for the years the package does not know).
+
+Also the checks a tariff must pass (used by :mod:`vpp.park.config` and the commands): every
+day type's schedule covers the day exactly once (:func:`schedule_coverage`), and a tariff
+prices only the days it is valid for (:func:`days_outside_validity`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 
 import numpy as np
 
 from vpp.park.calendar import day_type
-from vpp.park.model import DayType, Horizon, Tariff, TariffSeason
+from vpp.park.model import DayType, Horizon, ParkCalendar, Tariff, TariffPeriod, TariffSeason
+
+MINUTES_PER_DAY = 1440
 
 
 def _minutes(t: time) -> int:
@@ -25,12 +31,12 @@ def _season(tariff: Tariff, month: int) -> TariffSeason | None:
     return None
 
 
-def tier_at(tariff: Tariff, t: datetime) -> str:
-    """The tier in force at local time ``t``."""
+def tier_at(tariff: Tariff, t: datetime, calendar: ParkCalendar | None = None) -> str:
+    """The tier in force at local time ``t`` (``calendar``: the park's own holidays)."""
     season = _season(tariff, t.month)
     if season is None:
         return tariff.default_tier
-    dtype = day_type(t.date())
+    dtype = day_type(t.date(), calendar)
     if dtype is DayType.WEEKEND:
         dtype = tariff.weekend_as
     periods = season.schedules.get(dtype) or season.schedules.get(DayType.WORKDAY, ())
@@ -42,14 +48,23 @@ def tier_at(tariff: Tariff, t: datetime) -> str:
     return tariff.default_tier
 
 
-def tiers(tariff: Tariff, horizon: Horizon) -> list[str]:
+def tiers(tariff: Tariff, horizon: Horizon, calendar: ParkCalendar | None = None) -> list[str]:
     """Tier of every interval of ``horizon`` (taken at the interval's start)."""
-    return [tier_at(tariff, t) for t in horizon.times()]
+    return [tier_at(tariff, t, calendar) for t in horizon.times()]
 
 
-def import_price_cny_per_kwh(tariff: Tariff, horizon: Horizon) -> np.ndarray:
-    """Energy price of every interval (CNY/kWh)."""
-    return np.array([tariff.tiers_cny_per_kwh[k] for k in tiers(tariff, horizon)])
+def import_price_cny_per_kwh(
+    tariff: Tariff, horizon: Horizon, calendar: ParkCalendar | None = None
+) -> np.ndarray:
+    """Energy price of every interval (CNY/kWh).
+
+    Parameters
+    ----------
+    tariff : the time-of-use tariff.
+    horizon : the intervals (local time of their start decides the tier).
+    calendar : the park's own holidays and make-up working days, or None (the package's).
+    """
+    return np.array([tariff.tiers_cny_per_kwh[k] for k in tiers(tariff, horizon, calendar)])
 
 
 def export_price_cny_per_kwh(tariff: Tariff, horizon: Horizon) -> np.ndarray:
@@ -60,3 +75,67 @@ def demand_charge_for_horizon(tariff: Tariff) -> float:
     """CNY per kW by which the month's peak import rises (the whole monthly charge: a new
     peak costs the full month's rate, whenever in the month it happens)."""
     return tariff.demand_charge_cny_per_kw_month
+
+
+# --------------------------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------------------------
+def period_minutes(p: TariffPeriod) -> tuple[int, int]:
+    """``(start, end)`` minute of day of a period; an ``end`` of 00:00 is 24:00 (1440)."""
+    return _minutes(p.start), _minutes(p.end) or MINUTES_PER_DAY
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` minute ranges where ``mask`` is true."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def hhmm(minute: int) -> str:
+    """``HH:MM`` of a minute of day (1440 is written 24:00)."""
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def schedule_coverage(
+    periods: tuple[TariffPeriod, ...],
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Where one day's schedule leaves the day uncovered, and where it covers it twice.
+
+    Returns
+    -------
+    missing, doubled : ``[start, end)`` minute-of-day ranges (0-1440); both empty when the
+        periods cover the 24 hours exactly once. A period that does not end after it starts
+        covers nothing (the caller reports it).
+    """
+    count = np.zeros(MINUTES_PER_DAY, dtype=int)
+    for p in periods:
+        start, end = period_minutes(p)
+        if end > start:
+            count[start:end] += 1
+    return _runs(count == 0), _runs(count > 1)
+
+
+def days_outside_validity(tariff: Tariff, first: date, last: date) -> tuple[date, date] | None:
+    """The first and the last day of ``first .. last`` (inclusive) outside the tariff's
+    ``valid_from .. valid_to`` (inclusive, None: open), or None when every day is inside."""
+    lo, hi = tariff.valid_from, tariff.valid_to
+
+    def outside(d: date) -> bool:
+        return (lo is not None and d < lo) or (hi is not None and d > hi)
+
+    if outside(first):
+        start = first
+    elif hi is not None and last > hi:
+        start = hi + timedelta(days=1)
+    else:
+        return None
+    # When ``last`` is inside, the range starts before valid_from.
+    end = last if outside(last) or lo is None else lo - timedelta(days=1)
+    return start, end
+
+
+def validity_text(tariff: Tariff) -> str:
+    """``valid 2026-07-01 .. 2027-06-30`` (open ends written as such)."""
+    lo = tariff.valid_from.isoformat() if tariff.valid_from else "(no start)"
+    hi = tariff.valid_to.isoformat() if tariff.valid_to else "(open-ended)"
+    return f"valid {lo} .. {hi}"

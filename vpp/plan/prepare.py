@@ -78,7 +78,7 @@ def build_problem(
     """
     n = horizon.n
     fc = _ForecastReader(forecasts, n)
-    price = tariffs.import_price_cny_per_kwh(site.tariff, horizon)
+    price = tariffs.import_price_cny_per_kwh(site.tariff, horizon, site.calendar)
     terminal = float(price.mean())
     a = site.assets
     pv = tuple(PvInput(p, fc.get(p.name)) for p in a.pv_arrays)

@@ -11,6 +11,7 @@ controller and dispatch function it plans with in this process, and the clock.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -28,8 +29,10 @@ from controllers.problem import Controller, DispatchProblem, DispatchResult
 from vpp.accounting import dr_baseline
 from vpp.accounting.dr_history import DailyBaselines
 from vpp.park.calendar import is_workday
+from vpp.park.dr_checks import DrPark, event_problems
 from vpp.park.model import PARK_METER, DemandResponseEvent, DrStatus, Site
 from vpp.park.state import Forecasts, PlantState
+from vpp.park.telemetry_checks import Refusal, TelemetryBounds, asset_ranges, check_readings
 from vpp.plan.cycle import (
     CycleReport,
     DispatchFn,
@@ -114,6 +117,15 @@ class _Reading:
     e_kwh: float | None
 
 
+@dataclass(frozen=True)
+class IngestReport:
+    """What became of a batch of readings: how many were stored, and the refused ones
+    (never stored; their index in the batch, asset and reason)."""
+
+    stored: int
+    refused: tuple[Refusal, ...] = ()
+
+
 @dataclass
 class Runtime:
     site: Site
@@ -147,11 +159,14 @@ class Runtime:
         self._readings: dict[str, _Reading] = {}
         self._recovered_sessions: list = []
         self._unsettleable: set[str] = set()  # DR events without a baseline (logged once)
+        # Stored DR events that fail the park's checks, with why (logged once, then skipped).
+        self.skipped_dr_events: dict[str, str] = {}
         self._last_replan = 0.0
         self._forecast_log: list[tuple[datetime, dict[str, np.ndarray]]] = []
         self.cycles_run = 0
         a = self.site.assets
         self._pv_names = {p.name for p in a.pv_arrays} | {p.pv.name for p in a.pedf_buildings}
+        self._ranges = asset_ranges(self.site)
 
     # --------------------------------------------------------------------------------------
     # Start, recovery, shutdown
@@ -175,7 +190,14 @@ class Runtime:
                     fallback=cyc.get("fallback"),
                     status=row["status"],
                 )
-        self._readings = {a: _Reading(r["ts"], r["p_kw"], r["e_kwh"]) for a, r in readings.items()}
+        # A reading stored from the future (before plausibility checks) would keep its asset
+        # fresh until then: it does not count as the asset's latest.
+        horizon = self.clock.now() + timedelta(seconds=self.settings.telemetry_future_skew_s)
+        self._readings = {
+            a: _Reading(r["ts"], r["p_kw"], r["e_kwh"])
+            for a, r in readings.items()
+            if r["ts"] <= horizon
+        }
         with self.engine.connect() as conn:
             for s in repo.settlements(conn, limit=200):
                 self._observe_settlement(s)
@@ -203,15 +225,45 @@ class Runtime:
     # DR events
     # --------------------------------------------------------------------------------------
     def dr_events(self) -> list[DemandResponseEvent]:
+        """The stored DR events that pass the park's checks (:meth:`_valid_dr`)."""
         with self.engine.connect() as conn:
             rows = repo.list_dr(conn)
-        return [dr_from_json({**r["body"], "status": r["status"]}) for r in rows]
+        return [e for _, e in self._valid_dr(rows)]
+
+    def _valid_dr(
+        self, rows: Iterable[dict[str, Any]]
+    ) -> list[tuple[dict[str, Any], DemandResponseEvent]]:
+        """Stored rows with their events, but for those that fail the park's checks
+        (:mod:`vpp.park.dr_checks`, with the window range's ahead side only: stored events
+        age and must still be settled). Those are skipped, not planned or settled, logged
+        once and listed in ``skipped_dr_events`` (``/health`` shows them): one stored event
+        that arithmetic cannot handle (a window in 9999) must not stop every cycle."""
+        bounds = self.settings.dr_bounds(past=False)
+        park = DrPark.of(self.site)
+        now = self.clock.now()
+        out = []
+        for r in rows:
+            try:
+                e = dr_from_json({**r["body"], "status": r["status"]})
+                problems = [str(p) for p in event_problems(e, park, bounds, now)]
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
+                problems = [f"cannot be read: {type(exc).__name__}: {exc}"]
+            if not problems:
+                out.append((r, e))
+                continue
+            if r["event_id"] not in self.skipped_dr_events:
+                log.error(
+                    "DR event %s is skipped (not planned, not settled): %s",
+                    r["event_id"],
+                    "; ".join(problems),
+                )
+            self.skipped_dr_events[r["event_id"]] = "; ".join(problems)
+        return out
 
     def _advance_dr(self, at: datetime) -> None:
         """Confirmed events become active in their window and completed after it."""
         with self.engine.begin() as conn:
-            for r in repo.list_dr(conn):
-                e = dr_from_json({**r["body"], "status": r["status"]})
+            for r, e in self._valid_dr(repo.list_dr(conn)):
                 end = max(w.end for w in e.windows)
                 start = min(w.start for w in e.windows)
                 new = None
@@ -254,7 +306,8 @@ class Runtime:
         kw = dr_baseline.interval_means(
             ts_s, p_kw, meter_start.timestamp(), step.total_seconds(), n
         )
-        days = DailyBaselines(self.site.location.tz, step, called, is_workday)
+        workday = functools.partial(is_workday, calendar=self.site.calendar)
+        days = DailyBaselines(self.site.location.tz, step, called, workday)
         days.add_meter(meter_start, kw)
         try:
             return days.on(horizon)
@@ -266,16 +319,16 @@ class Runtime:
         baseline), once the window's readings are in or ``stale_after_s`` after its end."""
         with self.engine.connect() as conn:
             rows = repo.unsettled_dr(conn)
-        rows = [r for r in rows if r["event_id"] not in self._unsettleable]
-        if not rows:
+        pairs = [(r, e) for r, e in self._valid_dr(rows) if r["event_id"] not in self._unsettleable]
+        if not pairs:
             return
         zone = local_zone(self.site)
         step = timedelta(minutes=self.site.dispatch.step_minutes)
         called = [e for e in self.dr_events() if e.status not in _NOT_CALLED]
         excluded = dr_baseline.event_days(called, zone)
+        workday = functools.partial(is_workday, calendar=self.site.calendar)
         late = timedelta(seconds=self.settings.stale_after_s)
-        for r in rows:
-            e = dr_from_json({**r["body"], "status": r["status"]})
+        for _, e in pairs:
             first = min(w.start for w in e.windows).astimezone(zone)
             end = max(w.end for w in e.windows)
             day0 = first.date() - timedelta(days=dr_baseline.HISTORY_DAYS)
@@ -288,7 +341,7 @@ class Runtime:
             )
             try:
                 s = dr_baseline.settle(
-                    e, meter_start, step, kw, is_workday, excluded, called, self.site.dr_defaults
+                    e, meter_start, step, kw, workday, excluded, called, self.site.dr_defaults
                 )
             except ValueError as exc:
                 if at >= end + late:
@@ -332,7 +385,42 @@ class Runtime:
     # Telemetry
     # --------------------------------------------------------------------------------------
     def ingest(self, rows: list[dict[str, Any]], source: str = "api") -> int:
-        """Store readings; ask for a re-solve when one strays from the plan."""
+        """Store the plausible readings of ``rows``; the number stored (see
+        :meth:`ingest_checked` for the refused ones)."""
+        return self.ingest_checked(rows, source).stored
+
+    def ingest_checked(self, rows: list[dict[str, Any]], source: str = "api") -> IngestReport:
+        """Store the readings of ``rows`` that the asset could have reported
+        (:func:`vpp.park.telemetry_checks.check_readings`), refuse the others; ask for a
+        re-solve when a stored one strays from the plan.
+
+        Parameters
+        ----------
+        rows : list of dict
+            Readings ``{asset, ts, p_kw, e_kwh}`` (kW load convention, kWh stored energy).
+        source : str
+            Stored with each row (``api``, ``driver``, ``meter``).
+
+        Returns
+        -------
+        IngestReport
+            The count stored and the refused rows (index in ``rows``, asset, reason).
+        """
+        refused = check_readings(rows, self._ranges, self.clock.now(), self._telemetry_bounds())
+        if refused:
+            drop = {x.index for x in refused}
+            rows = [r for i, r in enumerate(rows) if i not in drop]
+            for x in refused:
+                self.metrics.telemetry_refused.labels(source, x.field).inc()
+            log.warning(
+                "%d of %d %s readings refused as implausible, e.g. #%d %s: %s",
+                len(refused),
+                len(rows) + len(refused),
+                source,
+                refused[0].index,
+                refused[0].asset,
+                refused[0].reason,
+            )
         for r in rows:
             r.setdefault("source", source)
         with self.engine.begin() as conn:
@@ -341,7 +429,13 @@ class Runtime:
         far = self._note_readings(rows)
         if far and source == "api":
             self.request_resolve("telemetry")
-        return n
+        return IngestReport(n, tuple(refused))
+
+    def _telemetry_bounds(self) -> TelemetryBounds:
+        s = self.settings
+        return TelemetryBounds(
+            s.telemetry_future_skew_s, s.telemetry_p_margin_frac, s.telemetry_e_margin_frac
+        )
 
     def _note_readings(self, rows: Iterable[dict[str, Any]]) -> bool:
         """Update the newest reading per asset; True when one is far from its setpoint."""

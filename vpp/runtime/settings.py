@@ -6,10 +6,12 @@ caller (``vpp run``, a test) and injected into the runtime and the API, never at
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vpp.park.dr_checks import DrBounds
 
 
 class Settings(BaseSettings):
@@ -38,6 +40,22 @@ class Settings(BaseSettings):
     replan_threshold_kw: float = Field(200.0, gt=0.0)
     # Re-solves triggered by telemetry are at least this far apart (wall-clock seconds).
     replan_min_gap_s: float = Field(30.0, ge=0.0)
+    # Telemetry plausibility (vpp.park.telemetry_checks says why these): a reading stamped
+    # further than this after the service's clock is refused (s) ...
+    telemetry_future_skew_s: float = Field(300.0, ge=0.0, le=86400.0)
+    # ... as is a power beyond the asset's range by more than this fraction of its rating ...
+    telemetry_p_margin_frac: float = Field(0.5, ge=0.0, le=10.0)
+    # ... and a stored energy above the capacity by more than this fraction.
+    telemetry_e_margin_frac: float = Field(0.05, ge=0.0, le=1.0)
+    # A request body larger than this (bytes) gets a 413 before it is read (1 MiB: about
+    # 11,000 telemetry readings of ~93 bytes, a day of a 100-asset park at 15 minutes).
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=1_073_741_824)
+    # DR windows the API accepts, around the service's clock: ending at most this long ago
+    # (a late-posted event can still be settled; its meter data is at hand) and starting at
+    # most this far ahead (day-ahead calls come the day before; a week covers pre-agreed
+    # schedules). Stored events beyond the ahead bound are skipped by the cycle, logged once.
+    dr_window_past_days: float = Field(1.0, ge=0.0, le=31.0)
+    dr_window_ahead_days: float = Field(7.0, gt=0.0, le=366.0)
     seed: int = 0
     admin_key: SecretStr | None = None
 
@@ -51,3 +69,11 @@ class Settings(BaseSettings):
         if v.startswith("postgresql://"):
             v = "postgresql+psycopg://" + v.removeprefix("postgresql://")
         return v
+
+    def dr_bounds(self, past: bool = True) -> DrBounds:
+        """The bounds DR events are checked against around the service's clock; without
+        the past side for events already stored (they age, and must still be settled)."""
+        return DrBounds(
+            past=timedelta(days=self.dr_window_past_days) if past else None,
+            ahead=timedelta(days=self.dr_window_ahead_days),
+        )

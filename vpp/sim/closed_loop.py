@@ -18,6 +18,7 @@ seed.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -321,7 +322,8 @@ def _prime_history(
     pre = Horizon(h0, step, round((start - h0) / step))
     truth = park.truth(pre)
     history.extend({n: truth[n] for n in history.names})
-    baselines = DailyBaselines(site.location.tz, step, events, is_workday)
+    workday = functools.partial(is_workday, calendar=site.calendar)
+    baselines = DailyBaselines(site.location.tz, step, events, workday)
     spd = baselines.spd
     imp = _uncontrolled_import_kw(truth, site, pre, park.seed)
     for d in range(days):
@@ -357,7 +359,7 @@ def _series(
 ) -> dict[str, np.ndarray]:
     rec = park.records()
     dt = run.dt_h
-    price = import_price_cny_per_kwh(site.tariff, run)
+    price = import_price_cny_per_kwh(site.tariff, run, site.calendar)
     price_exp = export_price_cny_per_kwh(site.tariff, run)
     ef = emission_factor_kg_per_kwh(site.carbon, run)
     a = site.assets

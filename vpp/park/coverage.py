@@ -1,0 +1,82 @@
+"""Does the park's data cover the days a command plans or simulates?
+
+Two questions, each answered by one line a person can act on (or None when all is well):
+
+- :func:`tariff_problem`: a day outside the tariff's ``valid_from .. valid_to``;
+- :func:`calendar_problem`: a day in a year whose public holidays neither the
+  ``chinese_calendar`` package nor the park's ``calendar:`` knows (Spring Festival would be
+  planned as ordinary working days).
+
+The commands (``vpp simulate``, ``compare``, ``dispatch``, ``run``, ``carbon report``) stop
+on them unless the user passes ``--allow-outside-tariff`` / ``--allow-unknown-calendar``.
+Pure: dates in, text out.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from vpp.park.calendar import PACKAGE_FIRST_YEAR, PACKAGE_LAST_YEAR, unknown_years
+from vpp.park.model import Site
+from vpp.park.tariff import days_outside_validity, validity_text
+
+
+def _label(path: str) -> str:
+    parts = Path(path).parts
+    return str(Path(*parts[-2:])) if len(parts) >= 2 else path
+
+
+def planned_days(site: Site, start: datetime, end: datetime) -> tuple[date, date]:
+    """First and last local day a run over ``[start, end)`` prices: the run plus the look-ahead
+    of its last plan (``dispatch.horizon_steps`` x ``dispatch.step_minutes``)."""
+    look = timedelta(minutes=site.dispatch.step_minutes * site.dispatch.horizon_steps)
+    last = end + look - timedelta(microseconds=1)
+    return start.date(), last.date()
+
+
+def tariff_problem(site: Site, first: date, last: date) -> str | None:
+    """One line when a day of ``first .. last`` lies outside the tariff's validity."""
+    t = site.tariff
+    bad = days_outside_validity(t, first, last)
+    if bad is None:
+        return None
+    where = _label(t.source_file) if t.source_file else f"{_label(site.source_file)}: tariff"
+    span = bad[0].isoformat() if bad[0] == bad[1] else f"{bad[0]} .. {bad[1]}"
+    return (
+        f"{where}: tariff {t.name!r} is {validity_text(t)}; the days planned "
+        f"({first} .. {last}) include {span} outside it"
+    )
+
+
+def calendar_problem(site: Site, first: date, last: date) -> str | None:
+    """One line when a day of ``first .. last`` falls in a year nobody's calendar knows."""
+    years = unknown_years(first, last, site.calendar)
+    if not years:
+        return None
+    park = sorted(site.calendar.years())
+    own = ", ".join(map(str, park)) if park else "none"
+    shown = ", ".join(map(str, years))
+    return (
+        f"{_label(site.source_file)}: calendar: no public holidays known for {shown} (the days "
+        f"planned are {first} .. {last}; chinese-calendar knows {PACKAGE_FIRST_YEAR}-"
+        f"{PACKAGE_LAST_YEAR}, the park's calendar.holidays: {own}); Spring Festival and the "
+        f"other holidays of {shown} would be planned as ordinary days: add them "
+        f"(calendar.holidays, calendar.workdays) to the park file"
+    )
+
+
+def first_uncovered_day(site: Site, day: date) -> date:
+    """The first day on or after ``day`` that the tariff or the calendar does not cover
+    (the calendar always ends somewhere), for a service's warning at start."""
+    out: list[date] = []
+    t = site.tariff
+    if t.valid_to is not None:
+        out.append(max(day, t.valid_to + timedelta(days=1)))
+    if t.valid_from is not None and day < t.valid_from:
+        out.append(day)
+    y = day.year
+    while not unknown_years(date(y, 1, 1), date(y, 1, 1), site.calendar):
+        y += 1
+    out.append(max(day, date(y, 1, 1)))
+    return min(out)
