@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 
 from vpp.park.calendar import day_type, is_workday
-from vpp.park.model import DayType
+from vpp.park.model import DayType, ParkCalendar
 
 # Day kinds as numbers for the models.
 KIND_WORKDAY = 0
@@ -28,11 +28,12 @@ KIND_WORKING_WEEKEND = 3
 
 
 @functools.lru_cache(maxsize=8192)
-def day_kind(d: date) -> int:
-    """0 workday, 1 ordinary weekend, 2 public holiday, 3 working weekend (调休 workday)."""
-    if is_workday(d):
+def day_kind(d: date, calendar: ParkCalendar | None = None) -> int:
+    """0 workday, 1 ordinary weekend, 2 public holiday, 3 working weekend (调休 workday);
+    ``calendar``: the park's own holidays and make-up days, which take precedence."""
+    if is_workday(d, calendar):
         return KIND_WORKING_WEEKEND if d.weekday() >= 5 else KIND_WORKDAY
-    return KIND_HOLIDAY if day_type(d) == DayType.HOLIDAY else KIND_WEEKEND
+    return KIND_HOLIDAY if day_type(d, calendar) == DayType.HOLIDAY else KIND_WEEKEND
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Grid:
 
     start: datetime
     step: timedelta
+    calendar: ParkCalendar | None = None  # the park's own holidays (None: the package's)
 
     @property
     def steps_per_day(self) -> int:
@@ -74,7 +76,8 @@ class Grid:
     def day_kinds(self, first_day: int, n_days: int) -> np.ndarray:
         """:func:`day_kind` of days ``first_day .. first_day + n_days - 1``."""
         d0 = self.start.date() + timedelta(days=first_day)
-        return np.array([day_kind(d0 + timedelta(days=i)) for i in range(n_days)], dtype=int)
+        cal = self.calendar
+        return np.array([day_kind(d0 + timedelta(days=i), cal) for i in range(n_days)], dtype=int)
 
     def day_of_year(self, first_day: int, n_days: int) -> np.ndarray:
         d0 = self.start.date() + timedelta(days=first_day)

@@ -31,7 +31,7 @@ import numpy as np
 from forecasts.calendar_features import Grid, lookup, recent_mean, same_kind_days
 from forecasts.quantile_model import QuantileModel, sample_leads
 from forecasts.types import QuantileForecast, Series, check_no_future
-from vpp.park.model import Horizon
+from vpp.park.model import Horizon, ParkCalendar
 
 FEATURES = (
     "lead_h",
@@ -152,6 +152,7 @@ class LoadForecaster:
     fit_threads : OpenMP threads for fitting (None: all cores). One by default: the refit
         runs beside the runtime, and on a busy machine one thread was faster than two.
     seed : seed of the row sampling and the boosting.
+    calendar : the park's own holidays and make-up working days (None: the package's).
     """
 
     max_lead_steps: int = 192
@@ -160,6 +161,7 @@ class LoadForecaster:
     min_history_days: int = 14
     seed: int = 0
     fit_threads: int | None = 1
+    calendar: ParkCalendar | None = None
     model: QuantileModel | None = None
     scales: list[float] = field(default_factory=list)
     fallback_band: list[tuple[float, float]] = field(default_factory=list)
@@ -181,7 +183,7 @@ class LoadForecaster:
             scale = _scale_of(h.values_kw)
             self.scales.append(scale)
             y = h.values_kw / scale
-            grid = Grid(h.horizon.start, h.horizon.step)
+            grid = Grid(h.horizon.start, h.horizon.step, self.calendar)
             enough = h.horizon.n >= self.min_history_days * grid.steps_per_day
             self.uses_model.append(enough)
             self.fallback_band.append(_naive_band(y, grid))
@@ -229,7 +231,7 @@ class LoadForecaster:
         for i, rec in enumerate(recents):
             check_no_future(rec, horizon)
             y = rec.values_kw / self.scales[i]
-            grid = Grid(rec.horizon.start, rec.horizon.step)
+            grid = Grid(rec.horizon.start, rec.horizon.step, self.calendar)
             known_end = rec.horizon.n
             target = grid.position_of(horizon.start) + np.arange(horizon.n)
             if not self.uses_model[i] or self.model is None:

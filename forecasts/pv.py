@@ -34,7 +34,7 @@ import pvlib
 from forecasts.calendar_features import Grid, lookup, recent_mean
 from forecasts.quantile_model import QuantileModel, sample_leads
 from forecasts.types import QuantileForecast, Series, check_no_future
-from vpp.park.model import Horizon, Location, PvArray
+from vpp.park.model import Horizon, Location, ParkCalendar, PvArray
 from vpp.park.pv_physics import ac_power_kw, clear_sky_irradiance, solar_position
 
 FEATURES = (
@@ -270,6 +270,7 @@ class PvForecaster:
     fit_threads : OpenMP threads for fitting (None: all cores). One by default: the refit
         runs beside the runtime, and on a busy machine one thread was faster than two.
     seed : seed of the sampling and the boosting.
+    calendar : the park's own holidays and make-up working days (None: the package's).
     """
 
     sites: Sequence[tuple[PvArray, Location]]
@@ -278,6 +279,7 @@ class PvForecaster:
     rows_per_series: int = 40_000
     seed: int = 0
     fit_threads: int | None = 1
+    calendar: ParkCalendar | None = None
     model: QuantileModel | None = None
     tau_h: float = 2.0
     climatologies: list[np.ndarray] = field(default_factory=list)
@@ -314,7 +316,7 @@ class PvForecaster:
         blocks = []
         for i, (h, w) in enumerate(zip(histories, weathers, strict=True)):
             pv, loc = self.sites[i]
-            grid = Grid(h.horizon.start, h.horizon.step)
+            grid = Grid(h.horizon.start, h.horizon.step, self.calendar)
             cs = self._cache[i].get(h.horizon.start, h.horizon.step, h.horizon.n)
             k = _index(h.values_kw, cs, pv.inverter_kw)
             clim = climatology(k, grid)
@@ -382,7 +384,7 @@ class PvForecaster:
         for i, (rec, w) in enumerate(zip(recents, weathers, strict=True)):
             check_no_future(rec, horizon)
             pv, loc = self.sites[i]
-            grid = Grid(rec.horizon.start, rec.horizon.step)
+            grid = Grid(rec.horizon.start, rec.horizon.step, self.calendar)
             target = grid.position_of(horizon.start) + np.arange(horizon.n)
             cs = self._cache[i].get(rec.horizon.start, rec.horizon.step, int(target[-1]) + 1)
             ke = np.full(horizon.n, rec.horizon.n)

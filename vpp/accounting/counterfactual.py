@@ -32,7 +32,7 @@ def uncontrolled_flex_kw(
     if sessions is None:
         a = site.assets
         sessions = sessions_between(
-            site.ev_fleets, a.ev_chargers, horizon.start, horizon.end, tz, seed
+            site.ev_fleets, a.ev_chargers, horizon.start, horizon.end, tz, seed, site.calendar
         )
     for s in sessions:
         c = chargers.get(s.charger)

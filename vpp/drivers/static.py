@@ -51,7 +51,7 @@ class StaticDriver:
         bats = list(a.batteries) + [p.battery for p in a.pedf_buildings]
         end = at + timedelta(minutes=s.dispatch.step_minutes * s.dispatch.horizon_steps)
         drawn = sessions.sessions_between(
-            s.ev_fleets, a.ev_chargers, at, end, s.location.tz, self.seed
+            s.ev_fleets, a.ev_chargers, at, end, s.location.tz, self.seed, s.calendar
         )
         configured = [x for x in s.ev_sessions if x.departure > at]
         taken = {x.charger for x in configured}

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from vpp.park.calendar import is_workday
-from vpp.park.model import Location, Profile, PvArray
+from vpp.park.model import Location, ParkCalendar, Profile, PvArray
 from vpp.park.pv_physics import clear_sky_ac_kw
 
 STEPS_PER_DAY = 96
@@ -78,9 +78,10 @@ def _parse(source: str, kind: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def reference_day(d: date) -> int:
-    """Index (0-365) of the 2016 day that plays ``d``: same week of year, same kind of day."""
-    if is_workday(d):
+def reference_day(d: date, calendar: ParkCalendar | None = None) -> int:
+    """Index (0-365) of the 2016 day that plays ``d``: same week of year, same kind of day
+    (``calendar``: the park's own holidays and make-up working days)."""
+    if is_workday(d, calendar):
         weekday = d.weekday() if d.weekday() < 5 else 2
     else:
         weekday = d.weekday() if d.weekday() >= 5 else 6
@@ -95,27 +96,36 @@ def reference_day(d: date) -> int:
     return idx
 
 
-def _ref_index(times: pd.DatetimeIndex, minute_shift: np.ndarray | float = 0.0) -> np.ndarray:
+def _ref_index(
+    times: pd.DatetimeIndex,
+    minute_shift: np.ndarray | float = 0.0,
+    calendar: ParkCalendar | None = None,
+) -> np.ndarray:
     """Row of the reference table for each local timestamp (shifted by minutes)."""
     local = times
     minutes = local.hour * 60 + local.minute + np.asarray(minute_shift)
     day_shift = np.floor(minutes / 1440.0).astype(int)
     minutes = np.mod(minutes, 1440.0)
-    days = np.array([reference_day(t.date()) for t in local]) + day_shift
+    days = np.array([reference_day(t.date(), calendar) for t in local]) + day_shift
     days = np.clip(days, 0, _REF_DAYS - 1)
     slot = np.clip((minutes // 15).astype(int), 0, STEPS_PER_DAY - 1)
     return days * STEPS_PER_DAY + slot
 
 
-def load_shape(source: str, times: pd.DatetimeIndex) -> np.ndarray:
-    """Normalised load (peak 1 over the reference year) at local ``times``."""
+def load_shape(
+    source: str, times: pd.DatetimeIndex, calendar: ParkCalendar | None = None
+) -> np.ndarray:
+    """Normalised load (peak 1 over the reference year) at local ``times``; a day plays as
+    its kind says (``calendar``: the park's own holidays and make-up working days)."""
     col = _parse(source, "load") + "_pload"
-    return _table("load")[col][_ref_index(times)]
+    return _table("load")[col][_ref_index(times, 0.0, calendar)]
 
 
-def load_kw(profile: Profile, times: pd.DatetimeIndex) -> np.ndarray:
+def load_kw(
+    profile: Profile, times: pd.DatetimeIndex, calendar: ParkCalendar | None = None
+) -> np.ndarray:
     """A load profile in kW: the normalised shape times ``profile.scale`` (peak kW)."""
-    return profile.scale * load_shape(profile.source, times)
+    return profile.scale * load_shape(profile.source, times, calendar)
 
 
 @functools.lru_cache(maxsize=16)
@@ -171,11 +181,11 @@ def site_series(site, horizon) -> dict[str, np.ndarray]:
     for pv in list(a.pv_arrays) + [p.pv for p in a.pedf_buildings]:
         out[pv.name] = pv_available_kw(pv, site.location, times)
     for bl in list(a.base_loads) + [p.base_load for p in a.pedf_buildings]:
-        out[bl.name] = load_kw(bl.profile, times)
+        out[bl.name] = load_kw(bl.profile, times, site.calendar)
     flex = list(a.curtailable_loads)
     flex += [p.flexible_load for p in a.pedf_buildings if p.flexible_load]
     for c in flex:
-        out[c.name] = load_kw(c.baseline, times)
+        out[c.name] = load_kw(c.baseline, times, site.calendar)
     return out
 
 

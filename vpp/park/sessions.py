@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from vpp.park.calendar import is_workday
-from vpp.park.model import EvCharger, EvFleet, EvSession
+from vpp.park.model import EvCharger, EvFleet, EvSession, ParkCalendar
 
 
 def _rng(seed: int, fleet: str, day: date) -> np.random.Generator:
@@ -22,10 +22,16 @@ def _rng(seed: int, fleet: str, day: date) -> np.random.Generator:
 
 
 def sessions_for_day(
-    fleet: EvFleet, chargers: dict[str, EvCharger], day: date, tz: str, seed: int = 0
+    fleet: EvFleet,
+    chargers: dict[str, EvCharger],
+    day: date,
+    tz: str,
+    seed: int = 0,
+    calendar: ParkCalendar | None = None,
 ) -> list[EvSession]:
-    """Sessions that arrive on ``day`` (local) at the fleet's chargers."""
-    if fleet.workdays_only and not is_workday(day):
+    """Sessions that arrive on ``day`` (local) at the fleet's chargers (``calendar``: the
+    park's own holidays and make-up working days)."""
+    if fleet.workdays_only and not is_workday(day, calendar):
         return []
     rng = _rng(seed, fleet.name, day)
     zone = ZoneInfo(tz)
@@ -63,6 +69,7 @@ def sessions_between(
     end: datetime,
     tz: str,
     seed: int = 0,
+    calendar: ParkCalendar | None = None,
 ) -> list[EvSession]:
     """Every session overlapping ``[start, end)``: drawn day by day, from the day before."""
     by_name = {c.name: c for c in chargers}
@@ -71,7 +78,7 @@ def sessions_between(
     out: list[EvSession] = []
     while day <= last:
         for fleet in fleets:
-            for s in sessions_for_day(fleet, by_name, day, tz, seed):
+            for s in sessions_for_day(fleet, by_name, day, tz, seed, calendar):
                 if s.departure > start and s.arrival < end:
                     out.append(s)
         day += timedelta(days=1)

@@ -33,7 +33,7 @@ import pandas as pd
 
 from forecasts.types import Series
 from vpp.park.calendar import is_workday
-from vpp.park.model import Horizon, PvArray, Site
+from vpp.park.model import Horizon, ParkCalendar, PvArray, Site
 from vpp.park.pv_physics import clear_sky_ac_kw
 from vpp.park.state import Forecasts, PlantState
 
@@ -201,6 +201,7 @@ class NaiveModel:
         self.step = timedelta(minutes=site.dispatch.step_minutes)
         self.clear = _ClearSky(site, self.step)
         self.tz = ZoneInfo(site.location.tz)
+        self.calendar = site.calendar
         self._bands: dict[tuple[str, date], tuple[float, float]] = {}
 
     def predict(self, site: Site, horizon: Horizon, history: MeasuredHistory) -> Forecasts:
@@ -266,12 +267,12 @@ class NaiveModel:
         out = np.zeros((horizon.n, 3), dtype=int)
         for k, t in enumerate(horizon.times()):
             local = t.astimezone(self.tz)
-            kind = _workday(local.date())
+            kind = _workday(local.date(), self.calendar)
             cands = [
                 d
                 for d in range(1, 8)
                 if t - timedelta(days=d) + self.step <= now
-                and _workday((local - timedelta(days=d)).date()) == kind
+                and _workday((local - timedelta(days=d)).date(), self.calendar) == kind
             ]
             fallback = [d for d in (7, 14) if t - timedelta(days=d) + self.step <= now]
             row = (cands[:1] + fallback)[:3]
@@ -296,8 +297,8 @@ class NaiveModel:
 
 
 @functools.lru_cache(maxsize=4096)
-def _workday(d: date) -> bool:
-    return is_workday(d)
+def _workday(d: date, calendar: ParkCalendar | None = None) -> bool:
+    return is_workday(d, calendar)
 
 
 def now_floor(horizon: Horizon, history: MeasuredHistory) -> datetime:
@@ -317,13 +318,16 @@ class ModelForecasts:
         self.pv_names, self.loads = asset_names(site)
         specs = pv_specs(site)
         self.recent_days = 8
-        self.load = LoadForecaster(seed=seed, max_rows=60_000, rows_per_series=6_000)
+        self.load = LoadForecaster(
+            seed=seed, max_rows=60_000, rows_per_series=6_000, calendar=site.calendar
+        )
         self.load.fit_many([history.series(n, fit_days) for n in self.loads])
         self.pv = PvForecaster(
             [(specs[n], site.location) for n in self.pv_names],
             seed=seed,
             max_rows=60_000,
             rows_per_series=8_000,
+            calendar=site.calendar,
         )
         self.pv.fit_many([history.series(n, fit_days) for n in self.pv_names])
 

@@ -301,7 +301,12 @@ class SimulatedPark:
                 self._days_drawn.add(d)
                 for fleet in self.site.ev_fleets:
                     for s in sessions.sessions_for_day(
-                        fleet, self._chargers, d, self.site.location.tz, self.seed
+                        fleet,
+                        self._chargers,
+                        d,
+                        self.site.location.tz,
+                        self.seed,
+                        self.site.calendar,
                     ):
                         self._add_session(s)
             d += timedelta(days=1)
