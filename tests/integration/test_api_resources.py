@@ -138,3 +138,24 @@ def test_metrics_expose_the_cycle(api):
         "vpp_relaxed_constraints",
     ):
         assert name in text, name
+
+
+def test_health_says_when_the_horizon_leaves_the_tariff_or_the_calendar(db_url):
+    """A service runs for months: past its tariff's valid_to it goes on planning and /health
+    says so (degraded, still ready)."""
+    import dataclasses
+
+    from tests.service_kit import small_site
+
+    site = small_site()
+    site = dataclasses.replace(
+        site, tariff=dataclasses.replace(site.tariff, valid_to=T0.date() - timedelta(days=1))
+    )
+    rt = make_runtime(db_url, site=site)
+    with TestClient(create_app(rt.settings, rt)) as client:
+        rt.run_cycle()
+        body = client.get("/health").json()
+    rt.engine.dispose()
+    assert body["ready"] is True and body["status"] == "degraded"
+    (line,) = body["days_uncovered"]
+    assert "valid" in line and T0.date().isoformat() in line

@@ -174,14 +174,30 @@ def _check_keys(raw: dict[str, Any], allowed: set[str], where: str, label: str) 
 
 
 def _include(value: Any, where: str, park_path: Path) -> Any:
-    """A string names a YAML file relative to the park file; its content replaces it."""
+    """A string names a YAML file relative to the park file; its content replaces it. A
+    problem of the included file is reported at the park file's field that names it."""
     if isinstance(value, str):
-        inc = (park_path.parent / value).resolve()
-        raw = _read_yaml(inc)
-        if where == "tariff":
-            return dataclasses.asdict(load_tariff(inc)) if raw is not None else raw
+        inc = _included_file(value, where, park_path)
+        try:
+            raw = _read_yaml(inc)
+            if where == "tariff":
+                return dataclasses.asdict(load_tariff(inc)) if raw is not None else raw
+        except ConfigError as exc:
+            label = _label(park_path)
+            raise ConfigError([f"{label}: {where} ({value}): {p}" for p in exc.problems]) from None
         return raw
     return value
+
+
+def _included_file(value: Any, where: str, park_path: Path) -> Path:
+    """The file a park file's ``where`` names (relative to the park file)."""
+    label = _label(park_path)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError([f"{label}: {where}: must name a YAML file, got {value!r}"])
+    inc = (park_path.parent / value).resolve()
+    if not inc.is_file():
+        raise ConfigError([f"{label}: {where}: no such file {value!r} (looked at {inc})"])
+    return inc
 
 
 def _calendar(value: Any, label: str) -> Any:
@@ -228,7 +244,7 @@ def _carbon(value: Any, park_path: Path) -> Any:
         "carbon",
         label,
     )
-    cat_path = (park_path.parent / value["factors"]).resolve()
+    cat_path = _included_file(value["factors"], "carbon.factors", park_path)
     catalogue = _read_yaml(cat_path)
     cat_label = _label(cat_path)
     entries = catalogue.get("grid_emission_factors") if isinstance(catalogue, dict) else None
