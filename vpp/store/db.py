@@ -6,6 +6,7 @@ machine needs no manual step.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -51,11 +52,24 @@ def alembic_config() -> Config:
     return cfg
 
 
+# Alembic's ``context`` and ``op`` are module globals: one migration at a time per process.
+_MIGRATING = threading.Lock()
+# Key of the PostgreSQL advisory lock that serialises migrations across services.
+_MIGRATE_LOCK_KEY = 0x7670_6D69  # "vpmi"
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (``alembic upgrade head``)."""
+    """Bring the schema to the newest revision (``alembic upgrade head``). Two services
+    starting together on one database migrate one after the other, the second finding the
+    schema current: a PostgreSQL advisory lock (to the transaction's end), SQLite's write
+    lock taken first (``BEGIN IMMEDIATE``)."""
     cfg = alembic_config()
     try:
-        with engine.begin() as conn:
+        with _MIGRATING, engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK_KEY})
+            elif conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except Exception as exc:

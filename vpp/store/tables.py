@@ -241,3 +241,20 @@ audit_log = Table(
     Column("status_code", Integer, nullable=False),
     Column("detail", JSON),
 )
+
+# 0004: one writer of the cycles per database (vpp.store.lease): the service holding this
+# row until ``expires_at`` is the only one that stores cycles and sends setpoints.
+writer_lease = Table(
+    "writer_lease",
+    metadata,
+    Column("scope", String(40), primary_key=True),  # what the holder alone writes: "dispatch"
+    Column("park", String(200), nullable=False),  # the holder's park (site name)
+    Column("holder_id", String(300), nullable=False),  # host/pid/process start
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("holder_started_at", UtcDateTime, nullable=False),
+    Column("acquired_at", UtcDateTime, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("released_at", UtcDateTime),  # set by a clean stop (expires_at then too)
+)
