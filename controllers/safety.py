@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from controllers.problem import DispatchProblem
 
 
@@ -75,6 +77,37 @@ def safe_setpoint_kw(problem: DispatchProblem, asset: str, k: int = 0) -> float:
     return _interval(lo, hi, 0.0) if lo <= 0.0 else hi
 
 
+HELD_STALE = "held: telemetry stale"  # the one reason an asset is held for stale telemetry
+
+
+def held_reasons(problem: DispatchProblem, hold: frozenset[str]) -> dict[str, str]:
+    """The assets of ``hold`` that are actually held, with why: the controllable ones
+    (those :func:`limits_kw` bounds). One definition for the setpoints (:func:`clamp`), the
+    plan's schedules (:func:`vpp.plan.cycle.hold_plan`) and the flexibility envelope: an
+    uncontrollable asset (a base load) in ``hold`` is sent nothing and so is not held.
+
+    Parameters
+    ----------
+    problem : DispatchProblem
+        The interval's problem (limits, measured state).
+    hold : frozenset of str
+        Asset names to hold (stale telemetry).
+
+    Returns
+    -------
+    dict of str to str
+        Held asset name -> reason (:data:`HELD_STALE`).
+    """
+    lim = limits_kw(problem, 0)
+    return {name: HELD_STALE for name in sorted(hold) if name in lim}
+
+
+def held_schedule_kw(problem: DispatchProblem, asset: str) -> np.ndarray:
+    """The held asset's power over the horizon (kW, load convention): its safe setpoint
+    (:func:`safe_setpoint_kw`) in every interval, as if its telemetry stays stale."""
+    return np.array([safe_setpoint_kw(problem, asset, k) for k in range(problem.n)])
+
+
 def _min_power(problem: DispatchProblem, name: str, value: float, k: int) -> tuple[float, str]:
     """Chargers and shiftable loads with a minimum running power: a setpoint between 0 and
     the minimum goes to the nearer of the two, except that a charger whose plugged car still
@@ -107,6 +140,7 @@ def clamp(
 ) -> tuple[dict[str, float], list[Clamp]]:
     """Setpoints within limits; ``hold``: assets to hold at their safe setpoint."""
     lim = limits_kw(problem, k)
+    held = held_reasons(problem, hold)
     out: dict[str, float] = {}
     events: list[Clamp] = []
     for name, value in setpoints_kw.items():
@@ -114,8 +148,8 @@ def clamp(
             out[name] = value  # uncontrollable (a base load): informational
             continue
         lo, hi = lim[name]
-        if name in hold:
-            sent, reason = safe_setpoint_kw(problem, name, k), "held: telemetry stale"
+        if name in held:
+            sent, reason = safe_setpoint_kw(problem, name, k), held[name]
         elif value is None or not math.isfinite(value):
             sent, reason = safe_setpoint_kw(problem, name, k), "not a number"
         else:

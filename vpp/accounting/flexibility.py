@@ -47,46 +47,79 @@ def _battery_range(spec, e_kwh: np.ndarray | None, dt_h: float, n: int):
     return lo, hi
 
 
+def held_kw(plan: DispatchResult) -> dict[str, np.ndarray]:
+    """The plan's held assets (``AssetSchedule.held``, set by the same hold the setpoints
+    get) with what they are sent (kW per interval): they offer no flexibility."""
+    return {n: np.asarray(s.p_kw, dtype=float) for n, s in plan.assets.items() if s.held}
+
+
 def envelope(problem: DispatchProblem, plan: DispatchResult) -> Envelope:
-    """Per-interval min and max park import (kW), within the connection limits."""
+    """Per-interval min and max park import (kW), within the connection limits. A held
+    asset (stale telemetry, :func:`held_kw`) counts at what it is sent, in both bounds."""
     n, dt = problem.n, problem.dt_h
+    held = held_kw(plan)
     lo = np.zeros(n)
     hi = np.zeros(n)
     for b in problem.base_loads:
         lo += b.p_kw
         hi += b.p_kw
-    for c in problem.curtailables:
+    for name in _own_assets(problem) & held.keys():  # PEDF members: with their building
+        lo += held[name]
+        hi += held[name]
+    for c in (c for c in problem.curtailables if c.spec.name not in held):
         lo += c.baseline_kw * (1.0 - c.spec.curtail_max_frac)
         hi += c.baseline_kw
-    for p in problem.pv:
+    for p in (p for p in problem.pv if p.spec.name not in held):
         avail = np.minimum(p.p_available_kw, p.spec.inverter_kw)
         lo -= avail
         hi -= 0.0 if p.spec.curtailable else avail
-    for b in problem.batteries:
+    for b in (b for b in problem.batteries if b.spec.name not in held):
         sched = plan.assets.get(b.spec.name)
         b_lo, b_hi = _battery_range(b.spec, None if sched is None else sched.e_kwh, dt, n)
         lo += b_lo
         hi += b_hi
-    for ch in problem.ev_chargers:
+    lo_pe, hi_pe = _pedf_range(problem, plan, held)
+    lo += lo_pe
+    hi += hi_pe
+    for ch in (c for c in problem.ev_chargers if c.spec.name not in held):
         p_max = np.zeros(n)
         for s in ch.sessions:
             p_max[s.arrival_k : s.departure_k] = min(ch.spec.p_max_kw, s.p_max_kw)
         hi += p_max
         lo -= p_max if ch.spec.v2g else 0.0
-    for sh in problem.shiftables:
+    for sh in (s for s in problem.shiftables if s.spec.name not in held):
         for w in sh.windows:
             hi[w.start_k : w.end_k] += sh.spec.p_max_kw
-    for pe in problem.pedfs:
-        sched = plan.assets.get(pe.spec.name)
-        exch = sched.p_kw if sched is not None else np.zeros(n)
-        # A PEDF building moves within its converter limit around its planned exchange.
-        lo += np.maximum(exch - 2 * pe.spec.converter_kw, -pe.spec.converter_kw)
-        hi += np.minimum(exch + 2 * pe.spec.converter_kw, pe.spec.converter_kw)
     imp_max = np.asarray(problem.import_max_kw, dtype=float)
     exp_max = np.asarray(problem.export_max_kw, dtype=float)
     hi = np.clip(hi, -exp_max, imp_max)
     lo = np.clip(lo, -exp_max, hi)
     return Envelope(lo, hi)
+
+
+def _own_assets(problem: DispatchProblem) -> set[str]:
+    """The controllable assets that are not part of a PEDF building."""
+    groups = (problem.pv, problem.batteries, problem.ev_chargers)
+    groups += (problem.shiftables, problem.curtailables)
+    return {x.spec.name for g in groups for x in g}
+
+
+def _pedf_range(
+    problem: DispatchProblem, plan: DispatchResult, held: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The PEDF buildings' exchange range (kW): within the converter limit around the
+    planned exchange; a building held, or whose battery is, stays at its planned exchange."""
+    n = problem.n
+    lo, hi = np.zeros(n), np.zeros(n)
+    for pe in problem.pedfs:
+        sched = plan.assets.get(pe.spec.name)
+        exch = np.asarray(sched.p_kw, dtype=float) if sched is not None else np.zeros(n)
+        if pe.spec.name in held or pe.spec.battery.name in held:
+            lo, hi = lo + exch, hi + exch
+            continue
+        lo += np.maximum(exch - 2 * pe.spec.converter_kw, -pe.spec.converter_kw)
+        hi += np.minimum(exch + 2 * pe.spec.converter_kw, pe.spec.converter_kw)
+    return lo, hi
 
 
 UNCONTROLLED = "forecast_uncontrolled"  # the baseline when the problem carries none

@@ -179,6 +179,7 @@ def _finish(at, state, problem, forecasts, result, grid, used, fallback, errors,
     for v in violations:
         log.warning("invariant broken by %s: %s", used, v)
     setpoints, clamps = safety.clamp(problem, result.setpoints_kw(0), 0, state.stale_assets)
+    result = hold_plan(problem, result, state.stale_assets)
     notes = prepare.assumption_notes(state.assumptions)
     result.messages += [m for m in notes if m not in result.messages]
     t["validate_s"] = time.perf_counter() - t0
@@ -198,6 +199,82 @@ def _finish(at, state, problem, forecasts, result, grid, used, fallback, errors,
         t,
         forecasts,
     )
+
+
+_HELD_ZERO_DETAIL = ("curtail_kw", "p_to_car_kw")  # a held asset curtails and charges nothing
+
+
+def hold_plan(
+    problem: DispatchProblem, result: DispatchResult, hold: frozenset[str]
+) -> DispatchResult:
+    """The plan as it is carried out when the assets of ``hold`` are held at their safe
+    setpoint (:func:`controllers.safety.held_reasons`, the same hold the setpoints get):
+    each held schedule is what it is sent over the whole horizon, flagged ``held`` with the
+    reason; the park's and the buses' net import and the PEDF exchanges follow. The
+    objective stays the dispatch's (a message says so). Earlier flags (a shifted plan) are
+    cleared: ``held`` is this interval's.
+
+    Parameters
+    ----------
+    problem : DispatchProblem
+        The interval's problem.
+    result : DispatchResult
+        The dispatch (or fallback) plan.
+    hold : frozenset of str
+        Assets whose telemetry is stale.
+
+    Returns
+    -------
+    DispatchResult
+        ``result`` itself when nothing is held or flagged, else a copy with the holds.
+    """
+    held = {n: r for n, r in safety.held_reasons(problem, hold).items() if n in result.assets}
+    if not held and not any(s.held for s in result.assets.values()):
+        return result
+    pedf_of = {m: pe.spec.name for pe in problem.pedfs for m in _pedf_members(pe)}
+    assets = {n: replace(s, held="") if s.held else s for n, s in result.assets.items()}
+    net = np.asarray(result.p_net_kw, dtype=float).copy()
+    bus_p = {b: np.asarray(v, dtype=float).copy() for b, v in result.bus_p_kw.items()}
+    for name, reason in held.items():
+        old = assets[name]
+        p_kw = safety.held_schedule_kw(problem, name)
+        delta = p_kw - np.asarray(old.p_kw, dtype=float)
+        assets[name] = _held_schedule(old, p_kw, reason)
+        building = pedf_of.get(name)
+        if building in held:
+            continue  # the building's exchange is held as a whole
+        if building is not None:
+            agg = assets[building]
+            assets[building] = replace(agg, p_kw=np.asarray(agg.p_kw, dtype=float) + delta)
+        net += delta
+        if old.bus in bus_p:
+            bus_p[old.bus] += delta
+    note = (
+        f"held at the safe setpoint ({safety.HELD_STALE}): {', '.join(held)}; the objective "
+        "is the dispatch's, before the hold"
+    )
+    messages = [*result.messages, note] if held else list(result.messages)
+    return replace(result, p_net_kw=net, assets=assets, bus_p_kw=bus_p, messages=messages)
+
+
+def _pedf_members(pe) -> list[str]:
+    names = [pe.spec.battery.name, pe.spec.pv.name]
+    return names + ([pe.spec.flexible_load.name] if pe.spec.flexible_load else [])
+
+
+def _held_schedule(s, p_kw: np.ndarray, reason: str):
+    """``s`` held at ``p_kw``: storage keeps its energy (a held battery is sent 0 kW), no
+    curtailment or charging in its detail."""
+    detail = dict(s.detail)
+    for k in _HELD_ZERO_DETAIL:
+        if k in detail:
+            detail[k] = np.zeros_like(np.asarray(detail[k], dtype=float))
+    if "p_charge_kw" in detail:
+        detail["p_charge_kw"] = np.maximum(p_kw, 0.0)
+    if "p_discharge_kw" in detail:
+        detail["p_discharge_kw"] = np.maximum(-p_kw, 0.0)
+    e_kwh = None if s.e_kwh is None else np.full(len(s.e_kwh), float(s.e_kwh[0]))
+    return replace(s, p_kw=p_kw, e_kwh=e_kwh, detail=detail, held=reason)
 
 
 def _dispatch(

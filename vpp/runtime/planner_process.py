@@ -98,6 +98,13 @@ class Worker:
             if self._proc is None or not self._proc.is_alive():
                 self._spawn()
 
+    @property
+    def alive(self) -> bool:
+        """True while the process runs (False before the first start and after a kill,
+        until the next request starts a new one)."""
+        proc = self._proc
+        return proc is not None and proc.is_alive()
+
     def _spawn(self) -> None:
         self._kill()
         parent, child = self._ctx.Pipe()
@@ -235,6 +242,11 @@ class ProcessPlanner:
     def start(self) -> None:
         """Start the worker now, so the first cycle does not wait for its set-up."""
         self.worker.start()
+
+    @property
+    def alive(self) -> bool:
+        """True while the worker process runs (``/health`` reads it)."""
+        return self.worker.alive
 
     def plan(self, req: PlanRequest) -> PlanOutcome:
         limit = self.timeout_s if self.timeout_s is not None else self.spec.time_limit_s()
