@@ -1,8 +1,11 @@
 """API keys with roles, stored hashed (PBKDF2-SHA256 with a per-key salt).
 
 A key reads ``vpp_<key id>_<secret>``: the key id finds the row, the secret is checked
-against the stored hash. Verified keys are cached for a short time so a busy reader does not
-pay for PBKDF2 on every request; revoking a key clears the cache of this process.
+against the stored hash. Verified keys are cached so a busy reader does not pay for PBKDF2 on
+every request; each request still reads the key's row, so a key revoked by any process
+(``vpp db revoke-key``, the API of another instance) is refused on its next request. Failed
+attempts back off per client and per key id (:mod:`api.auth_limits`): at most a handful of
+hashes per key id, then 429 with ``Retry-After``; one hash at a time per process.
 
 Roles and what they may do: ``viewer`` reads; ``operator`` reads, ingests telemetry,
 confirms or declines DR events and asks for a cycle; ``utility`` reads and creates, updates
@@ -13,20 +16,30 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+import anyio
+import anyio.to_thread
+from fastapi import HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from api.auth_limits import AuthLimits, RateLimitedError
 from vpp.store import repo
 
 ITERATIONS = 120_000
-CACHE_TTL_S = 30.0
+# A verified key is trusted this long without hashing again; revocation does not wait for
+# it (every request reads the key's row). Bounded: only keys that verified enter.
+CACHE_TTL_S = 3600.0
+CACHE_MAX_KEYS = 1000
 
 
 class Role(StrEnum):
@@ -98,71 +111,163 @@ def _split(key: str) -> tuple[str | None, str]:
     return None, key
 
 
-class KeyChecker:
-    """Finds the principal of a presented key (with a short cache of verified keys)."""
+def _key_id(key: str) -> tuple[str, str]:
+    """The key id and the secret of a presented key (a key without the ``vpp_`` form, as
+    ``VPP_ADMIN_KEY`` may be, is found by a digest of itself)."""
+    key_id, secret = _split(key)
+    if key_id is None:
+        key_id = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return key_id, secret
 
-    def __init__(self, engine: Engine):
+
+@dataclass(frozen=True)
+class _Verified:
+    key_id: str
+    principal: Principal
+    at_s: float
+
+
+class KeyChecker:
+    """Finds the principal of a presented key.
+
+    Verified keys are cached (by a SHA-256 of the key, so a cached key costs no PBKDF2 and
+    no rate limiting); every request of a cached key still reads its row (one indexed
+    read by ``key_id``), so a key revoked by any process is refused on its next request.
+    A key not in the cache is admitted by ``limits`` first (per client, then per key id),
+    then verified in a worker thread, at most one verification at a time in this process.
+
+    Parameters
+    ----------
+    engine : Engine
+        The database holding ``api_keys``.
+    limits : AuthLimits, optional
+        The back-off for failed attempts; the defaults of :mod:`api.auth_limits` if None.
+    metrics : Metrics, optional
+        Where refusals are counted (``vpp_auth_refused``).
+    """
+
+    def __init__(self, engine: Engine, limits: AuthLimits | None = None, metrics=None):
         self.engine = engine
-        self._cache: dict[str, tuple[float, Principal]] = {}
+        self.limits = limits or AuthLimits.default()
+        self.metrics = metrics
+        self._cache: dict[str, _Verified] = {}
         self._lock = threading.Lock()
+        self._verifying: anyio.CapacityLimiter | None = None
 
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()
 
-    def cached(self, key: str) -> Principal | None:
-        """The principal of a key verified in the last ``CACHE_TTL_S`` seconds, else None."""
-        hit = self._cache.get(hashlib.sha256(key.encode()).hexdigest())
-        if hit and time.monotonic() - hit[0] < CACHE_TTL_S:
-            return hit[1]
-        return None
+    def refused(self, reason: str) -> None:
+        """Count a refused authentication (``missing``, ``invalid``, ``revoked``,
+        ``rate_limited``)."""
+        if self.metrics is not None:
+            self.metrics.auth_refused.labels(reason).inc()
 
-    def check(self, key: str) -> Principal | None:
+    async def authenticate(self, key: str, client: str) -> Principal | None:
+        """The principal of ``key`` presented by ``client``, None when unknown or revoked.
+        Raises :class:`RateLimitedError` when the client or the key id must wait."""
         fp = hashlib.sha256(key.encode()).hexdigest()
-        now = time.monotonic()
         hit = self._cache.get(fp)
-        if hit and now - hit[0] < CACHE_TTL_S:
-            return hit[1]
-        key_id, secret = _split(key)
-        if key_id is None:
-            key_id = hashlib.sha256(key.encode()).hexdigest()[:16]
+        if hit is not None and time.monotonic() - hit.at_s < CACHE_TTL_S:
+            if await run_in_threadpool(self._active, hit.key_id):
+                return hit.principal
+            with self._lock:
+                self._cache.pop(fp, None)
+            self.refused("revoked")
+            return None
+        if self._verifying is None:  # created in the event loop, on first use
+            self._verifying = anyio.CapacityLimiter(1)
+        try:
+            p = await anyio.to_thread.run_sync(
+                self._verify, key, fp, client, limiter=self._verifying
+            )
+        except RateLimitedError:
+            self.refused("rate_limited")
+            raise
+        if p is None:
+            self.refused("invalid")
+        return p
+
+    def _active(self, key_id: str) -> bool:
+        with self.engine.connect() as conn:
+            row = repo.key_by_id(conn, key_id)
+        return row is not None and not row["revoked"]
+
+    def _verify(self, key: str, fp: str, client: str) -> Principal | None:
+        """Admit, read the row, hash (worker thread); a success gives the attempts back."""
+        key_id, secret = _key_id(key)
+        self.limits.admit_client(client)
         with self.engine.connect() as conn:
             row = repo.key_by_id(conn, key_id)
         if row is None or row["revoked"]:
-            return None
+            return None  # no hash computed: counted against the client only
+        self.limits.admit_key(key_id)
         if not hmac.compare_digest(_digest(secret, row["salt"]), row["hash"]):
             return None
+        self.limits.client.succeeded(client)
+        self.limits.key.succeeded(key_id)
         p = Principal(row["name"], Role(row["role"]))
         with self._lock:
-            self._cache[fp] = (now, p)
+            if len(self._cache) >= CACHE_MAX_KEYS:
+                self._cache.clear()
+            self._cache[fp] = _Verified(key_id, p, time.monotonic())
         return p
 
 
 def presented_key(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
+    return key_in(request.headers)
+
+
+def key_in(headers: Mapping[str, str]) -> str | None:
+    """The key of ``Authorization: Bearer <key>``, else of ``X-API-Key``; None if neither."""
+    auth = headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip() or None
-    return request.headers.get("x-api-key") or None
+    return headers.get("x-api-key") or None
+
+
+def client_of(scope) -> str:
+    """The client address of an ASGI scope (the peer; proxies' headers are not trusted)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+# Declared for the OpenAPI document (the Authorize button); presented_key() reads the key.
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", scheme_name="ApiKey", auto_error=False)
+BEARER = HTTPBearer(scheme_name="Bearer", auto_error=False)
+UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
 def require(perm: Perm):
-    """A FastAPI dependency: 401 without a valid key, 403 when its role lacks ``perm``."""
+    """A FastAPI dependency: 401 without a valid key, 403 when its role lacks ``perm``, 429
+    (``Retry-After``) after too many failed attempts from the client or on the key id."""
 
-    async def dep(request: Request) -> Principal:
-        # Async: a cached key costs no thread hop; a new one is verified in the threadpool.
+    async def dep(
+        request: Request,
+        _key: Annotated[str | None, Security(API_KEY_HEADER)],
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    ) -> Principal:
         key = presented_key(request)
+        checker: KeyChecker = request.app.state.keys
         if not key:
+            checker.refused("missing")
             raise HTTPException(
                 401,
                 "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                headers={"WWW-Authenticate": "Bearer"},
+                headers=UNAUTHORIZED,
             )
-        checker = request.app.state.keys
-        p = checker.cached(key) or await run_in_threadpool(checker.check, key)
-        if p is None:
+        try:
+            p = await checker.authenticate(key, client_of(request.scope))
+        except RateLimitedError as exc:
+            retry = max(math.ceil(exc.retry_after_s), 1)
             raise HTTPException(
-                401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
-            )
+                429,
+                f"too many failed API key attempts ({exc.scope}); retry after {retry} s",
+                headers={"Retry-After": str(retry)},
+            ) from None
+        if p is None:
+            raise HTTPException(401, "unknown or revoked API key", headers=UNAUTHORIZED)
         request.state.principal = p
         if not p.may(perm):
             raise HTTPException(
