@@ -14,8 +14,11 @@ from fastapi.exceptions import RequestValidationError
 
 from api.audit import AuditMiddleware
 from api.auth import KeyChecker
+from api.docs import install_docs
 from api.input_guard import BodyGuard, validation_error_handler
 from api.routes import dr, ops, reads, status
+from api.store_errors import STORE_ERRORS, store_error_handler
+from api.times import response_class
 from vpp.runtime.service import Runtime
 from vpp.runtime.settings import Settings
 
@@ -26,15 +29,22 @@ Authenticate with an API key: `Authorization: Bearer <key>` (or `X-API-Key: <key
 Roles: **viewer** reads; **operator** also ingests telemetry, confirms or declines DR events
 and asks for a cycle; **utility** reads and creates, updates and cancels DR events; **admin**
 does everything, including keys and runtime settings. A missing or unknown key gets 401, a
-key whose role may not do it gets 403. Signs: load convention, + is consumption or charging.
+key whose role may not do it gets 403. After a few failed keys from one client or on one key
+id, 429 with `Retry-After` (doubling, up to 5 min). Signs: load convention, + is consumption
+or charging. Times: ISO 8601 with the offset, in the park's zone, in every response (any
+offset is accepted in a request).
 """
 
 
 def create_app(settings: Settings, runtime: Runtime) -> FastAPI:
+    json_response = response_class(runtime.site.location.tz)
     app = FastAPI(
+        default_response_class=json_response,  # times in the park's zone, with offset
         title="park-vpp",
         version="1",
         description=DESCRIPTION,
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
         openapi_tags=[
             {"name": "status", "description": "liveness, readiness, metrics"},
             {"name": "site", "description": "the park, its plan, setpoints and forecasts"},
@@ -44,14 +54,20 @@ def create_app(settings: Settings, runtime: Runtime) -> FastAPI:
     )
     app.state.settings = settings
     app.state.runtime = runtime
-    app.state.keys = KeyChecker(runtime.engine)
+    app.state.json_response = json_response
+    app.state.keys = KeyChecker(runtime.engine, metrics=runtime.metrics)
     app.include_router(status.router)
     for module in (reads, dr, ops):
         app.include_router(module.router, prefix="/api/v1")
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    for store_error in STORE_ERRORS:  # 503 JSON with Retry-After: nothing stored, retry
+        app.add_exception_handler(store_error, store_error_handler)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)  # 413, non-finite 422
     app.add_middleware(RejectNul)
-    app.add_middleware(AuditMiddleware, engine=runtime.engine)  # outermost: audits the 422
+    app.add_middleware(  # outermost: audits the 422 of a key that verifies
+        AuditMiddleware, engine=runtime.engine, keys=app.state.keys, metrics=runtime.metrics
+    )
+    install_docs(app)
     return app
 
 

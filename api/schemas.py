@@ -135,13 +135,51 @@ class DrDecision(_In):
     note: str = Field("", max_length=500)
 
 
+class DrNextStep(_Out):
+    """What happens next to the event (vpp.accounting.dr_contract.next_step)."""
+
+    state: str = Field(
+        description="awaiting_confirmation (an invitation: the plan does not honour it until "
+        "it is confirmed), in_force (confirmed or active: the plan honours it) or closed"
+    )
+    honoured_by_plan: bool = Field(description="whether the dispatch plans for the event")
+    until: str | None = Field(
+        None,
+        description="the state lasts at most to this time: the confirm deadline, else "
+        "the window's end",
+    )
+    action: str | None = Field(None, description="what a person must do, if anything")
+    says: str = Field(description="the same in one sentence")
+
+
+class DrPlanAfter(_Out):
+    """The plan that follows a change of the event (create, patch, confirm, decline, cancel)."""
+
+    state: str = Field(
+        description="planned: the re-solve the change asked for has run and `version` is its "
+        "plan (expected_delivery is that plan's); pending: it has not ended within "
+        "VPP_DR_RESPONSE_WAIT_S (or failed): poll GET /api/v1/dr-events/{id} or "
+        "/api/v1/setpoints until plan_version exceeds previous_version"
+    )
+    version: int | None = Field(None, description="the plan in force as the response is sent")
+    cycle_id: int | None = None
+    previous_version: int | None = Field(None, description="the plan in force before the change")
+    waited_s: float = Field(description="how long the response waited for the re-solve (s)")
+
+
 class DrEventOut(_Out):
     event_id: str
     status: str
     version: int
     fields: dict[str, Any]
+    next_step: DrNextStep | None = Field(None, description="what happens next to the event")
+    plan: DrPlanAfter | None = Field(
+        None, description="on a change only: the plan that follows it (or that it is pending)"
+    )
     expected_delivery: dict[str, Any] | None = Field(
-        None, description="what the current plan delivers (after the next cycle)"
+        None,
+        description="what the latest plan delivers for the event (for an announced "
+        "invitation: what it delivers without honouring it); on a change, the plan in `plan`",
     )
     delivery: dict[str, Any] | None = Field(
         None,

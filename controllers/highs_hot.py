@@ -15,7 +15,6 @@ MILPs on the ordinary path.
 
 from __future__ import annotations
 
-import os
 import time
 
 import cvxpy as cp
@@ -33,11 +32,13 @@ AUTO_MODE = "reduced"
 LIMITS = frozenset(
     {"kTimeLimit", "kIterationLimit", "kObjectiveBound", "kObjectiveTarget", "kSolutionLimit"}
 )
-# Threads for one solve: this machine kind has 2 cores. With more than one, LPs of at least
-# PARALLEL_MIN_COLS columns (as loaded) run HiGHS's parallel dual simplex: same iterations,
-# same optimum; measured on the reduced LP from its last basis (2 cores): L 0.27 s against
-# 0.33 s, XL 1.30 s against 1.53 s, M even (0.015 s), hence the threshold.
-DEFAULT_THREADS = min(2, os.cpu_count() or 1)
+# Threads for one solve. One by default: a park controller shares its host with the
+# database, the API and the field drivers. Measured side by side (bench/dispatch.py
+# --contend 0,1,2, L, 2 cores): idle, two threads 0.276 s against one 0.303 s (+10 %); with
+# one busy process 0.587 against 0.333 s, with two 1.211 against 0.432 s: HiGHS's parallel
+# dual simplex waits on a core that is not free. With threads > 1 (``highs_threads``), LPs
+# of at least PARALLEL_MIN_COLS columns run it (same iterations, same optimum).
+DEFAULT_THREADS = 1
 PARALLEL_MIN_COLS = 20_000
 # Matrix values changed in place before the model is reloaded instead (one call each).
 MAX_COEFF_CHANGES = 50_000

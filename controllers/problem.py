@@ -251,6 +251,8 @@ class AssetSchedule:
 
     ``e_kwh`` (n + 1 boundaries) for storage; ``detail`` holds kind-specific arrays
     (``p_charge_kw``, ``p_discharge_kw``, ``p_available_kw``, ``curtail_kw``, ...).
+    ``held`` is why the asset is held at its safe setpoint (``""``: not held); ``p_kw`` is
+    then what it is sent, not what the dispatch chose (:func:`controllers.safety.held_reasons`).
     """
 
     name: str
@@ -259,6 +261,7 @@ class AssetSchedule:
     p_kw: np.ndarray
     e_kwh: np.ndarray | None = None
     detail: dict[str, np.ndarray] = field(default_factory=dict)
+    held: str = ""
 
 
 @dataclass(frozen=True)
@@ -370,6 +373,7 @@ class DispatchResult:
                     "p_kw": arr(s.p_kw),
                     "e_kwh": arr(s.e_kwh),
                     "detail": {k: arr(v) for k, v in s.detail.items()},
+                    **({"held": s.held} if s.held else {}),
                 }
                 for name, s in self.assets.items()
             },

@@ -13,7 +13,8 @@ from vpp.drivers.static import StaticDriver
 from vpp.park.config import load_site
 from vpp.park.model import Assets, Site
 from vpp.park.profiles import ProfileForecaster
-from vpp.runtime.service import ManualClock, Runtime
+from vpp.runtime.clock import ManualClock
+from vpp.runtime.service import Runtime
 from vpp.runtime.settings import Settings
 from vpp.store.db import make_engine
 
@@ -55,8 +56,13 @@ def make_runtime(
     at: datetime = T0,
     planner=None,
     forecaster=None,
+    holder=None,
+    start: bool = True,
     **settings,
 ) -> Runtime:
+    """A runtime on ``db_url`` at ``at`` (a manual clock), started unless ``start`` is False.
+    ``holder``: who it is to the writer lease (default: this process, so runtimes of one
+    test on one database stand for restarts of one service)."""
     site = site or small_site()
     s = Settings(database_url=db_url, **settings)
     rt = Runtime(
@@ -68,8 +74,10 @@ def make_runtime(
         controller=controller or MpcController(),
         clock=ManualClock(at),
         planner=planner,
+        holder=holder,
     )
-    rt.start()
+    if start:
+        rt.start()
     return rt
 
 

@@ -47,13 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from vpp.commands import logs
+
+    logs.configure(logging.DEBUG if args.verbose else logging.INFO)
     if not args.verbose:
         # Alembic announces every plugin and migration step at INFO: noise before any answer.
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # pandapower announces at INFO that plotly (which nothing here uses) is missing: it
+        # reads as an error before every answer.
+        logging.getLogger("pandapower").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

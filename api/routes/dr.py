@@ -1,13 +1,20 @@
 """Demand response: a utility (or aggregator) creates, updates and cancels events; the park
-(operator) confirms or declines. Every change asks the runtime for a re-solve at once.
+(operator) confirms or declines. Every change asks the runtime for a re-solve at once (queued
+right after a running cycle) and waits up to ``VPP_DR_RESPONSE_WAIT_S`` for it: the response's
+``plan`` names the plan that follows the change (``planned``) or says it is ``pending``, and
+``expected_delivery`` is that plan's.
 
 Lifecycle: announced -> confirmed | declined; confirmed -> active (window starts) ->
-completed (window ends); announced | confirmed | active -> cancelled. A pre-agreed contract is
-confirmed on receipt.
+completed (window ends); announced | confirmed | active -> cancelled. The plan honours
+confirmed and active events only. A pre-agreed contract is confirmed on receipt; an invitation
+is confirmed on receipt when the park's ``dr_policy`` says so (``always``, or
+``when_covered`` and the flexibility covers it), else it awaits an operator until its confirm
+deadline (then the runtime declines it). ``next_step`` says which, for every event.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,7 +24,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from api.auth import Perm, Principal, require
-from api.schemas import DrDecision, DrEventIn, DrEventOut, DrEventPatch
+from api.schemas import DrDecision, DrEventIn, DrEventOut, DrEventPatch, DrNextStep, DrPlanAfter
+from vpp.accounting import dr_contract
 from vpp.park import dr_checks
 from vpp.park.model import DrContractType, DrStatus
 from vpp.store import repo
@@ -34,12 +42,16 @@ def _out(
     row: dict[str, Any],
     history: list[dict[str, Any]] | None = None,
     settled: dict[str, Any] | None = None,
+    now: datetime | None = None,
+    plan: DrPlanAfter | None = None,
 ) -> DrEventOut:
     return DrEventOut(
         event_id=row["event_id"],
         status=row["status"],
         version=row["version"],
         fields=row["body"],
+        next_step=_next_step(row, now) if now is not None else None,
+        plan=plan,
         expected_delivery=row["expected"],
         delivery=_delivery(settled, row["expected"]) if settled else None,
         created_at=row["created_at"],
@@ -49,6 +61,28 @@ def _out(
             for h in history or []
         ],
     )
+
+
+def _next_step(row: dict[str, Any], now: datetime) -> DrNextStep | None:
+    """What happens next to a stored event (None for a body that cannot be read)."""
+    b = row["body"]
+    try:
+        windows = [
+            (datetime.fromisoformat(w["start"]), datetime.fromisoformat(w["end"]))
+            for w in b["windows"]
+        ]
+        deadline = b.get("confirm_deadline")
+        step = dr_contract.next_step(
+            row["status"],
+            b.get("contract_type") or DrContractType.INVITATION.value,
+            datetime.fromisoformat(deadline) if deadline else None,
+            min(w[0] for w in windows),
+            max(w[1] for w in windows),
+            now,
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    return DrNextStep(**step)
 
 
 def _delivery(s: dict[str, Any], expected: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -98,41 +132,87 @@ def _get(conn, event_id: str) -> dict[str, Any]:
     return row
 
 
-def _resolve(request: Request, reason: str) -> None:
+def _resolve(request: Request, reason: str, before: int | None) -> DrPlanAfter:
+    """Ask for the re-solve a change needs and wait for it (``dr_response_wait_s``); the plan
+    that follows (``before``: the plan version in force before the change)."""
     rt = request.app.state.runtime
+    t0 = time.monotonic()
+    done = False
     try:
-        rt.request_resolve(reason)
+        ticket = rt.request_resolve(reason)
+        done = rt.wait_resolved(ticket, rt.settings.dr_response_wait_s)
     except Exception as exc:  # the event is stored; the next boundary plans with it
-        request.state.audit_detail = {"resolve_error": f"{type(exc).__name__}: {exc}"}
+        detail = getattr(request.state, "audit_detail", None) or {}
+        request.state.audit_detail = {**detail, "resolve_error": f"{type(exc).__name__}: {exc}"}
+    cur = rt.current
+    version = cur.version if cur is not None else None
+    planned = done and version is not None and version != before
+    return DrPlanAfter(
+        state="planned" if planned else "pending",
+        version=version,
+        cycle_id=cur.cycle_id if cur is not None else None,
+        previous_version=before,
+        waited_s=round(time.monotonic() - t0, 3),
+    )
 
 
-def _fresh(request: Request, event_id: str) -> DrEventOut:
-    with request.app.state.runtime.engine.connect() as conn:
+def _version(rt) -> int | None:
+    return rt.current.version if rt.current is not None else None
+
+
+def _fresh(request: Request, event_id: str, plan: DrPlanAfter | None = None) -> DrEventOut:
+    rt = request.app.state.runtime
+    with rt.engine.connect() as conn:
         row = _get(conn, event_id)
-        return _out(row, repo.dr_history(conn, event_id), repo.settlement_of(conn, event_id))
+        return _out(
+            row,
+            repo.dr_history(conn, event_id),
+            repo.settlement_of(conn, event_id),
+            rt.clock.now(),
+            plan,
+        )
 
 
 @router.post("/dr-events", status_code=201, summary="create a DR event (utility)")
 def create(request: Request, body: DrEventIn, who: Utility) -> DrEventOut:
+    """201 with ``next_step`` (awaiting confirmation until the deadline, or in force) and
+    ``plan`` (the plan that follows, or pending). A pre-agreed event is confirmed on receipt;
+    an invitation when the park's ``dr_policy`` confirms it (the note is in ``history``)."""
     rt = request.app.state.runtime
-    pre = body.contract_type is DrContractType.PRE_AGREED
-    status = DrStatus.CONFIRMED if pre else DrStatus.ANNOUNCED
     fields = body.model_dump(mode="json")
     fields.setdefault("announce_time", None)
     fields["announce_time"] = fields["announce_time"] or rt.clock.now().isoformat()
     check_event(rt, fields)
+    status, note = _on_receipt(rt, body, fields)
     request.state.audit_detail = {"event_id": body.event_id, "status": status.value}
+    before = _version(rt)
     try:
         with rt.engine.begin() as conn:
             repo.insert_dr(conn, body.event_id, status.value, fields, who.name)
-            if pre:
-                repo.log_dr(conn, body.event_id, status.value, who.name, "pre-agreed: confirmed")
+            if status is DrStatus.CONFIRMED:
+                pre = body.contract_type is DrContractType.PRE_AGREED
+                repo.log_dr(
+                    conn, body.event_id, status.value, who.name if pre else "dr_policy", note
+                )
     except IntegrityError:
         raise HTTPException(
             409, f"DR event {body.event_id!r} exists; update it with PATCH"
         ) from None
-    _resolve(request, "dr_event")
-    return _fresh(request, body.event_id)
+    plan = _resolve(request, "dr_event", before)
+    return _fresh(request, body.event_id, plan)
+
+
+def _on_receipt(rt, body: DrEventIn, fields: dict[str, Any]) -> tuple[DrStatus, str]:
+    """The status a new event is stored with, and why: pre-agreed -> confirmed; an
+    invitation -> what the park's ``dr_policy`` says (on the current plan's envelope)."""
+    if body.contract_type is DrContractType.PRE_AGREED:
+        return DrStatus.CONFIRMED, "pre-agreed: confirmed"
+    event = dr_from_json({**fields, "status": DrStatus.ANNOUNCED.value})
+    cur = rt.current
+    ok, note = dr_contract.auto_confirm(
+        rt.site.dr_policy, event, cur.problem if cur else None, cur.plan if cur else None
+    )
+    return (DrStatus.CONFIRMED if ok else DrStatus.ANNOUNCED), note
 
 
 @router.get("/dr-events", summary="list DR events")
@@ -145,7 +225,8 @@ def list_events(
         rows = repo.list_dr(conn, status.value if status else None)
         ids = [r["event_id"] for r in rows]
         settled = {s["event_id"]: s for s in repo.settlements(conn, ids, limit=len(ids))}
-    return [_out(r, settled=settled.get(r["event_id"])) for r in rows]
+    now = request.app.state.runtime.clock.now()
+    return [_out(r, settled=settled.get(r["event_id"]), now=now) for r in rows]
 
 
 @router.get("/dr-events/{event_id}", summary="one DR event with its lifecycle and delivery")
@@ -159,6 +240,7 @@ def patch(request: Request, event_id: str, body: DrEventPatch, who: Utility) -> 
     changes = body.model_dump(mode="json", exclude_unset=True)
     if not changes:
         raise HTTPException(422, "nothing to change: send at least one field")
+    before = _version(rt)
     with rt.engine.begin() as conn:
         row = _get(conn, event_id)
         if row["status"] not in OPEN:
@@ -169,8 +251,8 @@ def patch(request: Request, event_id: str, body: DrEventPatch, who: Utility) -> 
             conn, event_id, row["status"], fields, who.name, f"updated {sorted(changes)}"
         )
     request.state.audit_detail = {"event_id": event_id, "changed": sorted(changes)}
-    _resolve(request, "dr_event")
-    return _fresh(request, event_id)
+    plan = _resolve(request, "dr_event", before)
+    return _fresh(request, event_id, plan)
 
 
 def _still_valid(rt, fields: dict[str, Any]) -> None:
@@ -211,6 +293,7 @@ def check_event(rt, fields: dict[str, Any]) -> None:
 
 def _transition(request, event_id, who, allowed: set[str], new: DrStatus, note: str):
     rt = request.app.state.runtime
+    before = _version(rt)
     with rt.engine.begin() as conn:
         row = _get(conn, event_id)
         if row["status"] not in allowed:
@@ -226,8 +309,8 @@ def _transition(request, event_id, who, allowed: set[str], new: DrStatus, note: 
             raise HTTPException(409, f"the confirm deadline {deadline} has passed")
         repo.update_dr(conn, event_id, new.value, row["body"], who.name, note)
     request.state.audit_detail = {"event_id": event_id, "status": new.value}
-    _resolve(request, "dr_event")
-    return _fresh(request, event_id)
+    plan = _resolve(request, "dr_event", before)
+    return _fresh(request, event_id, plan)
 
 
 @router.post("/dr-events/{event_id}/cancel", summary="cancel a DR event (utility)")

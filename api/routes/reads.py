@@ -83,6 +83,7 @@ class SetpointOut(BaseModel):
     asset: str
     kind: str
     p_kw: float
+    held: str | None = None  # why the asset is held at its safe setpoint (stale telemetry)
 
 
 class SetpointsOut(BaseModel):
@@ -95,6 +96,7 @@ class SetpointsOut(BaseModel):
 
 def _setpoints_doc(cur, asset: str | None) -> dict[str, Any]:
     kinds = {n: s.kind for n, s in cur.plan.assets.items()}
+    held = {n: s.held for n, s in cur.plan.assets.items() if s.held}
     sp = cur.setpoints_kw if asset is None else {asset: cur.setpoints_kw[asset]}
     return {
         "cycle_id": cur.cycle_id,
@@ -102,7 +104,7 @@ def _setpoints_doc(cur, asset: str | None) -> dict[str, Any]:
         "at": cur.at.isoformat(),
         "fallback": cur.fallback,
         "setpoints": [
-            {"asset": a, "kind": kinds.get(a, "unknown"), "p_kw": round(p, 3)}
+            {"asset": a, "kind": kinds.get(a, "unknown"), "p_kw": round(p, 3), "held": held.get(a)}
             for a, p in sp.items()
         ],
     }
@@ -169,9 +171,16 @@ def plan(
         "relaxation_lines": [x.to_json_dict() for x in lines],
         "assumptions": [m for m in r.messages if m.startswith(ASSUMED)],
         "assets": {
-            n: {"kind": s.kind, "bus": s.bus, "p_kw": _arr(s.p_kw), "e_kwh": _arr(s.e_kwh)}
+            n: {
+                "kind": s.kind,
+                "bus": s.bus,
+                "p_kw": _arr(s.p_kw),
+                "e_kwh": _arr(s.e_kwh),
+                "held": s.held or None,  # held at its safe setpoint: p_kw is what it is sent
+            }
             for n, s in chosen.items()
         },
+        "held": {n: s.held for n, s in r.assets.items() if s.held},
     }
 
 
@@ -204,13 +213,15 @@ def forecasts(
 def flexibility_envelope(request: Request, _: Reader) -> dict[str, Any]:
     """For each interval, the lowest and highest park import the VPP can hold *in that
     interval* given the planned state of its storage and the plugged-in EVs (intervals are
-    independent: holding an extreme in one changes what the next can do)."""
+    independent: holding an extreme in one changes what the next can do). Assets held at
+    their safe setpoint (``held``, as in ``/plan`` and ``/setpoints``) offer nothing."""
     cur = _current(request)
     if cur.problem is None:
         raise HTTPException(503, "the envelope needs a cycle run since the last restart")
     env = flexibility.envelope(cur.problem, cur.plan)
     return {
         "cycle_id": cur.cycle_id,
+        "held": {n: s.held for n, s in cur.plan.assets.items() if s.held},
         "times": [t.isoformat() for t in cur.plan.horizon.times()],
         "p_import_min_kw": _arr(env.p_import_min_kw),
         "p_import_max_kw": _arr(env.p_import_max_kw),
@@ -239,7 +250,7 @@ def cycles(
 @router.get("/cycles/{cycle_id}", summary="one cycle with the setpoints it sent")
 def cycle(request: Request, _: Reader, cycle_id: int) -> dict[str, Any]:
     with request.app.state.runtime.engine.connect() as conn:
-        row = repo.cycle(conn, cycle_id) if 0 < cycle_id < 2**62 else None
+        row = repo.cycle(conn, cycle_id) if 0 < cycle_id < 2**31 else None  # an INTEGER id
         if row is None:
             raise HTTPException(404, f"no cycle {cycle_id}")
         sent = repo.setpoints_of(conn, cycle_id)

@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # script -> (smallest arguments, a line fragment its figures always contain)
 SMALLEST = {
-    "dispatch.py": (["--sizes", "S", "--runs", "1", "--variants", "red"], "S    red"),
+    "dispatch.py": (
+        ["--sizes", "S", "--runs", "1", "--variants", "red", "--contend", "0,1"],
+        "1 competing busy processes",
+    ),
     "grid.py": (["--runs", "1", "--plain-runs", "1"], "closed loop (MpcController"),
     "forecasters.py": (["--runs-fit", "1", "--runs-predict", "1"], "predict loads"),
     "simulate.py": (["--days", "0.05"], "projected 30 days"),
@@ -22,6 +25,7 @@ SMALLEST = {
         ["--duration-s", "2", "--readers", "4", "--writers", "1", "--batch", "10"],
         "cycles run by the service meanwhile",
     ),
+    "dr_latency.py": (["--events", "2", "--idle-s", "0.5"], "event-to-plan latency"),
 }
 LIBRARIES = {"parks.py"}  # imported by the scripts and the tests, not run
 

@@ -19,9 +19,10 @@ from api.app import create_app
 from controllers.mpc import MpcController
 from tests.service_kit import T0, dr_body, headers, make_keys, small_site
 from vpp.park.profiles import ProfileForecaster
+from vpp.runtime.clock import Clock
 from vpp.runtime.plant import SteppedPlant
 from vpp.runtime.scheduler import CycleScheduler, next_boundary
-from vpp.runtime.service import Clock, Runtime
+from vpp.runtime.service import Runtime
 from vpp.runtime.settings import Settings
 from vpp.sim.closed_loop import device_commands
 from vpp.sim.simulated_park import SimOptions, SimulatedPark

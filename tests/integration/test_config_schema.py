@@ -74,6 +74,7 @@ def _demo() -> dict[str, Any]:
             "effective_band_frac": [0.8, 1.2],
         }
     ]
+    doc["dr_policy"] = {"auto_confirm": "when_covered", "margin_frac": 0.1}
     doc["penalties"] = {f.name: f.default for f in dataclasses.fields(Penalties)}
     return doc
 

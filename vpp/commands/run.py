@@ -18,6 +18,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 log = logging.getLogger(__name__)
+# What ./run.sh runs: the simulated demo park that ships with the repository.
+DEMO_PARK = Path(__file__).resolve().parents[2] / "configs" / "parks" / "demo.yaml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "an admin API key, or create keys with 'vpp db create-key'."
         ),
     )
-    p.add_argument("--config", required=True, type=Path, help="park YAML")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=DEMO_PARK,
+        help=f"park YAML (default: the demo park, {DEMO_PARK.relative_to(DEMO_PARK.parents[2])})",
+    )
     p.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="listen port (default 8000)")
     p.add_argument(
@@ -106,6 +113,34 @@ def _start(text: str | None, tz: str) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(tz))
 
 
+def resume_after_stored(engine, start: datetime, site) -> datetime:
+    """The clock's start when none was given: ``start`` (now), but never before the interval
+    after the last stored cycle. A simulated clock (``--speed``) runs ahead of the wall
+    clock; restarted at now it would jump back and store cycles out of time order."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from vpp.store import repo
+
+    try:
+        with engine.connect() as conn:
+            last = repo.last_cycle(conn)
+    except SQLAlchemyError:  # a new database: the tables come with the migrations at start
+        return start
+    if last is None:
+        return start
+    step = timedelta(minutes=site.dispatch.step_minutes)
+    after = last["at"].astimezone(start.tzinfo) + step
+    if after <= start:
+        return start
+    log.info(
+        "clock: resuming at %s, the interval after the last stored cycle (%s), not at %s",
+        after.isoformat(timespec="minutes"),
+        last["at"].astimezone(start.tzinfo).isoformat(timespec="minutes"),
+        start.isoformat(timespec="minutes"),
+    )
+    return after
+
+
 def make_driver(site, settings, choice: str = "auto", start: datetime | None = None):
     """The plant: the simulated park (vpp.sim.simulated_park) when available, else static."""
     from vpp.drivers.static import StaticDriver
@@ -161,12 +196,14 @@ def _planner(args: argparse.Namespace, spec):
 
 def build_runtime(args: argparse.Namespace):
     from controllers.mpc import MpcController
+    from vpp.commands import logs
     from vpp.errors import UserError
     from vpp.park.config import ConfigError, load_site
     from vpp.park.profiles import ProfileForecaster
     from vpp.plan.cycle import plain_dispatch
+    from vpp.runtime.clock import Clock
     from vpp.runtime.planner import load
-    from vpp.runtime.service import Clock, Runtime
+    from vpp.runtime.service import Runtime
     from vpp.sim.closed_loop import device_commands
     from vpp.store.db import DatabaseError, make_engine
 
@@ -176,11 +213,14 @@ def build_runtime(args: argparse.Namespace):
     except ConfigError as exc:
         raise UserError(f"invalid configuration:\n{exc}") from None
     zone = ZoneInfo(site.location.tz)
+    logs.set_zone(site.location.tz)
     start = _start(args.start, site.location.tz) or settings.start_at or datetime.now(zone)
     start = start if start.tzinfo else start.replace(tzinfo=zone)
     start = start.astimezone(zone)  # logs and the API speak the park's local time
     check_service_days(site, start, args)
     engine = make_engine(settings.database_url)
+    if args.start is None and settings.start_at is None:
+        start = resume_after_stored(engine, start, site)
     clock = Clock(start, settings.speed)
     spec = _spec(args, site, settings)
     planner = _planner(args, spec)
@@ -200,8 +240,10 @@ def build_runtime(args: argparse.Namespace):
         planner=planner,
     )
     try:
-        runtime.start()
-    except DatabaseError as exc:
+        runtime.start()  # refuses (UserError naming the holder) when another service writes
+    except (DatabaseError, UserError) as exc:
+        if planner is not None:
+            planner.close()
         raise UserError(str(exc)) from None
     _bootstrap_admin(runtime, settings)
     return runtime, settings
@@ -250,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
     runtime, settings = build_runtime(args)
     if args.once:
         cur = runtime.run_cycle(trigger="once")
+        runtime.close()  # releases the writer lease
         print(_summary(runtime, cur))
         return 0 if cur is not None and not cur.fallback else 1
     return serve(runtime, settings)

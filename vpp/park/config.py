@@ -125,6 +125,7 @@ _PARK_KEYS = {
     "dispatch",
     "dr_events",
     "dr_defaults",
+    "dr_policy",
     "ev_sessions",
     "ev_fleets",
     "calendar",
@@ -457,6 +458,7 @@ def _semantic_problems(site: m.Site) -> Iterable[str]:
     yield from _dr_problems(site)
     for f in ("subsidy_cny_per_kwh", "subsidy_cny_per_kw", "nonperformance_cny_per_kwh"):
         yield from _nonneg(f"dr_defaults.{f}", getattr(site.dr_defaults, f))
+    yield from _range("dr_policy.margin_frac", site.dr_policy.margin_frac, 0, 1)
     d = site.dispatch
     if d.horizon_steps < 1:
         yield f"dispatch.horizon_steps: must be >= 1, got {d.horizon_steps}"

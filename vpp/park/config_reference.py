@@ -50,7 +50,7 @@ SECTIONS = (
     ("Carbon", ("carbon",)),
     ("Penalties", ("penalties",)),
     ("Dispatch", ("dispatch",)),
-    ("Demand response: events and defaults", ("dr_events", "dr_defaults")),
+    ("Demand response: events, defaults, policy", ("dr_events", "dr_defaults", "dr_policy")),
     ("EV sessions and fleets", ("ev_sessions", "ev_fleets")),
     ("Calendar", ("calendar",)),
 )

@@ -558,6 +558,29 @@ def dr_terms(event: DemandResponseEvent, defaults: DrTerms | None = None) -> DrT
     )
 
 
+class DrAutoConfirm(StrEnum):
+    NEVER = "never"
+    ALWAYS = "always"
+    WHEN_COVERED = "when_covered"
+
+
+@dataclass(frozen=True)
+class DrPolicy:
+    """What the park does with a DR invitation on receipt (``dr_policy`` in the park file).
+
+    ``auto_confirm``: ``never`` (an operator confirms each invitation before its deadline;
+    until then the plan does not honour it), ``always`` (confirmed on receipt, as a
+    pre-agreed contract is), ``when_covered`` (confirmed on receipt when the current plan's
+    flexibility envelope can hold the request, plus ``margin_frac`` of it, in every window
+    interval inside the horizon and the horizon covers the whole window; otherwise left for
+    an operator, with the reason in the event's history).
+    """
+
+    auto_confirm: DrAutoConfirm = DrAutoConfirm.NEVER
+    # when_covered: the envelope must hold the request plus this fraction of it (0-1).
+    margin_frac: float = 0.0
+
+
 # --------------------------------------------------------------------------------------------
 # Penalties and the site
 # --------------------------------------------------------------------------------------------
@@ -607,6 +630,7 @@ class Site:
     value_added_10k_cny_per_year: float | None = None
     dr_events: tuple[DemandResponseEvent, ...] = ()
     dr_defaults: DrTerms = field(default_factory=DrTerms)
+    dr_policy: DrPolicy = field(default_factory=DrPolicy)
     ev_sessions: tuple[EvSession, ...] = ()
     # Seeded generators of EV sessions for the demo and the simulated park (vpp.park.sessions).
     ev_fleets: tuple[EvFleet, ...] = ()

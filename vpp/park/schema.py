@@ -221,6 +221,7 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("DrTerms", "subsidy_cny_per_kwh"): _NONNEG,
     ("DrTerms", "subsidy_cny_per_kw"): _NONNEG,
     ("DrTerms", "nonperformance_cny_per_kwh"): _NONNEG,
+    ("DrPolicy", "margin_frac"): _FRAC,
     ("DispatchSettings", "horizon_steps"): Bound(minimum=1),
     ("DispatchSettings", "step_minutes"): Bound(minimum=1, divisor_of=1440),
     ("DispatchSettings", "risk_frac"): _FRAC,
@@ -345,6 +346,7 @@ YAML_MEANINGS: dict[tuple[str, str], str] = {
     ("ParkFile", "dispatch"): "Horizon, step and solver of the dispatch.",
     ("ParkFile", "dr_events"): "Demand-response calls known in advance.",
     ("ParkFile", "dr_defaults"): "DR compensation terms when an event has none of its own.",
+    ("ParkFile", "dr_policy"): "What the park does with a DR invitation on receipt.",
     ("ParkFile", "ev_sessions"): "Known EV sessions (naive times in the site's zone).",
     ("ParkFile", "ev_fleets"): "Seeded generators of EV sessions (demo, simulation).",
     ("ParkFile", "calendar"): "The park's own public holidays and make-up working days.",
@@ -456,7 +458,7 @@ def park_schema() -> dict[str, Any]:
     props = site["properties"]
     header = ("name", "location", "value_added_10k_cny_per_year")
     keys = ("connection", "buses", "network", "assets", "penalties", "dispatch")
-    keys += ("dr_events", "dr_defaults", "ev_sessions", "ev_fleets")
+    keys += ("dr_events", "dr_defaults", "dr_policy", "ev_sessions", "ev_fleets")
     keys += tuple(k for k in props if k not in (*keys, *header, "tariff", "carbon"))
     root_props: dict[str, Any] = {"site": {"$ref": "#/$defs/SiteHeader"}}
     root_props |= {k: props[k] for k in keys}

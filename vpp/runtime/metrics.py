@@ -132,6 +132,32 @@ class Metrics:
         self.stale_assets = Gauge(
             "vpp_stale_assets", "Assets held at a safe setpoint for stale telemetry", registry=r
         )
+        # Health (vpp.runtime.health), refreshed on every /health and /metrics request.
+        self.health_status = Gauge(
+            "vpp_health_status", "Service health: 0 ok, 1 degraded, 2 failing", registry=r
+        )
+        self.db_writable = Gauge(
+            "vpp_db_writable", "1 when the store took the write probe (cached a few s)", registry=r
+        )
+        self.last_cycle_age_s = Gauge(
+            "vpp_last_cycle_age_seconds",
+            "Wall-clock age of the last completed cycle (NaN before the first)",
+            registry=r,
+        )
+        self.planner_alive = Gauge(
+            "vpp_planner_alive",
+            "1 while the planner process runs (NaN: the planner runs in the service)",
+            registry=r,
+        )
+        self.health_reasons = Gauge(
+            "vpp_health_reasons", "Reasons /health gives, by level", ["level"], registry=r
+        )
+        self.recent_errors = Gauge(
+            "vpp_recent_errors",
+            "Errors in the last intervals that /health counts, by kind",
+            ["kind"],
+            registry=r,
+        )
         self.telemetry_rows = Counter(
             "vpp_telemetry_readings", "Telemetry readings stored", ["source"], registry=r
         )
@@ -139,6 +165,19 @@ class Metrics:
             "vpp_telemetry_refused",
             "Telemetry readings refused as implausible (never stored), by offending field",
             ["source", "field"],
+            registry=r,
+        )
+        self.auth_refused = Counter(
+            "vpp_auth_refused",
+            "Requests refused authentication: missing, invalid or revoked key, rate limited",
+            ["reason"],
+            registry=r,
+        )
+        self.unattributed_writes = Counter(
+            "vpp_unattributed_writes",
+            "Write requests refused without a verified key, by status code: counted here, "
+            "not written to the audit log",
+            ["status"],
             registry=r,
         )
         self.resolves = Counter(

@@ -11,26 +11,19 @@ controller and dispatch function it plans with in this process, and the clock.
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlalchemy import Engine
 
 from controllers.problem import Controller, DispatchProblem, DispatchResult
-from vpp.accounting import dr_baseline
-from vpp.accounting.dr_history import DailyBaselines
-from vpp.park.calendar import is_workday
-from vpp.park.dr_checks import DrPark, event_problems
-from vpp.park.model import PARK_METER, DemandResponseEvent, DrStatus, Site
+from vpp.park.model import PARK_METER, Site
 from vpp.park.state import Forecasts, PlantState
 from vpp.park.telemetry_checks import Refusal, TelemetryBounds, asset_ranges, check_readings
 from vpp.plan.cycle import (
@@ -41,7 +34,9 @@ from vpp.plan.cycle import (
     fallback_cycle,
     plain_dispatch,
 )
-from vpp.plan.prepare import horizon_for
+from vpp.runtime.clock import Clock
+from vpp.runtime.dr_lifecycle import DrLifecycle
+from vpp.runtime.health import RecentErrors
 from vpp.runtime.metrics import Metrics
 from vpp.runtime.planner import (
     CycleParts,
@@ -52,47 +47,12 @@ from vpp.runtime.planner import (
     outcome,
 )
 from vpp.runtime.settings import Settings
+from vpp.runtime.writer_lease import LeaseLostError, WriterLease
 from vpp.store import repo
-from vpp.store.codec import dr_from_json
 from vpp.store.db import migrate
+from vpp.store.lease import Holder
 
 log = logging.getLogger(__name__)
-
-_NOT_CALLED = (DrStatus.DECLINED, DrStatus.CANCELLED)
-
-
-class Clock:
-    """Wall-clock time, or a simulated clock running ``speed`` times faster from ``start``."""
-
-    def __init__(self, start: datetime | None = None, speed: float = 1.0):
-        self.speed = speed
-        self._t0_real = time.monotonic()
-        self._t0 = start or datetime.now(UTC)
-        if self._t0.tzinfo is None:
-            raise ValueError("Clock start must be timezone-aware")
-
-    def now(self) -> datetime:
-        return self._t0 + timedelta(seconds=(time.monotonic() - self._t0_real) * self.speed)
-
-    def real_seconds(self, sim: timedelta) -> float:
-        """Wall-clock seconds that ``sim`` of simulated time takes."""
-        return sim.total_seconds() / self.speed
-
-
-class ManualClock:
-    """A clock that moves only when told (tests, ``--once``)."""
-
-    def __init__(self, start: datetime, speed: float = 1.0):
-        self._now, self.speed = start, speed
-
-    def now(self) -> datetime:
-        return self._now
-
-    def set(self, at: datetime) -> None:
-        self._now = at
-
-    def real_seconds(self, sim: timedelta) -> float:
-        return sim.total_seconds() / self.speed
 
 
 @dataclass
@@ -127,7 +87,7 @@ class IngestReport:
 
 
 @dataclass
-class Runtime:
+class Runtime(DrLifecycle):
     site: Site
     settings: Settings
     engine: Engine
@@ -139,17 +99,28 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     # What the devices are sent, from the cycle's report (default: every setpoint).
     commands_fn: Callable[[CycleReport], dict[str, float]] | None = None
-    # Set by the scheduler: run a cycle soon (never two at once); None = run inline.
-    on_resolve: Callable[[str], None] | None = None
+    # Set by the scheduler: run a cycle soon (never two at once; a request made while one
+    # runs queues one more right after it) and return a ticket; None = run inline.
+    on_resolve: Callable[[str], int | None] | None = None
+    # Set by the scheduler: wait(ticket, timeout_s) for the cycle serving a ticket to end.
+    await_resolve: Callable[[int, float], bool] | None = None
     # Computes each cycle (a worker process in ``vpp run``); None: in this process with
     # the forecaster, controller and dispatch function above. The forecaster also serves
     # the fallbacks when the planner fails.
     planner: Planner | None = None
     current: Current | None = None
     last_error: str | None = None
+    # Who this runtime is to the writer lease (``lease``); None: this process.
+    holder: Holder | None = None
 
     def __post_init__(self) -> None:
         self.clock = self.clock or Clock(speed=self.settings.speed)
+        # One writer per database: taken at start, renewed by the scheduler's heartbeat and
+        # by each cycle's store, released at close; ``lease.status()`` is for /health.
+        ttl_s = self.settings.lease_ttl_s
+        self.lease = WriterLease(
+            self.engine, self.site.name, ttl_s, self.holder, self.site.location.tz
+        )
         if self.planner is None:
             self.planner = InlinePlanner(
                 self.site, self.forecaster, self.controller, self.dispatch_fn
@@ -164,6 +135,7 @@ class Runtime:
         self._last_replan = 0.0
         self._forecast_log: list[tuple[datetime, dict[str, np.ndarray]]] = []
         self.cycles_run = 0
+        self.errors = RecentErrors()  # cycle, driver and settlement errors (/health)
         a = self.site.assets
         self._pv_names = {p.name for p in a.pv_arrays} | {p.pv.name for p in a.pedf_buildings}
         self._ranges = asset_ranges(self.site)
@@ -172,8 +144,10 @@ class Runtime:
     # Start, recovery, shutdown
     # --------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Migrate the database and bring back what a restart must not lose."""
+        """Migrate the database, take the writer lease (:class:`LeaseHeldError` naming the
+        holder when another service has it) and bring back what a restart must not lose."""
         migrate(self.engine)
+        self.lease.take()
         with self.engine.connect() as conn:
             row = repo.latest_plan(conn)
             readings = repo.last_readings(conn)
@@ -215,6 +189,7 @@ class Runtime:
         got = self._lock.acquire(timeout=timeout_s)
         if got:
             self._lock.release()
+            self.lease.release()  # no cycle runs or will: the next service may write
         return got
 
     @property
@@ -223,166 +198,6 @@ class Runtime:
 
     # --------------------------------------------------------------------------------------
     # DR events
-    # --------------------------------------------------------------------------------------
-    def dr_events(self) -> list[DemandResponseEvent]:
-        """The stored DR events that pass the park's checks (:meth:`_valid_dr`)."""
-        with self.engine.connect() as conn:
-            rows = repo.list_dr(conn)
-        return [e for _, e in self._valid_dr(rows)]
-
-    def _valid_dr(
-        self, rows: Iterable[dict[str, Any]]
-    ) -> list[tuple[dict[str, Any], DemandResponseEvent]]:
-        """Stored rows with their events, but for those that fail the park's checks
-        (:mod:`vpp.park.dr_checks`, with the window range's ahead side only: stored events
-        age and must still be settled). Those are skipped, not planned or settled, logged
-        once and listed in ``skipped_dr_events`` (``/health`` shows them): one stored event
-        that arithmetic cannot handle (a window in 9999) must not stop every cycle."""
-        bounds = self.settings.dr_bounds(past=False)
-        park = DrPark.of(self.site)
-        now = self.clock.now()
-        out = []
-        for r in rows:
-            try:
-                e = dr_from_json({**r["body"], "status": r["status"]})
-                problems = [str(p) for p in event_problems(e, park, bounds, now)]
-            except (KeyError, TypeError, ValueError, OverflowError) as exc:
-                problems = [f"cannot be read: {type(exc).__name__}: {exc}"]
-            if not problems:
-                out.append((r, e))
-                continue
-            if r["event_id"] not in self.skipped_dr_events:
-                log.error(
-                    "DR event %s is skipped (not planned, not settled): %s",
-                    r["event_id"],
-                    "; ".join(problems),
-                )
-            self.skipped_dr_events[r["event_id"]] = "; ".join(problems)
-        return out
-
-    def _advance_dr(self, at: datetime) -> None:
-        """Confirmed events become active in their window and completed after it."""
-        with self.engine.begin() as conn:
-            for r, e in self._valid_dr(repo.list_dr(conn)):
-                end = max(w.end for w in e.windows)
-                start = min(w.start for w in e.windows)
-                new = None
-                if e.status in (DrStatus.CONFIRMED, DrStatus.ACTIVE) and at >= end:
-                    new = DrStatus.COMPLETED
-                elif e.status is DrStatus.CONFIRMED and at >= start:
-                    new = DrStatus.ACTIVE
-                elif (
-                    e.status is DrStatus.ANNOUNCED
-                    and e.confirm_deadline is not None
-                    and at > e.confirm_deadline
-                ):
-                    new = DrStatus.DECLINED  # not confirmed by the deadline
-                if new is not None:
-                    note = "confirm deadline passed" if new is DrStatus.DECLINED else "by time"
-                    repo.update_dr(conn, e.event_id, new.value, r["body"], "runtime", note)
-
-    def _dr_plan_baseline(
-        self, at: datetime, events: tuple[DemandResponseEvent, ...]
-    ) -> np.ndarray | None:
-        """The settlement's baseline (GB/T 37016-style, from the stored park meter) over the
-        horizon starting at ``at``, for the plan; None when no called event touches the
-        horizon or the history has no similar day (the plan then labels its own)."""
-        horizon = horizon_for(self.site, at)
-        called = [e for e in events if e.status not in _NOT_CALLED]
-        if not any(
-            w.end > horizon.start and w.start < horizon.end for e in called for w in e.windows
-        ):
-            return None
-        zone = local_zone(self.site)
-        step = timedelta(minutes=self.site.dispatch.step_minutes)
-        today = at.astimezone(zone).date()
-        meter_start = datetime.combine(
-            today - timedelta(days=dr_baseline.HISTORY_DAYS), datetime.min.time(), tzinfo=zone
-        )
-        end = datetime.combine(today, datetime.min.time(), tzinfo=zone)
-        with self.engine.connect() as conn:
-            ts_s, p_kw = repo.meter_readings(conn, PARK_METER, meter_start, end)
-        n = round((end - meter_start) / step)
-        kw = dr_baseline.interval_means(
-            ts_s, p_kw, meter_start.timestamp(), step.total_seconds(), n
-        )
-        workday = functools.partial(is_workday, calendar=self.site.calendar)
-        days = DailyBaselines(self.site.location.tz, step, called, workday)
-        days.add_meter(meter_start, kw)
-        try:
-            return days.on(horizon)
-        except ValueError:
-            return None
-
-    def _settle_dr(self, at: datetime) -> None:
-        """Settle each completed event on the stored park meter data (GB/T 37016-style
-        baseline), once the window's readings are in or ``stale_after_s`` after its end."""
-        with self.engine.connect() as conn:
-            rows = repo.unsettled_dr(conn)
-        pairs = [(r, e) for r, e in self._valid_dr(rows) if r["event_id"] not in self._unsettleable]
-        if not pairs:
-            return
-        zone = local_zone(self.site)
-        step = timedelta(minutes=self.site.dispatch.step_minutes)
-        called = [e for e in self.dr_events() if e.status not in _NOT_CALLED]
-        excluded = dr_baseline.event_days(called, zone)
-        workday = functools.partial(is_workday, calendar=self.site.calendar)
-        late = timedelta(seconds=self.settings.stale_after_s)
-        for _, e in pairs:
-            first = min(w.start for w in e.windows).astimezone(zone)
-            end = max(w.end for w in e.windows)
-            day0 = first.date() - timedelta(days=dr_baseline.HISTORY_DAYS)
-            meter_start = datetime.combine(day0, datetime.min.time(), tzinfo=zone)
-            with self.engine.connect() as conn:
-                ts_s, p_kw = repo.meter_readings(conn, PARK_METER, meter_start, end)
-            n = math.ceil((end - meter_start) / step)
-            kw = dr_baseline.interval_means(
-                ts_s, p_kw, meter_start.timestamp(), step.total_seconds(), n
-            )
-            try:
-                s = dr_baseline.settle(
-                    e, meter_start, step, kw, workday, excluded, called, self.site.dr_defaults
-                )
-            except ValueError as exc:
-                if at >= end + late:
-                    log.warning("DR event %s cannot be settled: %s", e.event_id, exc)
-                    self._unsettleable.add(e.event_id)
-                continue
-            if s.intervals_metered < len(s.times) and at < end + late:
-                continue  # readings of the window still to come
-            with self.engine.begin() as conn:
-                repo.save_settlement(conn, s)
-                self._observe_settlement(repo.settlement_of(conn, e.event_id))
-            d = s.delivery
-            log.info(
-                "DR event %s settled: %.1f kWh of %.1f (%s, %s baseline%s), %s, %.2f CNY",
-                e.event_id,
-                d.delivered_kwh,
-                d.requested_kwh,
-                "no ratio" if d.ratio is None else f"{100 * d.ratio:.0f} %",
-                s.method,
-                f"; intervals shared with {', '.join(s.shared_with)}" if s.shared_with else "",
-                "effective" if d.effective else "not effective",
-                s.compensation.total_cny if s.compensation else 0.0,
-            )
-
-    def _observe_settlement(self, row: dict[str, Any] | None) -> None:
-        """Export a stored settlement (a ``dr_settlements`` row) as metrics."""
-        if row is None:
-            return
-        m, event_id = self.metrics, row["event_id"]
-        m.dr_delivered_kwh.labels(event_id, row["baseline_method"]).set(row["delivered_kwh"])
-        if row["delivery_ratio"] is not None:  # no ratio exists when nothing was requested
-            m.dr_delivery_ratio.labels(event_id).set(row["delivery_ratio"])
-        m.dr_effective.labels(event_id).set(1.0 if row["effective"] else 0.0)
-        if row.get("compliant_frac") is not None:
-            m.dr_compliant_frac.labels(event_id).set(row["compliant_frac"])
-            m.dr_over_cap_kwh.labels(event_id).set(row["e_over_cap_kwh"])
-        if row.get("compensation_cny") is not None:
-            m.dr_compensation_cny.labels(event_id).set(row["compensation_cny"])
-
-    # --------------------------------------------------------------------------------------
-    # Telemetry
     # --------------------------------------------------------------------------------------
     def ingest(self, rows: list[dict[str, Any]], source: str = "api") -> int:
         """Store the plausible readings of ``rows``; the number stored (see
@@ -465,29 +280,44 @@ class Runtime:
     # --------------------------------------------------------------------------------------
     # Cycles
     # --------------------------------------------------------------------------------------
-    def request_resolve(self, reason: str) -> None:
+    def request_resolve(self, reason: str) -> int | None:
         """A DR event changed or telemetry strayed: run a cycle at once (rate-limited for
-        telemetry)."""
+        telemetry). The scheduler's ticket for :meth:`wait_resolved`; None when the cycle
+        ran inline (already done) or none was asked for."""
         now = time.monotonic()
         if reason == "telemetry" and now - self._last_replan < self.settings.replan_min_gap_s:
-            return
+            return None
         self._last_replan = now
         self.metrics.resolves.labels(reason).inc()
         if self.on_resolve is not None:
-            self.on_resolve(reason)
-        else:
-            self.run_cycle(trigger=reason)
+            return self.on_resolve(reason)
+        self.run_cycle(trigger=reason)
+        return None
+
+    def wait_resolved(self, ticket: int | None, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` (wall clock) for the cycle serving ``ticket`` to end;
+        True at once without a ticket or a scheduler to wait on."""
+        if ticket is None or self.await_resolve is None:
+            return True
+        return self.await_resolve(ticket, timeout_s)
 
     def run_cycle(self, trigger: str = "schedule", at: datetime | None = None) -> Current | None:
-        """One control cycle; None when the runtime is shutting down."""
+        """One control cycle; None when the runtime is shutting down or does not hold the
+        writer lease (``lease.status()`` says why; nothing is stored or sent)."""
         with self._lock:
             if self.closing:
                 return None
             try:
+                if not self.lease.renew():
+                    raise LeaseLostError(self.lease.detail)
                 return self._cycle(trigger, at or self.clock.now())
+            except LeaseLostError:
+                log.warning("cycle (%s) not run: writer lease %s", trigger, self.lease.detail)
+                return None
             except Exception as exc:
                 self.metrics.cycle_failures.inc()
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self.errors.note("cycle", self.last_error)
                 log.exception("cycle (%s) failed", trigger)
                 raise
 
@@ -497,7 +327,7 @@ class Runtime:
         events = tuple(self.dr_events())
         last = self.current.plan if self.current else None
         t0 = time.perf_counter()
-        state = _DriverView(self.driver, self, at).read_state(at)
+        state = self._noted("driver", _DriverView(self.driver, self, at).read_state, at)
         state_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         out = self._plan(PlanRequest(at, state, events, last, self._dr_plan_baseline(at, events)))
@@ -512,6 +342,7 @@ class Runtime:
         t0 = time.perf_counter()
         rec = self._record(rep, parts, trigger, started, state)
         with self.engine.begin() as conn:
+            self.lease.fence(conn)  # first: no other service can take it until this commits
             cycle_id = repo.save_cycle(conn, rec)
             version = repo.plan_version(conn, cycle_id)
             rep.timings_s["store_s"] = time.perf_counter() - t0
@@ -519,7 +350,7 @@ class Runtime:
         # Stored first, then sent: after a crash the stored plan is the one to resend.
         t0 = time.perf_counter()
         commands = self.commands_fn(rep) if self.commands_fn else rep.setpoints_kw
-        self.driver.apply(at, commands)
+        self._noted("driver", self.driver.apply, at, commands)
         rep.timings_s["publish_s"] = time.perf_counter() - t0
         rep.timings_s["total_s"] = sum(
             rep.timings_s[k] for k in ("state_s", "planner_s", "store_s", "publish_s")
@@ -528,7 +359,11 @@ class Runtime:
             repo.set_timings(conn, cycle_id, {**rec.timings_s, **rep.timings_s})
         self._driver_telemetry(at, state)
         self._dr_realised(events)
-        self._settle_dr(at)
+        try:
+            self._settle_dr(at)
+        except Exception as exc:  # the plan is stored and sent: the cycle stands
+            self.errors.note("settlement", f"{type(exc).__name__}: {exc}")
+            log.exception("DR settlement failed (tried again next cycle)")
         self.current = Current(
             cycle_id,
             version,
@@ -554,6 +389,14 @@ class Runtime:
             rep.timings_s["total_s"],
         )
         return self.current
+
+    def _noted(self, kind: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``; an exception is noted under ``kind`` (``/health``) and raised."""
+        try:
+            return fn(*args)
+        except Exception as exc:
+            self.errors.note(kind, f"{type(exc).__name__}: {exc}")
+            raise
 
     def _plan(self, req: PlanRequest) -> PlanOutcome:
         """The planner's outcome; when the planner fails (its process died or overran),
@@ -669,20 +512,6 @@ class Runtime:
                 m.dr_expected_kw.labels(event_id).set(exp["response_mean_kw"])
         self._forecast_error(rep.at, rep.forecasts)
 
-    def _dr_realised(self, events: list[DemandResponseEvent]) -> None:
-        """DR delivery as metered: the park meter's latest reading inside an event window."""
-        park = self._readings.get(PARK_METER)
-        if park is None or park.p_kw is None:
-            return
-        for e in events:
-            if e.status not in (DrStatus.CONFIRMED, DrStatus.ACTIVE, DrStatus.COMPLETED):
-                continue
-            if any(w.start <= park.ts < w.end for w in e.windows):
-                self.metrics.dr_realised_import_kw.labels(e.event_id).set(park.p_kw)
-                if e.import_cap_kw is not None:
-                    margin = e.import_cap_kw - park.p_kw
-                    self.metrics.dr_realised_margin_kw.labels(e.event_id).set(margin)
-
     def _forecast_error(self, at: datetime, fc: Forecasts | None) -> None:
         """Compare earlier forecasts with the readings that arrived since (loads exactly;
         PV against what it delivered, which a curtailment lowers), by lead time in steps."""
@@ -758,7 +587,3 @@ def _with_delivered(s, recovered, assumptions=()):
 
 def _finite(v: float | None) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
-
-
-def local_zone(site: Site) -> ZoneInfo:
-    return ZoneInfo(site.location.tz)

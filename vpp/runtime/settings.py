@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vpp.park.dr_checks import DrBounds
@@ -56,6 +56,17 @@ class Settings(BaseSettings):
     # schedules). Stored events beyond the ahead bound are skipped by the cycle, logged once.
     dr_window_past_days: float = Field(1.0, ge=0.0, le=31.0)
     dr_window_ahead_days: float = Field(7.0, gt=0.0, le=366.0)
+    # A DR route (create, patch, confirm, decline, cancel) waits this long (wall clock, s)
+    # for the re-solve its change asks for, and answers with that plan; after it, the
+    # answer says the plan is pending (poll GET /api/v1/dr-events/{id}).
+    dr_response_wait_s: float = Field(10.0, ge=0.0, le=300.0)
+    # One writer per database (vpp.runtime.writer_lease): the service holding the lease
+    # renews it every lease_heartbeat_s (wall clock, s) and before it stores each cycle; a
+    # lease not renewed for lease_ttl_s lets another service take over. 15 s and 60 s: a
+    # take-over within a minute, well inside one 15-minute interval (and the misfire grace),
+    # while three missed heartbeats in a row (a database hiccup, a long pause) lose nothing.
+    lease_heartbeat_s: float = Field(15.0, gt=0.0, le=3600.0)
+    lease_ttl_s: float = Field(60.0, gt=0.0, le=86400.0)
     seed: int = 0
     admin_key: SecretStr | None = None
 
@@ -69,6 +80,16 @@ class Settings(BaseSettings):
         if v.startswith("postgresql://"):
             v = "postgresql+psycopg://" + v.removeprefix("postgresql://")
         return v
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> Settings:
+        if self.lease_ttl_s < 2 * self.lease_heartbeat_s:
+            raise ValueError(
+                f"lease_ttl_s ({self.lease_ttl_s:g} s) must be at least twice "
+                f"lease_heartbeat_s ({self.lease_heartbeat_s:g} s): one late heartbeat would "
+                f"lose the lease"
+            )
+        return self
 
     def dr_bounds(self, past: bool = True) -> DrBounds:
         """The bounds DR events are checked against around the service's clock; without

@@ -293,6 +293,7 @@ def plan_from_json(doc: dict[str, Any]) -> DispatchResult:
             arr(a["p_kw"]),
             arr(a["e_kwh"]),
             {k: arr(v) for k, v in a["detail"].items()},
+            a.get("held", ""),  # plans stored before holds were recorded have none
         )
         for name, a in doc["assets"].items()
     }
