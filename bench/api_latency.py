@@ -255,13 +255,18 @@ async def run(args) -> int:
         print(f"cycles run by the service meanwhile: {len(cycles)}")
         split_by_cycles(*open_loop, cycles)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        tmp.cleanup()
+        stop_service(proc, tmp)
     return 0
+
+
+def stop_service(proc: subprocess.Popen, tmp: tempfile.TemporaryDirectory) -> None:
+    """Stop the service a bench started (SIGTERM, then kill after 30 s) and its database."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    tmp.cleanup()
 
 
 def main() -> int:

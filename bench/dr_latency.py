@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import random
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from api_latency import _free_port, start_service, wait_ready
+from api_latency import _free_port, start_service, stop_service, wait_ready
 
 
 def _event(i: int, sim_now: datetime) -> dict:
@@ -117,12 +116,7 @@ async def run(args) -> int:
         show("  during a cycle", lat[during])
         show("  all", lat)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        tmp.cleanup()
+        stop_service(proc, tmp)
     return 0
 
 
