@@ -214,14 +214,7 @@ def simulate(
     settlements = dr_baseline.settle_run(
         events, run, series["import_kw"], baselines.on(run), site.dr_defaults
     )
-    times = run.times()
-    with blas_single_thread():
-        grid_done = realised.check(site, park.bus_p_kw(), park.asset_power, times)
-    if grid_done.checked:
-        series["trafo_loading_max_percent"] = grid_done.trafo_loading_max_percent
-        series["line_loading_max_percent"] = grid_done.line_loading_max_percent
-        series["v_min_pu"] = grid_done.v_min_pu
-        series["v_max_pu"] = grid_done.v_max_pu
+    grid_done = _realised_grid(site, park, run, series)
     result = SimResult(
         site=site,
         controller=ctrl.name,
@@ -242,6 +235,19 @@ def simulate(
     result.kpis = kpis.compute(result)
     result.wall_s = time.perf_counter() - wall0
     return result
+
+
+def _realised_grid(site: Site, park: SimulatedPark, run: Horizon, series: dict) -> RealisedGrid:
+    """The AC power flow of what each bus drew over the run; its per-interval figures join
+    ``series`` when the park has a network."""
+    with blas_single_thread():
+        done = realised.check(site, park.bus_p_kw(), park.asset_power, run.times())
+    if done.checked:
+        series["trafo_loading_max_percent"] = done.trafo_loading_max_percent
+        series["line_loading_max_percent"] = done.line_loading_max_percent
+        series["v_min_pu"] = done.v_min_pu
+        series["v_max_pu"] = done.v_max_pu
+    return done
 
 
 class _Loop:
