@@ -43,7 +43,7 @@ class Forecaster(Protocol):
     def forecast(self, site: Site, horizon: Horizon, state: PlantState) -> Forecasts: ...
 
 
-# Wraps controller.dispatch, e.g. with AC power-flow validation and correction (vpp.grid.network).
+# Wraps controller.dispatch, e.g. with AC power-flow validation and correction (vpp.grid.loop).
 DispatchFn = Callable[[Controller, DispatchProblem], tuple[DispatchResult, object | None]]
 
 
