@@ -55,7 +55,9 @@ def create_app(settings: Settings, runtime: Runtime) -> FastAPI:
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.json_response = json_response
-    app.state.keys = KeyChecker(runtime.engine, metrics=runtime.metrics)
+    app.state.keys = KeyChecker(
+        runtime.engine, metrics=runtime.metrics, recheck_s=settings.key_recheck_s
+    )
     app.include_router(status.router)
     for module in (reads, dr, ops):
         app.include_router(module.router, prefix="/api/v1")

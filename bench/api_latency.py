@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -230,11 +230,16 @@ async def run(args) -> int:
         )
         show(f"GET setpoints, {args.readers} readers, closed loop", lat, el, err)
 
+        # Readings stamped at the service's own (simulated) clock, never ahead of it (the
+        # API refuses readings from the future), and 0 kW, which every asset can report.
+        async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+            sp = await c.get("/api/v1/setpoints", headers={"Authorization": f"Bearer {key}"})
+        ts = sp.json()["at"]
+
         async def post_telemetry(conn):
-            ts = datetime.now(UTC).isoformat()
             body = {
                 "readings": [
-                    {"asset": assets[i % len(assets)], "ts": ts, "p_kw": float(i % 50)}
+                    {"asset": assets[i % len(assets)], "ts": ts, "p_kw": 0.0}
                     for i in range(args.batch)
                 ]
             }

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # A request body larger than this (bytes) gets a 413 before it is read (1 MiB: about
     # 11,000 telemetry readings of ~93 bytes, a day of a 100-asset park at 15 minutes).
     max_body_bytes: int = Field(1_048_576, ge=1024, le=1_073_741_824)
+    # How often a cached API key's row is read again (revoked elsewhere: refused within it).
+    key_recheck_s: float = Field(1.0, ge=0.0, le=60.0)
     # DR windows the API accepts, around the service's clock: ending at most this long ago
     # (a late-posted event can still be settled; its meter data is at hand) and starting at
     # most this far ahead (day-ahead calls come the day before; a week covers pre-agreed
