@@ -139,3 +139,29 @@ def test_without_a_similar_day_both_figures_carry_their_own_baseline(db_url):
     assert d["baseline_kwh"] == pytest.approx(1900.0 * 1.0)
     assert "pre_event_mean_1h" in d["baseline_note"]
     assert "forecast_uncontrolled" in d["baseline_note"]
+
+
+def test_the_plans_dr_baseline_reads_the_meter_history_once_a_day(db_url, monkeypatch):
+    """The baseline of a day is fixed from the days before it: cycles of one day read the
+    stored meter history once, and again only when readings of a past day arrive."""
+    import vpp.runtime.dr_lifecycle as lifecycle
+
+    rt = make_runtime(db_url, stale_after_s=3600)
+    rows, _ = _history()
+    rt.ingest(rows, source="meter")
+    with rt.engine.begin() as conn:
+        repo.insert_dr(conn, "SG-ONCE", "confirmed", dr_body("SG-ONCE", cap_kw=1600.0), "utility")
+    reads = []
+    real = lifecycle.repo.meter_readings
+    monkeypatch.setattr(
+        lifecycle.repo, "meter_readings", lambda *a, **k: reads.append(a[2]) or real(*a, **k)
+    )
+    for k in range(3):
+        rt.clock.set(T0 + k * STEP)
+        rt.run_cycle()
+    plan_reads = [t for t in reads if t == T0.replace(hour=0) - timedelta(days=30)]
+    assert len(plan_reads) == 1
+    rt.ingest([_meter(T0.replace(hour=0) - timedelta(days=1), 1234.0)], source="meter")
+    rt.clock.set(T0 + 3 * STEP)
+    rt.run_cycle()
+    assert len([t for t in reads if t == T0.replace(hour=0) - timedelta(days=30)]) == 2

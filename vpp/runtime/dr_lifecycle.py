@@ -4,7 +4,8 @@ stands on and the settlement once a window is over.
 
 A mixin of :class:`vpp.runtime.service.Runtime`, apart so that the runtime's module stays
 about cycles. It uses the runtime's ``site``, ``settings``, ``engine``, ``clock``,
-``metrics``, ``errors``, ``skipped_dr_events``, ``_unsettleable`` and ``_readings``.
+``metrics``, ``errors``, ``skipped_dr_events``, ``_unsettleable``, ``_readings`` and
+``meter_history_version``.
 """
 
 from __future__ import annotations
@@ -105,9 +106,24 @@ class DrLifecycle:
             w.end > horizon.start and w.start < horizon.end for e in called for w in e.windows
         ):
             return None
+        days = self._plan_baselines(at, called)
+        try:
+            return days.on(horizon)
+        except ValueError:
+            return None
+
+    def _plan_baselines(self, at: datetime, called: list[DemandResponseEvent]) -> DailyBaselines:
+        """The daily baselines from the complete metered days before ``at``'s day. They stay
+        fixed for the day, so the meter history is read once a day (and again when the
+        called events change or readings of a past day arrive), not in every cycle."""
         zone = ZoneInfo(self.site.location.tz)
-        step = timedelta(minutes=self.site.dispatch.step_minutes)
         today = at.astimezone(zone).date()
+        events = tuple(sorted((e.event_id, e.windows) for e in called))
+        key = (today, self.meter_history_version, events)
+        cached = getattr(self, "_plan_baselines_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        step = timedelta(minutes=self.site.dispatch.step_minutes)
         meter_start = datetime.combine(
             today - timedelta(days=dr_baseline.HISTORY_DAYS), datetime.min.time(), tzinfo=zone
         )
@@ -121,10 +137,8 @@ class DrLifecycle:
         workday = functools.partial(is_workday, calendar=self.site.calendar)
         days = DailyBaselines(self.site.location.tz, step, called, workday)
         days.add_meter(meter_start, kw)
-        try:
-            return days.on(horizon)
-        except ValueError:
-            return None
+        self._plan_baselines_cache = (key, days)
+        return days
 
     def _settle_dr(self, at: datetime) -> None:
         """Settle each completed event on the stored park meter data (GB/T 37016-style

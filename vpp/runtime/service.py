@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlalchemy import Engine
@@ -130,6 +131,7 @@ class Runtime(DrLifecycle):
         self._readings: dict[str, _Reading] = {}
         self._recovered_sessions: list = []
         self._unsettleable: set[str] = set()  # DR events without a baseline (logged once)
+        self.meter_history_version = 0  # park-meter readings of past days stored
         # Stored DR events that fail the park's checks, with why (logged once, then skipped).
         self.skipped_dr_events: dict[str, str] = {}
         self._last_replan = 0.0
@@ -255,7 +257,13 @@ class Runtime(DrLifecycle):
     def _note_readings(self, rows: Iterable[dict[str, Any]]) -> bool:
         """Update the newest reading per asset; True when one is far from its setpoint."""
         cur, thr, far = self.current, self.settings.replan_threshold_kw, False
+        zone = ZoneInfo(self.site.location.tz)
+        midnight = (
+            self.clock.now().astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        )
         for r in rows:
+            if r["asset"] == PARK_METER and r["ts"] < midnight:
+                self.meter_history_version += 1  # a past day changed: DR baselines again
             old = self._readings.get(r["asset"])
             if old is None or r["ts"] >= old.ts:
                 self._readings[r["asset"]] = _Reading(r["ts"], r.get("p_kw"), r.get("e_kwh"))
