@@ -17,7 +17,7 @@ from controllers.mpc import MpcController
 from tests.unit import factory as f
 from vpp.park import dr_rules
 from vpp.park.model import DemandResponseEvent, DrDirection, DrStatus, DrTerms, DrWindow
-from vpp.plan.prepare import dr_limits
+from vpp.plan.dr_targets import dr_limits
 
 
 def _problem(subsidy_cny_per_kwh: float | None):

@@ -16,7 +16,8 @@ from vpp.park.model import (
     ShiftableLoad,
 )
 from vpp.park.state import ShiftableState
-from vpp.plan.prepare import _ev_inputs, _shiftable, dr_limits
+from vpp.plan.dr_targets import dr_limits
+from vpp.plan.prepare import _ev_inputs, _shiftable
 
 TZ = ZoneInfo("Asia/Shanghai")
 H = Horizon(datetime(2026, 7, 15, 8, 0, tzinfo=TZ), timedelta(minutes=15), 96)

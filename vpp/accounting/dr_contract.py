@@ -2,7 +2,7 @@
 auto-confirm policy (``dr_policy`` in the park file) confirms an invitation on receipt.
 
 Pure computation. The dispatch honours confirmed and active events only
-(:data:`vpp.plan.prepare.DR_ACTIVE`); an announced invitation changes nothing until it is
+(:data:`vpp.plan.dr_targets.DR_ACTIVE`); an announced invitation changes nothing until it is
 confirmed (by an operator, or by the policy), and the runtime declines it once its confirm
 deadline passes. :func:`next_step` says this for one event; :func:`coverage` says whether
 the current plan's flexibility envelope (:func:`vpp.accounting.flexibility.envelope`) can

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,8 +64,10 @@ def _create_key(args: argparse.Namespace) -> int:
         key = create_key(_engine(), args.name, args.role)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    print(key)
-    print(f"(API key {args.name!r}, role {args.role}; it is shown only this once)", flush=True)
+    # The key alone on stdout, so that ``KEY=$(vpp db create-key ...)`` captures it; the note
+    # for the human on stderr.
+    print(key, flush=True)
+    print(f"(API key {args.name!r}, role {args.role}; it is shown only this once)", file=sys.stderr)
     return 0
 
 
