@@ -100,3 +100,23 @@ def test_dr_lifecycle_is_logged(db_url):
         ("announced", "utility-a"),
         ("confirmed", "operator-b"),
     ]
+
+
+def test_an_ev_session_comes_back_whole(db_url):
+    """Every field the plan uses survives the store: power limit, target, V2G, priority."""
+    from vpp.park.model import EvSession, GiveWay
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    full = EvSession(
+        "van-7", "B05-DC-01", T0, T0 + timedelta(hours=8), 120.0,
+        p_max_kw=50.0, e_delivered_kwh=12.5, target_e_kwh=60.0,
+        target_time=T0 + timedelta(hours=3), e_dischargeable_kwh=20.0, give_way=GiveWay.LAST,
+    )  # fmt: skip
+    plain = EvSession("car-1", "B01-EV-01", T0, T0 + timedelta(hours=9), 20.0)
+    with engine.begin() as conn:
+        repo.upsert_ev_sessions(conn, [full, plain])
+    with engine.connect() as conn:
+        back = {s.session_id: s for s in repo.open_ev_sessions(conn, T0)}
+    assert back == {"van-7": full, "car-1": plain}
+    assert back["van-7"].target_time.tzinfo is not None

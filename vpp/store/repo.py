@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from controllers.problem import AssetSchedule, DispatchResult, Relaxation
 from vpp.accounting.dr_baseline import Settlement
-from vpp.park.model import EvSession, Horizon
+from vpp.park.model import EvSession, GiveWay, Horizon
 from vpp.store import tables as t
 from vpp.store.codec import EncodedJson
 
@@ -345,6 +345,11 @@ def upsert_ev_sessions(conn: Connection, sessions: Iterable[EvSession]) -> None:
                 "e_needed_kwh": s.e_needed_kwh,
                 "e_delivered_kwh": s.e_delivered_kwh,
                 "updated_at": now,
+                "p_max_kw": s.p_max_kw,
+                "target_e_kwh": s.target_e_kwh,
+                "target_time": s.target_time,
+                "e_dischargeable_kwh": s.e_dischargeable_kwh,
+                "give_way": None if s.give_way is None else str(s.give_way),
             }
             for s in sessions
         ],
@@ -361,6 +366,11 @@ def open_ev_sessions(conn: Connection, at: datetime) -> list[EvSession]:
             departure=r["departure"],
             e_needed_kwh=r["e_needed_kwh"],
             e_delivered_kwh=r["e_delivered_kwh"],
+            p_max_kw=r["p_max_kw"],
+            target_e_kwh=r["target_e_kwh"],
+            target_time=r["target_time"],
+            e_dischargeable_kwh=r["e_dischargeable_kwh"] or 0.0,
+            give_way=GiveWay(r["give_way"]) if r["give_way"] else None,
         )
         for r in _rows(conn.execute(q.order_by(t.ev_sessions.c.arrival)))
     ]

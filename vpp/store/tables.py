@@ -214,6 +214,12 @@ ev_sessions = Table(
     Column("e_needed_kwh", Float, nullable=False),
     Column("e_delivered_kwh", Float, nullable=False, default=0.0),
     Column("updated_at", UtcDateTime, nullable=False, default=_now),
+    # Migration 0005: the rest of an EvSession (None where the session has none).
+    Column("p_max_kw", Float),
+    Column("target_e_kwh", Float),
+    Column("target_time", UtcDateTime),
+    Column("e_dischargeable_kwh", Float),
+    Column("give_way", String(10)),
 )
 
 api_keys = Table(
