@@ -7,7 +7,8 @@ step and for the 96 steps with a plain ``runpp`` loop, with ``recycle``, and wit
 solver of :mod:`vpp.grid.flow`, measured side by side, and the largest voltage difference to
 plain ``runpp``. Then the two stress scenarios of :mod:`vpp.grid.scenarios` through
 :func:`vpp.grid.loop.dispatch_ac_feasible` with the MPC controller: correction rounds, extra
-solve time and cost of the fix.
+solve time and cost of the fix; and ``ev_valley`` again with a forecast-error bound of 150 kW
+at the B05 building (``ev_valley+err``): what the margin costs in validate time and money.
 """
 
 from __future__ import annotations
@@ -88,6 +89,18 @@ def bench_flow(label: str, grid: GridModel, P, Q, runs: int, plain_runs: int) ->
     print(f"  validate() incl. report: {t_val:.3f} s for {STEPS} steps")
 
 
+def _with_error(problem, site, opts, error_kw: float = 150.0):
+    """``ev_valley`` with the B05 building's load forecast up to ``error_kw`` low every
+    interval: the loop checks the plan at that bound too and keeps the margin (the stressed
+    AC checks cost validate time; the margin costs money)."""
+    import dataclasses
+
+    bus = next(t.lv_bus for t in site.network.transformers if t.name == "T-B05")
+    up = np.zeros((len(problem.buses), problem.n))
+    up[problem.bus_index(bus)] = error_kw
+    return dataclasses.replace(problem, bus_error_up_kw=up), site, opts
+
+
 def bench_loop(runs: int) -> None:
     from controllers.mpc import MpcController
     from vpp.grid import scenarios as grid_scenarios
@@ -97,15 +110,16 @@ def bench_loop(runs: int) -> None:
     print("\nclosed loop (MpcController, medians over runs)")
     print(f"  {'scenario':<12}{'rounds':>7}{'feasible':>9}{'first solve s':>14}"
           f"{'extra solve s':>14}{'validate s':>11}{'cost of fix CNY':>16}")  # fmt: skip
-    for fn in (grid_scenarios.ev_valley, grid_scenarios.pv_noon):
-        problem, s, opts = fn(site)
+    cases = [(fn.__name__, *fn(site)) for fn in (grid_scenarios.ev_valley, grid_scenarios.pv_noon)]
+    cases.append(("ev_valley+err", *_with_error(*grid_scenarios.ev_valley(site))))
+    for name, problem, s, opts in cases:
         grid = GridModel.from_site(s, opts)
         loops = [dispatch_ac_feasible(MpcController(), problem, grid)[1] for _ in range(runs)]
         first = statistics.median(lp.solve_s[0] for lp in loops)
         extra = statistics.median(lp.extra_solve_s for lp in loops)
         val = statistics.median(sum(lp.validate_s) for lp in loops)
         lp = loops[-1]
-        print(f"  {fn.__name__:<12}{lp.rounds:>7}{lp.feasible!s:>9}{first:>14.3f}{extra:>14.3f}"
+        print(f"  {name:<12}{lp.rounds:>7}{lp.feasible!s:>9}{first:>14.3f}{extra:>14.3f}"
               f"{val:>11.3f}{lp.cost_of_fix_cny:>16.2f}")  # fmt: skip
         for t in lp.tightened:
             print(

@@ -37,20 +37,28 @@ def finite(a: np.ndarray, big: float = BIG) -> np.ndarray:
 
 @dataclass
 class Slack:
-    """A named slack: which constraint, unit and penalty, and the asset of each row."""
+    """A named slack: which constraint, unit and penalty, and the asset of each row.
+
+    ``penalty`` is one weight for every row, or one per row: an array (structure, a
+    constant) or a ``cp.Parameter`` (a value, set every interval: a Parameter times the
+    slack, a Variable without Parameter bounds, stays DPP).
+    """
 
     constraint: str
     var: cp.Variable | None
     assets: list[str]
     unit: str
-    penalty: float
+    penalty: float | np.ndarray | cp.Parameter
     per_step: bool = True  # False: one value per row (an energy target)
 
     def cost(self, dt_h: float) -> cp.Expression | float:
         if self.var is None:
             return 0.0
         scale = dt_h if (self.per_step and self.unit == "kW") else 1.0
-        return self.penalty * scale * cp.sum(self.var)
+        if isinstance(self.penalty, int | float):
+            return self.penalty * scale * cp.sum(self.var)
+        rows = self.var if self.var.ndim == 1 else cp.sum(self.var, axis=1)
+        return scale * cp.sum(cp.multiply(self.penalty, rows))
 
     def relaxations(self, dt_h: float) -> list[Relaxation]:
         if self.var is None or self.var.value is None:
@@ -68,6 +76,27 @@ class Slack:
             out.append(
                 Relaxation(self.constraint, name, steps if self.per_step else (), amount, self.unit)
             )
+        return out
+
+
+class EnergySlack(Slack):
+    """A per-step power (kW, ``var``) that gives way in energy: priced and reported in kWh
+    (``dt_h`` x the power), with the steps it was used in. For a curtailable load's comfort:
+    its curtailment is a decision variable of its own, never fixed at zero."""
+
+    def cost(self, dt_h: float) -> cp.Expression | float:
+        return dt_h * cp.sum(cp.multiply(self.penalty, cp.sum(self.var, axis=1)))
+
+    def relaxations(self, dt_h: float) -> list[Relaxation]:
+        if self.var.value is None:
+            return []
+        v = np.atleast_2d(np.asarray(self.var.value))
+        out = []
+        for i, name in enumerate(self.assets):
+            steps = tuple(int(k) for k in np.nonzero(v[i] > TOL)[0])
+            if name != "-" and steps:
+                amount = float(dt_h * v[i][list(steps)].sum())
+                out.append(Relaxation(self.constraint, name, steps, amount, "kWh"))
         return out
 
 
@@ -90,7 +119,7 @@ class Block:
         constraint: str,
         assets: list[str],
         unit: str,
-        penalty: float,
+        penalty: float | np.ndarray | cp.Parameter,
         per_step: bool = True,
         ub: cp.Parameter | None = None,
     ) -> cp.Variable | float:
@@ -108,6 +137,18 @@ class Block:
 # --------------------------------------------------------------------------------------------
 # Batteries (site batteries and the PEDF buildings' batteries)
 # --------------------------------------------------------------------------------------------
+def battery_reserves_kwh(problem: DispatchProblem) -> np.ndarray:
+    """Reserve above the minimum per battery (plain batteries first, then PEDF ones) and
+    interval (kWh, >= 0), at most half the usable range."""
+    n = problem.n
+    out = [np.zeros(n) for _ in problem.batteries]
+    for pe in problem.pedfs:
+        b = pe.spec.battery
+        r = np.zeros(n) if pe.e_reserve_kwh is None else np.asarray(pe.e_reserve_kwh, float)
+        out.append(np.clip(r, 0.0, 0.5 * max(b.e_max_kwh - b.e_min_kwh, 0.0)))
+    return np.array(out).reshape(len(out), n)
+
+
 class BatteryBlock(Block):
     kind = "battery"
 
@@ -143,12 +184,18 @@ class BatteryBlock(Block):
         lo = self.slack((m, n), "soc_min", names, "kWh", pen, ub=self.lo_room)
         hi = self.slack((m, n), "soc_max", names, "kWh", pen, ub=self.hi_room)
         flow = cp.multiply(gain_c, self.pc) - cp.multiply(gain_d, self.pd)
+        # A reserve above the minimum (PEDF batteries, against forecast error behind their
+        # converter); going under it is priced, not forbidden (term margin_shortfall).
+        self.reserve = cp.Parameter((m, n), nonneg=True)
+        short = cp.Variable((m, n), bounds=[0, self.reserve], name="battery_reserve_short_kwh")
         self.constraints += [
             self.e[:, 0] == self.e0,
             self.e[:, 1:] == self.e[:, :-1] + flow,
             self.e[:, 1:] >= self.e_min - lo,
+            self.e[:, 1:] >= self.e_min + self.reserve - lo - short,
             self.e[:, 1:] <= self.e_max + hi,
         ]
+        self.add_term("margin_shortfall", problem.reserve_cny_per_kwh_h * dt * cp.sum(short))
         self.add_term("degradation", cp.sum(cp.multiply(deg, self.pc + self.pd)))
         self.add_term("terminal_value", -cp.sum(cp.multiply(self.terminal, self.e[:, n])))
         self.p_kw = self.pc - self.pd
@@ -169,6 +216,7 @@ class BatteryBlock(Block):
         self.pd_max.value = full([s.p_discharge_max_kw for s in specs])
         self.e0.value = np.array([e for _, e, _ in inputs], dtype=float)
         self.e_min.value = full([s.e_min_kwh for s in specs])
+        self.reserve.value = battery_reserves_kwh(problem)
         self.e_max.value = full([s.e_max_kwh for s in specs])
         e0 = self.e0.value
         self.lo_room.value = full(list(np.maximum([s.e_min_kwh for s in specs] - e0, 0.0)))
@@ -246,6 +294,14 @@ class CurtailableBlock(Block):
         cost = np.array([s.cost_cny_per_kwh * problem.dt_h for s in specs]).reshape(-1, 1)
         self.cut = cp.Variable((m, n), bounds=[0, self.cut_max], name="curtail_kw")
         self.add_term("load_curtailment", cp.sum(cp.multiply(cost, self.cut)))
+        # Comfort gives way by priority: a load at give_way first is curtailed for its cost
+        # alone; normal and last ones also weigh in the penalties, ranked with EV and
+        # shiftable energy (constants: a spec's priority is part of the structure).
+        pen = problem.penalties
+        weight = np.array([pen.give_way_cny_per_kwh("comfort", s.give_way) for s in specs])
+        if weight.any():
+            names = [s.name if w > 0 else "-" for s, w in zip(specs, weight, strict=True)]
+            self.slacks.append(EnergySlack("comfort", self.cut, names, "kWh", weight))
         self.p_kw = self.baseline - self.cut
         self.p_var = -self.cut
         self.p_const = self.baseline

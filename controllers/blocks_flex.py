@@ -59,9 +59,12 @@ class EvBlock(Block):
             ]
             self.dis = [[cp.Variable((v_n, n), bounds=[0, u]) for u in row] for row in self.ub_dis]
             self.dis_max = [cp.Parameter(v_n, nonneg=True) for _ in range(slots)]
-        pen = problem.penalties.ev_energy_cny_per_kwh
+        # Weight of each slot's shortfall: its session's priority (a Parameter: sessions
+        # change every interval, the structure does not).
+        self.weight = [cp.Parameter(c_n, nonneg=True) for _ in range(slots)]
         p_kw = 0
         for k in range(slots):
+            pen = self.weight[k]
             into = [cp.multiply(eta * dt, self.ch[k][j]) for j in range(self.parts)]
             p_kw = p_kw + sum(self.ch[k])
             if v_n:
@@ -100,6 +103,7 @@ class EvBlock(Block):
         ub = np.zeros((k_n, self.parts, c_n, n))
         need_min, need_max = np.zeros((k_n, c_n)), np.zeros((k_n, c_n))
         target, dis = np.zeros((k_n, c_n)), np.zeros((k_n, c_n))
+        weight = np.full((k_n, c_n), problem.penalties.ev_energy_cny_per_kwh)
         for k in range(k_n):
             self.slot_assets[k][:] = ["-"] * c_n
         for i, ch in enumerate(problem.ev_chargers):
@@ -124,6 +128,7 @@ class EvBlock(Block):
                     max(most, s.e_needed_kwh) if s.departs_after_horizon else s.e_needed_kwh
                 )
                 dis[k, i] = s.e_dischargeable_kwh
+                weight[k, i] = problem.penalties.give_way_cny_per_kwh("ev_energy", s.give_way)
                 self.slot_assets[k][i] = s.session_id
         rows = self.v2g_rows
         for k in range(k_n):
@@ -133,6 +138,7 @@ class EvBlock(Block):
                     self.ub_dis[k][j].value = ub[k, j][rows, :]
             self.need_min[k].value = need_min[k]
             self.need_max[k].value = need_max[k]
+            self.weight[k].value = weight[k]
             if self.target:
                 self.target[k].value = target[k]
             if rows:
@@ -168,9 +174,13 @@ class ShiftableBlock(Block):
         self.energy = [cp.Parameter(m, nonneg=True) for _ in range(windows)]
         names = [r[0] for r in self.rows]
         pen = problem.penalties.shiftable_energy_cny_per_kwh
+        # Each load's shortfall weighs by its priority (a spec's: part of the structure).
+        weight = np.array(
+            [problem.penalties.give_way_cny_per_kwh("shiftable_energy", s.give_way) for s in specs]
+        )
         for w in range(windows):
             total = dt * cp.sum(self.pw[w], axis=1)
-            s = self.slack((m,), "shiftable_energy", names, "kWh", pen, per_step=False)
+            s = self.slack((m,), "shiftable_energy", names, "kWh", weight, per_step=False)
             # More than the energy left only when a run already under way must go on (its
             # minimum run at minimum power) although the work is done: reported, never fatal.
             over = self.slack((m,), "shiftable_energy_excess", names, "kWh", pen, per_step=False)

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from controllers.blocks import PV_CURTAIL_CNY_PER_KWH
+from controllers import dr_rows
+from controllers.blocks import PV_CURTAIL_CNY_PER_KWH, battery_reserves_kwh
 from controllers.problem import DispatchProblem, DispatchResult, Relaxation, effective_export_price
 
 
 def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, float]:
-    """Objective terms (CNY) of ``result`` under ``problem``'s prices, limits and penalties."""
-    p, dt = problem, problem.dt_h
+    """Objective terms (CNY) of ``result`` under ``problem``'s prices, limits and penalties
+    (the DR events the plan chose not to follow priced as such: ``dr_penalty``)."""
+    p, dt = dr_rows.as_followed(problem, result), problem.dt_h
     pen = p.penalties
     imp = np.maximum(result.p_net_kw, 0.0)
     exp = np.maximum(-result.p_net_kw, 0.0)
@@ -28,11 +30,18 @@ def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, floa
         "pv_curtailment": 0.0,
         "load_curtailment": 0.0,
         "pedf_target": 0.0,
-        "dr_revenue": -p.dr_revenue_cny(result.p_net_kw),
+        "dr_revenue": -dr_rows.dr_revenue_cny(p, result.p_net_kw),
+        "dr_penalty": dr_rows.dr_penalty_cny(p, result.p_net_kw),
     }
     penalty = 0.0
     bats = [(b.spec, b.terminal_value_cny_per_kwh) for b in p.batteries]
     bats += [(pe.spec.battery, pe.terminal_value_cny_per_kwh) for pe in p.pedfs]
+    terms["margin_shortfall"] = 0.0
+    for (spec, _), reserve in zip(bats, battery_reserves_kwh(p), strict=True):
+        e = result.assets[spec.name].e_kwh
+        if e is not None and reserve.any():
+            short = np.clip(spec.e_min_kwh + reserve - e[1:], 0.0, reserve)
+            terms["margin_shortfall"] += p.reserve_cny_per_kwh_h * dt * float(short.sum())
     for spec, tv in bats:
         s = result.assets[spec.name]
         pc = s.detail.get("p_charge_kw", np.maximum(s.p_kw, 0.0))
@@ -54,13 +63,19 @@ def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, floa
     for spec, base in cur:
         cut = np.maximum(base - result.assets[spec.name].p_kw, 0.0)
         terms["load_curtailment"] += spec.cost_cny_per_kwh * dt * float(cut.sum())
+        penalty += pen.give_way_cny_per_kwh("comfort", spec.give_way) * dt * float(cut.sum())
     penalty += _ev_penalty(p, result) + _shiftable_penalty(p, result)
     penalty += _site_penalty(p, result, imp, exp)
     for pe in p.pedfs:
         s = result.assets.get(pe.spec.name)
         if s is not None:
-            over = np.maximum(np.abs(s.p_kw) - pe.spec.converter_kw, 0.0)
+            conv = pe.spec.converter_kw
+            over = np.maximum(np.abs(s.p_kw) - conv, 0.0)
             penalty += pen.pedf_converter_cny_per_kwh * dt * float(over.sum())
+            imp_lim, exp_lim = pe.converter_limits_kw(p.n)
+            into = np.clip(s.p_kw - imp_lim, 0.0, conv - imp_lim)
+            into += np.clip(-s.p_kw - exp_lim, 0.0, conv - exp_lim)
+            terms["margin_shortfall"] += p.reserve_cny_per_kwh_h * dt * float(into.sum())
             if pe.exchange_target_kw is not None:
                 has = np.isfinite(pe.exchange_target_kw)
                 dev = np.abs(s.p_kw - np.where(has, pe.exchange_target_kw, 0.0))[has]
@@ -81,10 +96,11 @@ def _ev_penalty(p: DispatchProblem, r: DispatchResult) -> float:
         for sess in ch.sessions:
             a, d = max(sess.arrival_k, 0), min(sess.departure_k, p.n)
             short = max(sess.e_needed_kwh - float(into[a:d].sum()) * p.dt_h, 0.0)
-            out += p.penalties.ev_energy_cny_per_kwh * short
+            weight = p.penalties.give_way_cny_per_kwh("ev_energy", sess.give_way)
+            out += weight * short
             if sess.target_k is not None:
                 got = float(into[a : min(sess.target_k, d)].sum()) * p.dt_h
-                out += p.penalties.ev_energy_cny_per_kwh * max(sess.target_e_kwh - got, 0.0)
+                out += weight * max(sess.target_e_kwh - got, 0.0)
     return out
 
 
@@ -92,9 +108,10 @@ def _shiftable_penalty(p: DispatchProblem, r: DispatchResult) -> float:
     out = 0.0
     for sh in p.shiftables:
         pw = r.assets[sh.spec.name].p_kw
+        weight = p.penalties.give_way_cny_per_kwh("shiftable_energy", sh.spec.give_way)
         for w in sh.windows:
             done = float(pw[max(w.start_k, 0) : min(w.end_k, p.n)].sum()) * p.dt_h
-            out += p.penalties.shiftable_energy_cny_per_kwh * max(w.e_kwh - done, 0.0)
+            out += weight * max(w.e_kwh - done, 0.0)
     return out
 
 
@@ -105,6 +122,13 @@ def _site_penalty(p: DispatchProblem, r: DispatchResult, imp: np.ndarray, exp: n
     net = r.p_net_kw
     out += pen.dr_cny_per_kwh * dt * float(np.maximum(net - p.dr_max(), 0.0).sum())
     out += pen.dr_cny_per_kwh * dt * float(np.maximum(p.dr_min() - net, 0.0).sum())
+    short, over = dr_rows.energy_excess_kwh(p, net)
+    out += pen.dr_cny_per_kwh * float(short.sum() + over.sum())
+    aim, on = dr_rows.aim_kw(p)
+    out += dr_rows.AIM_CNY_PER_KWH * dt * float(np.abs(net - aim)[on].sum())
+    rsv_max, rsv_min = dr_rows.reserve_limits(p)
+    short = np.maximum(net - rsv_max, 0.0) + np.maximum(rsv_min - net, 0.0)
+    out += dr_rows.RESERVE_CNY_PER_KWH * dt * float(short.sum())
     bus_max = p.bus_max()
     for i, b in enumerate(p.buses):
         if b in r.bus_p_kw and np.isfinite(bus_max[i]):

@@ -18,6 +18,9 @@ When no constraint depends on where a charger is connected (no finite bus import
 network rows), groups span buses and bus loads are recomputed from the disaggregated
 chargers; otherwise each group stays on one bus.
 
+Sessions join a group only with sessions of the same priority (``give_way``): a group's
+shortfall has one weight.
+
 Only plain sessions are aggregated: chargers with V2G, a session with an intermediate target
 or one that continues after the horizon stay in the exact per-slot model
 (:class:`controllers.blocks_flex.EvBlock`), as do their other sessions.
@@ -82,6 +85,7 @@ class Group:
     arrival_k: int
     departure_k: int
     members: tuple[Member, ...]
+    give_way: str = "normal"  # the members' priority (vpp.park.model.GiveWay)
 
     @property
     def grid_kwh(self) -> float:
@@ -112,7 +116,7 @@ def groups(
     problem: DispatchProblem, chargers: tuple[int, ...], by_bus: bool, steps: int | None = None
 ) -> list[Group]:
     """Sessions of ``chargers`` grouped by (bus if ``by_bus``, window snapped to ``steps``,
-    fill class)."""
+    fill class, priority)."""
     n, dt = problem.n, problem.dt_h
     steps = WINDOW_STEPS if steps is None else steps
     table: dict[tuple, list[Member]] = {}
@@ -125,9 +129,9 @@ def groups(
                 continue
             g = s.e_needed_kwh / ch.spec.eta
             a, d = snap(a, d, g, p, dt, steps)
-            key = (ch.spec.bus if by_bus else "", a, d, fill_class(g, p, d - a, dt))
+            key = (ch.spec.bus if by_bus else "", a, d, fill_class(g, p, d - a, dt), s.give_way)
             table.setdefault(key, []).append(Member(i, j, s.session_id, g, p))
-    return [Group(k[0], k[1], k[2], tuple(v)) for k, v in sorted(table.items())]
+    return [Group(k[0], k[1], k[2], tuple(v), k[4]) for k, v in sorted(table.items())]
 
 
 def rows_needed(count: int) -> int:
@@ -208,9 +212,10 @@ class EvAggregateBlock(Block):
         self.ub = cp.Parameter((m, n), nonneg=True)
         self.grid_kwh = cp.Parameter(m, nonneg=True)
         self.x = cp.Variable((m, n), bounds=[0, self.ub], name="ev_group_kw")
-        pen = problem.penalties.ev_energy_cny_per_kwh
+        # Each group's shortfall weighs by its members' priority (a Parameter per row).
+        self.weight = cp.Parameter(m, nonneg=True)
         var = cp.Variable(m, nonneg=True, name="slack_ev_energy_group") if soft else None
-        slack = _GroupSlack("ev_energy", var, ["-"] * m, "kWh", pen, per_step=False)
+        slack = _GroupSlack("ev_energy", var, ["-"] * m, "kWh", self.weight, per_step=False)
         slack.block = self
         self.slacks.append(slack)
         total = dt * cp.sum(self.x, axis=1)
@@ -227,6 +232,8 @@ class EvAggregateBlock(Block):
     def update(self, problem: DispatchProblem) -> None:
         m, n = len(self.rows), problem.n
         ub, need = np.zeros((m, n)), np.zeros(m)
+        pen = problem.penalties
+        weight = np.full(m, pen.ev_energy_cny_per_kwh)
         gs = groups(problem, self.charger_idx, by_bus=not self.free)
         self.active = [None] * m
         free_rows = {b: [r for r, rb in enumerate(self.row_bus) if rb == b] for b in problem.buses}
@@ -237,9 +244,11 @@ class EvAggregateBlock(Block):
             r = pool.pop(0)
             ub[r, g.arrival_k : g.departure_k] = g.p_max_kw()
             need[r] = g.grid_kwh
+            weight[r] = pen.give_way_cny_per_kwh("ev_energy", g.give_way)
             self.active[r] = g
         self.ub.value = ub
         self.grid_kwh.value = need
+        self.weight.value = weight
         self.eta = {i: ch.spec.eta for i, ch in enumerate(problem.ev_chargers)}
         self._problem = problem
 

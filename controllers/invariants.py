@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from controllers import on_off
+from controllers import dr_rows, on_off
 from controllers.on_off import has_on_off
 from controllers.problem import DispatchProblem, DispatchResult
 
@@ -38,6 +38,7 @@ def _relaxed(result: DispatchResult) -> dict[tuple[str, str], float]:
 
 def check(problem: DispatchProblem, result: DispatchResult, tol_kw: float = 1e-3) -> list[str]:
     v: list[str] = []
+    problem = dr_rows.as_followed(problem, result)  # the DR limits the plan chose to hold
     relaxed = _relaxed(result)
     dt = problem.dt_h
     scale = max(1.0, float(np.abs(result.p_net_kw).max(initial=0.0)))
@@ -163,7 +164,9 @@ def _site_checks(p, r, relaxed, tol) -> list[str]:
         v.append(
             f"connection: export above its limit by {over.max():.3f} kW beyond what was relaxed"
         )
-    over = r.p_net_kw - p.dr_max() - relaxed.get(("dr_import_cap", "connection"), 0.0)
+    # The corridor's relaxations are named after the event owning each interval.
+    dr_relaxed = max((a for (c, _), a in relaxed.items() if c == "dr_import_cap"), default=0.0)
+    over = r.p_net_kw - p.dr_max() - dr_relaxed
     if over.max(initial=0) > tol:
         v.append(f"demand response: import above the DR cap by {over.max():.3f} kW")
     for pe in p.pedfs:

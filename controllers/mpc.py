@@ -10,6 +10,10 @@ Objective (CNY over the horizon): energy bought - energy sold + rise of the mont
 times the demand charge + battery degradation + carbon cost + load curtailment cost + a tiny
 PV curtailment cost - the value of energy left in batteries at the end + penalties on slack.
 
+With called DR events on the horizon, ``dispatch`` makes the plan that follows each and the
+plan that does not, and keeps the cheaper as the settlement would pay them
+(:mod:`controllers.dr_choice`; the event rows: :mod:`controllers.dr_block`).
+
 Constraints are soft where the world can make them impossible (SOC bounds with a measured SOC
 outside them, EV energy by departure, DR limits, connection, transformer and network limits,
 PEDF converter limits): each has a slack with a penalty, and every slack used is reported as a
@@ -24,7 +28,7 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
-from controllers import on_off, relaxations
+from controllers import dr_block, dr_choice, dr_rows, on_off, relaxations
 from controllers.blocks import (
     BatteryBlock,
     Block,
@@ -66,7 +70,12 @@ def _key(problem: DispatchProblem, soft: bool, integer: bool, slots: int, window
         tuple(s.spec for s in problem.shiftables),
         tuple((b.name, b.bus) for b in problem.base_loads),
         problem.buses,
+        problem.reserve_cny_per_kwh_h,
         _network_rows(problem),
+        dr_block.row_count(problem),  # DR event rows, in blocks (controllers.dr_block)
+        # The penalty weights are constants of the structure (shiftable and comfort
+        # priorities come with the specs above; EV sessions' are Parameters).
+        problem.penalties,
         soft,
         integer,
         slots,
@@ -114,12 +123,12 @@ class _Model:
         pr["exp_max"].value = finite(np.maximum(p.export_max_kw, 0.0), big)
         pr["dr_max"].value = finite(p.dr_max(), big)
         pr["dr_min"].value = finite(p.dr_min(), big)
-        credit = p.dr_credit_cny_per_kwh if p.dr_credit_cny_per_kwh is not None else np.zeros(p.n)
-        dr_base = p.dr_baseline_kw if p.dr_baseline_kw is not None else np.zeros(p.n)
-        pr["dr_credit"].value = dt * np.asarray(credit, dtype=float)
+        # The linear credit, and the subsidy of followed events at their aim (dr_rows).
+        pr["dr_credit"].value = dt * dr_rows.credit_cny_per_kwh(p)
         pr["dr_credit_base"].value = float(
-            pr["dr_credit"].value @ np.nan_to_num(np.asarray(dr_base, dtype=float))
-        )
+            pr["dr_credit"].value @ dr_rows.baseline_kw(p)
+        ) + dr_rows.revenue_at_aim_cny(p)
+        dr_block.update(pr, self.slacks, p, big)
         pr["peak_max"].value = big
         pr["month_peak"].value = float(max(p.month_peak_import_kw, 0.0))
         pr["peak_margin"].value = np.maximum(np.nan_to_num(p.peak_margin()), 0.0)
@@ -137,9 +146,12 @@ class _Model:
             pr["pedf_base"].value = np.array([pe.base_kw for pe in p.pedfs]).reshape(
                 len(p.pedfs), p.n
             )
-            pr["pedf_conv"].value = np.array([pe.spec.converter_kw for pe in p.pedfs]).reshape(
-                -1, 1
-            )
+            lims = [pe.converter_limits_kw(p.n) for pe in p.pedfs]
+            pr["pedf_conv_imp"].value = np.array([lim[0] for lim in lims]).reshape(-1, p.n)
+            pr["pedf_conv_exp"].value = np.array([lim[1] for lim in lims]).reshape(-1, p.n)
+            conv = np.array([pe.spec.converter_kw for pe in p.pedfs]).reshape(-1, 1)
+            pr["pedf_margin_imp"].value = conv - pr["pedf_conv_imp"].value
+            pr["pedf_margin_exp"].value = conv - pr["pedf_conv_exp"].value
             tgt = np.zeros((len(p.pedfs), p.n))
             w = np.zeros((len(p.pedfs), p.n))
             for j, pe in enumerate(p.pedfs):
@@ -250,6 +262,7 @@ def build_model(
     ]
     if p.pedfs:
         cons += _pedf(p, blocks, helper, params)
+    cons += dr_block.build(p, helper, params, imp, exp)
     rows = _network_rows(p)
     if rows:
         params["net_coeff"] = cp.Parameter((rows, len(p.buses)))
@@ -292,7 +305,11 @@ def _pedf(p: DispatchProblem, blocks: list[Block], helper: Block, params: dict) 
     within the converter limit, optionally following a target exchange."""
     n, j_n = p.n, len(p.pedfs)
     params["pedf_base"] = cp.Parameter((j_n, n))
-    params["pedf_conv"] = cp.Parameter((j_n, 1), nonneg=True)
+    # Converter limits per interval, import and export, after the forecast-error margins.
+    params["pedf_conv_imp"] = cp.Parameter((j_n, n), nonneg=True)
+    params["pedf_conv_exp"] = cp.Parameter((j_n, n), nonneg=True)
+    params["pedf_margin_imp"] = cp.Parameter((j_n, n), nonneg=True)
+    params["pedf_margin_exp"] = cp.Parameter((j_n, n), nonneg=True)
     params["pedf_target"] = cp.Parameter((j_n, n))
     params["pedf_dev_max"] = cp.Parameter((j_n, n), nonneg=True)
     params["pedf_off"] = cp.Parameter((j_n, n), nonneg=True)
@@ -317,9 +334,14 @@ def _pedf(p: DispatchProblem, blocks: list[Block], helper: Block, params: dict) 
     weight = np.array([pe.target_weight_cny_per_kwh * p.dt_h for pe in p.pedfs]).reshape(-1, 1)
     dev = cp.Variable((j_n, n), bounds=[0, params["pedf_dev_max"]], name="pedf_target_dev_kw")
     helper.add_term("pedf_target", cp.sum(cp.multiply(weight, dev)))
+    # The margins for forecast error inside the rating are priced, not hard: the plan may
+    # use them at the reserve price (term margin_shortfall) but never the rating itself.
+    m_imp = cp.Variable((j_n, n), bounds=[0, params["pedf_margin_imp"]], name="pedf_margin_imp")
+    m_exp = cp.Variable((j_n, n), bounds=[0, params["pedf_margin_exp"]], name="pedf_margin_exp")
+    helper.add_term("margin_shortfall", p.reserve_cny_per_kwh_h * p.dt_h * cp.sum(m_imp + m_exp))
     return [
-        exchange <= params["pedf_conv"] + s,
-        exchange >= -params["pedf_conv"] - s,
+        exchange <= params["pedf_conv_imp"] + m_imp + s,
+        exchange >= -params["pedf_conv_exp"] - m_exp - s,
         dev >= exchange - params["pedf_target"] - params["pedf_off"],
         dev >= params["pedf_target"] - exchange - params["pedf_off"],
     ]
@@ -384,6 +406,11 @@ class MpcController:
         return self._models[key], time.perf_counter() - t0
 
     def dispatch(self, problem: DispatchProblem) -> DispatchResult:
+        """The plan for ``problem``; with called DR events on the horizon, the cheaper of
+        following each or not, valued as the settlement pays (:mod:`controllers.dr_choice`)."""
+        return dr_choice.dispatch(self._dispatch_one, problem)
+
+    def _dispatch_one(self, problem: DispatchProblem) -> DispatchResult:
         needs_int = any(on_off.has_on_off(s) for s in problem.shiftables)
         messages: list[str] = []
         timings: dict[str, float] = {}
@@ -545,6 +572,11 @@ class MpcController:
             bus_p = np.array([loads[b] for b in p.buses]).reshape(len(p.buses), p.n)
         relaxed: list[Relaxation] = []
         for s in model.slacks:
+            if s.constraint in dr_block.CORRIDOR_SLACKS:  # named after the owning event
+                relaxed.extend(dr_block.corridor_relaxations(p, s, p.dt_h))
+                continue
+            if s.constraint in dr_block.QUIET:  # a tie-break and margins: nothing given way
+                continue
             relaxed.extend(r for r in s.relaxations(p.dt_h) if r.asset != "-")
         relaxed += relaxations.unavoidable(p)
         terms = dict.fromkeys(TERMS, 0.0)

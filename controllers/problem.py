@@ -18,7 +18,9 @@ import numpy as np
 from vpp.park.model import (
     Battery,
     CurtailableLoad,
+    DrTerms,
     EvCharger,
+    GiveWay,
     Horizon,
     PedfBuilding,
     Penalties,
@@ -61,6 +63,9 @@ class EvSessionInput:
     # and reported as an unavoidable shortfall, never penalised.
     e_unreachable_kwh: float = 0.0
     target_unreachable_kwh: float = 0.0
+    # Who gives way first when not every car can be served (its shortfall's weight:
+    # ``Penalties.give_way_cny_per_kwh("ev_energy", give_way)``).
+    give_way: GiveWay = GiveWay.NORMAL
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,28 @@ class PedfInput:
     # Exchange the grid or aggregator asks for (NaN where none) and the cost of missing it.
     exchange_target_kw: np.ndarray | None = None
     target_weight_cny_per_kwh: float = 0.0
+    # Converter rating kept in reserve against forecast error (kW per interval, >= 0): the
+    # plan's import through the converter stays under ``converter_kw - margin_import_kw``, its
+    # export under ``converter_kw - margin_export_kw``, so that the DC bus can take a load
+    # above forecast (or PV below it) through the converter instead of leaving load unserved.
+    converter_margin_import_kw: np.ndarray | None = None
+    converter_margin_export_kw: np.ndarray | None = None
+    # Energy kept in the battery above its minimum at the end of each interval (kWh, >= 0):
+    # what the DC bus would need if the load ran above forecast (PV below) in the coming
+    # intervals where the converter cannot carry the difference. Soft: going under it costs
+    # ``DispatchProblem.reserve_cny_per_kwh_h`` per kWh and hour (term ``margin_shortfall``).
+    e_reserve_kwh: np.ndarray | None = None
+
+    def converter_limits_kw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Import and export limits of the plan's exchange (kW, >= 0) after the margins; a
+        margin never takes more than half the rating (the building must still exchange)."""
+        conv = self.spec.converter_kw
+
+        def lim(m):
+            m = np.zeros(n) if m is None else np.maximum(np.asarray(m, dtype=float), 0.0)
+            return conv - np.minimum(m, 0.5 * conv)
+
+        return lim(self.converter_margin_import_kw), lim(self.converter_margin_export_kw)
 
 
 @dataclass(frozen=True)
@@ -124,6 +151,57 @@ class NetworkConstraint:
     element: str
     coeff_per_kw: np.ndarray
     limit: np.ndarray
+
+
+@dataclass(frozen=True)
+class DrEventRow:
+    """One called DR event as the dispatch sees it (:func:`vpp.plan.dr_targets.dr_targets`).
+
+    ``owned`` marks the event's own intervals on the horizon (an interval several events
+    cover belongs to the stricter one: :func:`vpp.park.dr_rules.attribute`); the import
+    corridor there (``DispatchProblem.dr_import_max_kw`` / ``dr_import_min_kw``) is this
+    event's. Delivery over ``owned`` (kWh, in the event's direction: ``sign`` x (baseline -
+    import) x dt, ``sign`` +1 for peak shaving, -1 for valley filling) is held in
+    ``[e_min_kwh, e_max_kwh]``, a soft row (infinite for a cap-only event, which is settled
+    as compliance with ``cap_kw``).
+
+    The rest values the plan (:mod:`controllers.dr_choice`), as the settlement will:
+    ``delivered_kwh`` metered so far, ``requested_kwh`` over the whole event (metered past,
+    the horizon and ``requested_beyond_kwh`` after it), ``hours`` settled in all, the band,
+    the compensation terms and, for a cap-only event, the energy already over its cap.
+    ``follow`` False: the plan does not follow the event (its corridor and row are off, its
+    subsidy is not credited and its non-performance penalty is priced, term ``dr_penalty``).
+    """
+
+    event_id: str
+    sign: float
+    owned: np.ndarray
+    e_min_kwh: float = -np.inf
+    e_max_kwh: float = np.inf
+    # The aim on the horizon and its tolerance (kWh): the row is ``aim +- tol`` but where a
+    # reserve for a window not begun raises its top; delivery beyond ``aim + tol`` is that
+    # reserve, not a plan to over-deliver (the plan is valued at ``aim + tol`` at most).
+    e_aim_kwh: float = 0.0
+    tol_kwh: float = np.inf
+    # The reserve for a window not begun, per interval (kW, >= 0; None: none): the corridor
+    # and the row are moved by it in the request's direction. A robustness margin, not a
+    # choice: the plans that decide whether to follow are made without it.
+    reserve_kw: np.ndarray | None = None
+    delivered_kwh: float = 0.0
+    requested_kwh: float = 0.0
+    requested_beyond_kwh: float = 0.0
+    hours: float = 0.0
+    band: tuple[float, float] = (0.8, 1.2)
+    terms: DrTerms = field(default_factory=DrTerms)
+    cap_kw: float | None = None
+    e_over_cap_kwh: float = 0.0
+    follow: bool = True
+    note: str = ""  # what the plan's messages say about the event's progress and aim
+
+    @property
+    def aim_frac(self) -> float:
+        """The middle of the band, the share of the request the plan aims at."""
+        return 0.5 * (self.band[0] + self.band[1])
 
 
 @dataclass(frozen=True)
@@ -152,15 +230,31 @@ class DispatchProblem:
     peak_margin_kw: np.ndarray | None = None
     dr_import_max_kw: np.ndarray | None = None  # +inf where no cap
     dr_import_min_kw: np.ndarray | None = None  # -inf where no floor
+    # The called DR events on the horizon: their own intervals, energy rows and terms.
+    dr_rows: tuple[DrEventRow, ...] = ()
     # DR revenue: CNY per kWh of import below ``dr_baseline_kw`` (+ peak shaving pays, -
     # valley filling pays; 0 outside paid DR intervals). The objective credits
-    # ``sum(dr_credit * (dr_baseline - import)) * dt`` (term ``dr_revenue``, <= 0 = income).
+    # ``sum(dr_credit * (dr_baseline - import)) * dt`` (term ``dr_revenue``, <= 0 = income),
+    # but on the intervals of followed events settled on energy, paid all or nothing: their
+    # subsidy is credited at their aim instead (controllers.dr_rows.dr_revenue_cny).
     dr_credit_cny_per_kwh: np.ndarray | None = None
     dr_baseline_kw: np.ndarray | None = None
     dr_baseline_method: str = ""  # how dr_baseline_kw was made (the plan's label)
     bus_import_max_kw: np.ndarray | None = None  # per bus (building transformer), +inf = none
+    # Forecast error the plan keeps network margins for, per bus and interval (kW, >= 0, shape
+    # (len(buses), n)): ``up`` = the bus may draw this much more than planned (load above
+    # P50, PV below it), ``down`` = this much less (PV above, load below), at the park's risk
+    # level. The AC loop (:mod:`vpp.grid.loop`) checks the plan under both and keeps each
+    # network row's limit that far from the element's rating. None = no margin.
+    bus_error_up_kw: np.ndarray | None = None
+    bus_error_down_kw: np.ndarray | None = None
     network: tuple[NetworkConstraint, ...] = ()
     penalties: Penalties = field(default_factory=Penalties)
+    # Price of a kWh under a PEDF battery's reserve for one hour (``PedfInput.e_reserve_kwh``):
+    # above any energy price, so that arbitrage never spends the reserve, and below what a kW
+    # of new month peak costs per interval, so that the reserve is never refilled at the price
+    # of a peak.
+    reserve_cny_per_kwh_h: float = 20.0
     time_limit_s: float = 30.0
     mip_rel_gap: float = 1e-4
 
@@ -182,7 +276,8 @@ class DispatchProblem:
         return self.dr_import_min_kw if self.dr_import_min_kw is not None else -_inf(self.n)
 
     def dr_revenue_cny(self, p_net_kw: np.ndarray) -> float:
-        """DR subsidy a schedule earns (CNY, + income) under the linear credit."""
+        """DR subsidy a schedule earns (CNY, + income) under the linear credit as given (the
+        objective's is :func:`controllers.dr_rows.dr_revenue_cny`)."""
         if self.dr_credit_cny_per_kwh is None or self.dr_baseline_kw is None:
             return 0.0
         credit = np.asarray(self.dr_credit_cny_per_kwh, dtype=float)
@@ -194,6 +289,15 @@ class DispatchProblem:
 
     def ef(self) -> np.ndarray:
         return self.ef_kg_per_kwh if self.ef_kg_per_kwh is not None else np.zeros(self.n)
+
+    def bus_error_kw(self) -> tuple[np.ndarray, np.ndarray]:
+        """(up, down) forecast error per bus and interval (kW, >= 0); zeros when unset."""
+        shape = (len(self.buses), self.n)
+
+        def arr(a):
+            return np.zeros(shape) if a is None else np.maximum(np.asarray(a, float), 0.0)
+
+        return arr(self.bus_error_up_kw), arr(self.bus_error_down_kw)
 
     def bus_max(self) -> np.ndarray:
         if self.bus_import_max_kw is not None:
@@ -237,7 +341,9 @@ TERMS = (
     "pv_curtailment",
     "load_curtailment",
     "pedf_target",
+    "margin_shortfall",
     "dr_revenue",
+    "dr_penalty",
     "penalties",
 )
 
@@ -301,6 +407,27 @@ class Relaxation:
         }
 
 
+@dataclass(frozen=True)
+class DrDecision:
+    """Whether the plan follows a called DR event, and what that is worth (CNY).
+
+    ``extra_cost_cny``: what following costs more than not following (energy, demand charge
+    and everything else but DR compensation; negative = following saves); ``earns_cny``:
+    what following earns more in DR compensation (subsidy if effective, less the
+    non-performance penalty not following would pay). Followed when the second covers the
+    first; an event with no compensation terms at all is followed without being weighed
+    (``weighed`` False, figures 0).
+    """
+
+    event_id: str
+    followed: bool
+    extra_cost_cny: float = 0.0
+    earns_cny: float = 0.0
+    weighed: bool = True
+    says: str = ""
+    effective: bool = False  # the settlement's verdict on the chosen plan (predicted)
+
+
 @dataclass
 class DispatchResult:
     controller: str
@@ -315,6 +442,7 @@ class DispatchResult:
     relaxed: list[Relaxation] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    dr_decisions: dict[str, DrDecision] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -364,6 +492,17 @@ class DispatchResult:
             "timings_s": dict(self.timings_s),
             "relaxed": [r.to_json_dict() for r in self.relaxed],
             "messages": list(self.messages),
+            "dr_decisions": {
+                k: {
+                    "followed": d.followed,
+                    "extra_cost_cny": d.extra_cost_cny,
+                    "earns_cny": d.earns_cny,
+                    "weighed": d.weighed,
+                    "effective": d.effective,
+                    "says": d.says,
+                }
+                for k, d in self.dr_decisions.items()
+            },
             "p_net_kw": arr(self.p_net_kw),
             "bus_p_kw": {b: arr(v) for b, v in self.bus_p_kw.items()},
             "assets": {

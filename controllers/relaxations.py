@@ -11,6 +11,10 @@ Pure computation on the problem and the result. Two functions:
   or above a stated tolerance on its own line, in its physical unit; those below it one line
   per constraint kind, with a count and a total.
 
+Who gave way and why (the limit at its bound where an EV session, a shiftable load or a ranked
+curtailable load was short) is :mod:`controllers.give_way`; the plan layer writes its reasons
+into every plan's relaxations.
+
 Tolerances (:data:`SMALL_KWH`, :data:`SMALL_KW`): 0.1 kWh is about one minute of a 7 kW
 charger, or one 15-minute interval at 0.4 kW (less than the 1.4 kW minimum of a 6 A AC
 charger); 0.1 kW is far below any metering class at a park's connection.

@@ -111,6 +111,9 @@ def dr_body(event_id: str = "SG-ZJ-001", cap_kw: float = 1500.0, start: datetime
         "call_class": "intraday",
         "price_cap_cny_per_mwh": 3000.0,
         "baseline_method": "gbt37016_5of10",
+        # Illustrative: a pre-agreed contract's penalty on the energy over the cap. The plan
+        # follows a called event unless not following (and paying this) costs less.
+        "nonperformance_cny_per_kwh": 20.0,
     }
     body.update(kw)
     return body

@@ -137,7 +137,11 @@ def _dispatch(park: Path, tmp_path: Path, name: str, *extra: str) -> tuple[dict,
 
 def test_dispatch_plans_with_the_park_files_events_and_a_dr_file(tmp_path, capsys):
     events = [
-        _event("P-CAP", "09:00", "10:00", import_cap_kw=5000, requested_kw=0, status="confirmed"),
+        # A confirmed cap is followed when not following costs more: its penalty says so.
+        _event(
+            "P-CAP", "09:00", "10:00", import_cap_kw=5000, requested_kw=0, status="confirmed",
+            nonperformance_cny_per_kwh=50.0,
+        ),
         _event("P-SHAVE", "10:00", "11:00", requested_kw=600),
         _event("P-DECLINED", "09:00", "10:00", status="declined"),
         _event("P-LATER", "10:00", "11:00", announce_time="2026-07-15T09:00:00"),
@@ -159,6 +163,8 @@ def test_dispatch_plans_with_the_park_files_events_and_a_dr_file(tmp_path, capsy
     text = capsys.readouterr().out
     net_plain, net_dr = plain["p_net_kw"], with_dr["p_net_kw"]
     assert max(net_dr[4:8]) <= 5000 + 1e-3 < max(net_plain[4:8])  # 09:00-10:00 under the cap
+    assert with_dr["dr_decisions"]["P-CAP"]["effective"] is True
+    assert any(m.startswith("DR P-CAP: following costs") for m in with_dr["messages"])
     assert net_dr != net_plain
     assert "DR events: 2 of 5 shape this plan" in text
     lines = {ln.split()[0]: ln for ln in text.splitlines() if ln.startswith("  P-")}

@@ -1,9 +1,13 @@
 """The planner's objective credits a DR call's subsidy (``dr_revenue``), by hand.
 
 4 x 1 h, flat 0.5 CNY/kWh, base load 100 kW; a battery holding 90 kWh (50 kW, eta 0.9) whose
-stored energy is worth 1.0 CNY/kWh at the horizon's end, so that without a subsidy it gives
-as little as it must. A confirmed peak-shaving call asks 20 kW in hour 1 with the 80-120 %
-band: the DR limits hold the import in [100 - 1.2 x 20, 100 - 20] = [76, 80] kW.
+stored energy is worth 1.0 CNY/kWh at the horizon's end, so that it gives as little as it
+must. A confirmed peak-shaving call asks 20 kW in hour 1 with the 80-120 % band: the plan
+aims at the band's middle, 20 kWh, within +- 10 % of the request (half the band's half
+width: :func:`vpp.plan.dr_targets.dr_targets`), so the import lies in [100 - 22, 100 - 18] =
+[78, 82] kW. Settled all or nothing on its energy, the event's subsidy is credited at its aim
+and does not push the plan to the row's top; a cap-only event keeps the credit per kWh up to
+the paid limit (120 % of what the cap takes off the baseline).
 """
 
 from dataclasses import replace
@@ -17,45 +21,73 @@ from controllers.mpc import MpcController
 from tests.unit import factory as f
 from vpp.park import dr_rules
 from vpp.park.model import DemandResponseEvent, DrDirection, DrStatus, DrTerms, DrWindow
-from vpp.plan.dr_targets import dr_limits
+from vpp.plan.dr_targets import dr_targets
 
 
-def _problem(subsidy_cny_per_kwh: float | None):
+def _problem(subsidy_cny_per_kwh: float | None, cap_kw: float | None = None):
     h = f.horizon(4)
     ev = DemandResponseEvent(
         "SG-1",
         DrDirection.PEAK_SHAVING,
         (DrWindow(f.T0 + timedelta(hours=1), f.T0 + timedelta(hours=2)),),
         20.0,
+        import_cap_kw=cap_kw,
         status=DrStatus.CONFIRMED,
         subsidy_cny_per_kwh=subsidy_cny_per_kwh,
     )
     base = np.full(4, 100.0)
-    dr_max, dr_min = dr_limits([ev], h, base)
+    t = dr_targets([ev], h, base)
     credit = dr_rules.credit_cny_per_kwh([ev], h, base, DrTerms())
     p = f.problem(
-        n=4, price=[0.5] * 4, batteries=[(f.battery(), 90.0)], terminal=1.0, dr_max=dr_max
+        n=4, price=[0.5] * 4, batteries=[(f.battery(), 90.0)], terminal=1.0, dr_max=t.import_max_kw
     )
-    return replace(p, dr_import_min_kw=dr_min, dr_credit_cny_per_kwh=credit, dr_baseline_kw=base)
+    return replace(
+        p,
+        dr_import_min_kw=t.import_min_kw,
+        dr_credit_cny_per_kwh=credit,
+        dr_baseline_kw=base,
+        dr_rows=t.rows,
+    )
 
 
 def test_the_credit_follows_the_event_terms() -> None:
     p = _problem(10.0)
     np.testing.assert_allclose(p.dr_credit_cny_per_kwh, [0.0, 10.0, 0.0, 0.0])
-    np.testing.assert_allclose(p.dr_import_max_kw[1], 80.0)
-    np.testing.assert_allclose(p.dr_import_min_kw[1], 76.0)
+    np.testing.assert_allclose(p.dr_import_max_kw[1], 82.0)
+    np.testing.assert_allclose(p.dr_import_min_kw[1], 78.0)
+    (row,) = p.dr_rows
+    assert (row.e_min_kwh, row.e_max_kwh) == pytest.approx((18.0, 22.0))
 
 
-def test_a_subsidy_makes_the_plan_deliver_more_in_the_window() -> None:
+def test_an_energy_settled_event_earns_its_subsidy_at_the_aim_not_at_the_rows_top() -> None:
     none = MpcController().dispatch(_problem(None))
     paid = MpcController().dispatch(_problem(10.0))
-    # Without a subsidy the battery gives only the 20 kW asked (import 80 kW); at 10 CNY/kWh
-    # it gives up to the band's top, 24 kW (import 76 kW), worth 10 x 24 = 240 CNY.
-    assert none.p_net_kw[1] == pytest.approx(80.0, abs=1e-4)
-    assert paid.p_net_kw[1] == pytest.approx(76.0, abs=1e-4)
+    # Either way the battery gives the least the row allows, 18 kW (import 82 kW): its
+    # energy is worth more than the import it saves, and a subsidy paid all or nothing
+    # does not buy 10 % more of it (the old credit per kWh took the plan to the band's top).
+    assert none.p_net_kw[1] == pytest.approx(82.0, abs=1e-4)
+    assert paid.p_net_kw[1] == pytest.approx(82.0, abs=1e-4)
     assert none.terms_cny["dr_revenue"] == pytest.approx(0.0, abs=1e-6)
-    assert paid.terms_cny["dr_revenue"] == pytest.approx(-240.0, abs=1e-4)
-    # the yardstick agrees with the optimiser's own term, and the objective adds up
+    assert paid.terms_cny["dr_revenue"] == pytest.approx(-200.0, abs=1e-4)  # 10 x 20 at aim
+    # Without any terms there is nothing to weigh; with them the plan is weighed, and the
+    # settlement of this plan (18 kWh, 90 %) would pay 180 CNY against nothing without it.
+    assert none.dr_decisions["SG-1"].followed and not none.dr_decisions["SG-1"].weighed
+    d = paid.dr_decisions["SG-1"]
+    assert d.followed and d.weighed and d.effective
+    assert d.earns_cny == pytest.approx(180.0, abs=1e-3)
+    # the yardstick agrees with the optimiser's own terms, and the objective adds up
     yard = costs.evaluate(_problem(10.0), paid)
-    assert yard["dr_revenue"] == pytest.approx(-240.0, abs=1e-4)
+    assert yard["dr_revenue"] == pytest.approx(-200.0, abs=1e-4)
     assert invariants.check(_problem(10.0), paid) == []
+
+
+def test_a_cap_only_event_keeps_the_credit_up_to_the_paid_limit() -> None:
+    p = _problem(10.0, cap_kw=80.0)  # the cap takes 20 kW off the baseline
+    np.testing.assert_allclose(p.dr_import_max_kw[1], 80.0)
+    np.testing.assert_allclose(p.dr_import_min_kw[1], 76.0)  # 120 % of 20 kW
+    paid = MpcController().dispatch(p)
+    # At 10 CNY/kWh the battery gives up to the paid limit, 24 kW, worth 10 x 24 = 240 CNY.
+    assert paid.p_net_kw[1] == pytest.approx(76.0, abs=1e-4)
+    assert paid.terms_cny["dr_revenue"] == pytest.approx(-240.0, abs=1e-4)
+    assert costs.evaluate(p, paid)["dr_revenue"] == pytest.approx(-240.0, abs=1e-4)
+    assert invariants.check(p, paid) == []

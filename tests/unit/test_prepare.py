@@ -15,8 +15,8 @@ from vpp.park.model import (
     Horizon,
     ShiftableLoad,
 )
-from vpp.park.state import ShiftableState
-from vpp.plan.dr_targets import dr_limits
+from vpp.park.state import DrProgress, ShiftableState
+from vpp.plan.dr_targets import dr_targets
 from vpp.plan.prepare import _ev_inputs, _shiftable
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -27,7 +27,15 @@ def at(h: int, m: int = 0, day: int = 15) -> datetime:
     return datetime(2026, 7, day, h, m, tzinfo=TZ)
 
 
-def test_peak_shaving_against_baseline_and_cap():
+def dr_limits(events, horizon, base, margin_kw=0.0, reserve_kw=0.0, progress=None):
+    t = dr_targets(events, horizon, base, margin_kw, reserve_kw, progress)
+    return t.import_max_kw, t.import_min_kw
+
+
+def test_peak_shaving_aims_at_the_band_middle_and_a_cap_only_event_stays_a_cap():
+    """800 kW asked for an hour against 5000 kW: the plan aims at 100 % (the middle of
+    80-120 %) with a corridor of +-10 % of the request; a cap-only event keeps its cap and
+    an over-delivery floor at 120 % of what the cap takes off the baseline."""
     base = np.full(96, 5000.0)
     ev = DemandResponseEvent(
         "e1",
@@ -38,9 +46,8 @@ def test_peak_shaving_against_baseline_and_cap():
     )
     hi, lo = dr_limits([ev], H, base)
     k18 = (18 - 8) * 4
-    assert np.all(hi[k18 : k18 + 4] == 4200.0) and np.isinf(hi[:k18]).all()
-    # Over 120 % of the request is outside the effective band: the floor is baseline - 960.
-    assert np.all(lo[k18 : k18 + 4] == 4040.0) and np.isinf(lo[:k18]).all()
+    assert np.all(hi[k18 : k18 + 4] == 4280.0) and np.isinf(hi[:k18]).all()
+    assert np.all(lo[k18 : k18 + 4] == 4120.0) and np.isinf(lo[:k18]).all()
     capped = DemandResponseEvent(
         "e2",
         DrDirection.PEAK_SHAVING,
@@ -52,28 +59,30 @@ def test_peak_shaving_against_baseline_and_cap():
     hi, lo = dr_limits([capped], H, base)
     assert np.all(hi[k18 : k18 + 4] == 3000.0)
     assert np.all(lo[k18 : k18 + 4] == 5000.0 - 1.2 * 2000.0)  # request = baseline - cap
-    # Both at once: the tighter cap, and the other event's floor does not cut into it.
-    hi, lo = dr_limits([ev, capped], H, base)
-    assert np.all(hi[k18 : k18 + 4] == 3000.0)
-    assert np.all(lo[k18 : k18 + 4] == 3000.0)
+    # Both at once: each interval is the stricter event's (the cap takes 2000 kW off the
+    # baseline, more than 800), with its corridor; the other has no interval of its own.
+    t = dr_targets([ev, capped], H, base)
+    assert np.all(t.import_max_kw[k18 : k18 + 4] == 3000.0)
+    assert np.all(t.import_min_kw[k18 : k18 + 4] == 2600.0)
+    assert [r.event_id for r in t.rows] == ["e2"] and t.rows[0].cap_kw == 3000.0
 
 
-def test_unconfirmed_events_are_not_honoured_and_valley_filling_sets_a_floor_and_a_cap():
+def test_unconfirmed_events_are_not_honoured_and_valley_filling_mirrors_peak_shaving():
     base = np.full(96, 1000.0)
     announced = DemandResponseEvent("a", DrDirection.PEAK_SHAVING, (DrWindow(at(9), at(10)),), 100)
     fill = DemandResponseEvent(
         "f", DrDirection.VALLEY_FILLING, (DrWindow(at(12), at(13)),), 300, status=DrStatus.ACTIVE
     )
     hi, lo = dr_limits([announced, fill], H, base)
-    assert np.all(lo[16:20] == 1300.0)
-    assert np.all(hi[16:20] == 1360.0)  # at most 120 % of the 300 kW asked
+    assert np.all(lo[16:20] == 1270.0)  # the request side: the floor, 300 - 30 kW above
+    assert np.all(hi[16:20] == 1330.0)
     assert np.isinf(hi[:16]).all() and np.isinf(hi[20:]).all()
 
 
-def test_forecast_margin_keeps_the_response_inside_the_band():
-    """The cap moves down by the margin (delivery >= 100 % when the import strays that much
-    above the plan), the floor up by it (<= 120 %); a wide margin is clipped to half the band
-    above 100 %, which pins the import at 110 % of the request."""
+def test_the_corridor_is_as_wide_as_the_forecast_error_and_never_a_point():
+    """The corridor's half width is the interval's forecast error (at least 10 % of the
+    request): a wide error widens it and tightens the energy row to the aim, instead of
+    pinning the import at one value (the old clip made cap == floor)."""
     base = np.full(96, 5000.0)
     ev = DemandResponseEvent(
         "e1", DrDirection.PEAK_SHAVING, (DrWindow(at(18), at(19)),), 800.0,
@@ -81,15 +90,17 @@ def test_forecast_margin_keeps_the_response_inside_the_band():
     )  # fmt: skip
     k = slice((18 - 8) * 4, (18 - 8) * 4 + 4)
     hi, lo = dr_limits([ev], H, base, margin_kw=50.0)
-    assert np.all(hi[k] == 4150.0) and np.all(lo[k] == 4090.0)
-    hi, lo = dr_limits([ev], H, base, margin_kw=np.full(96, 2000.0))
-    assert np.all(hi[k] == 4120.0) and np.all(lo[k] == 4120.0)
-    assert np.isinf(hi[: k.start]).all() and np.isinf(lo[: k.start]).all()
+    assert np.all(hi[k] == 4280.0) and np.all(lo[k] == 4120.0)
+    t = dr_targets([ev], H, base, margin_kw=np.full(96, 2000.0))
+    assert np.all(t.import_max_kw[k] == 6200.0) and np.all(t.import_min_kw[k] == 2200.0)
+    (row,) = t.rows
+    assert row.e_min_kwh == row.e_max_kwh == 800.0  # one interval's error exceeds the band
+    assert np.isinf(t.import_max_kw[: k.start]).all()
     fill = DemandResponseEvent(
         "f", DrDirection.VALLEY_FILLING, (DrWindow(at(12), at(13)),), 300, status=DrStatus.ACTIVE
     )
-    hi, lo = dr_limits([fill], H, np.full(96, 1000.0), margin_kw=10.0)
-    assert np.all(lo[16:20] == 1310.0) and np.all(hi[16:20] == 1350.0)
+    hi, lo = dr_limits([fill], H, np.full(96, 1000.0), margin_kw=40.0)
+    assert np.all(lo[16:20] == 1260.0) and np.all(hi[16:20] == 1340.0)
 
 
 def test_ev_session_indices_and_need_beyond_the_horizon():
@@ -139,16 +150,39 @@ def test_reserve_is_held_for_a_window_ahead_and_dropped_once_it_has_begun():
         status=DrStatus.CONFIRMED,
     )  # fmt: skip
     k = slice((18 - 8) * 4, (18 - 8) * 4 + 4)
-    hi, lo = dr_limits([ahead], H, base, margin_kw=50.0, reserve_kw=600.0)
-    assert np.all(hi[k] == 5000.0 - 800.0 - 50.0 - 600.0)  # planned for a worse forecast
-    assert np.all(lo[k] == hi[k])  # the over-delivery floor gives way to the request
+    t = dr_targets([ahead], H, base, margin_kw=50.0, reserve_kw=600.0)
+    # planned for a worse forecast: the request side 600 kW further (a soft margin, on the
+    # row: DrEventRow.reserve_kw), the row's top 600 kWh higher; the corridor stays at aim
+    assert np.all(t.import_max_kw[k] == 5000.0 - 720.0)
+    assert np.all(t.import_min_kw[k] == 5000.0 - 880.0)
+    (row,) = t.rows
+    assert (row.e_min_kwh, row.e_max_kwh, row.e_aim_kwh) == (720.0, 1480.0, 800.0)
+    assert np.all(row.reserve_kw[k] == 600.0) and not row.reserve_kw[: k.start].any()
     begun = DemandResponseEvent(
         "b", DrDirection.PEAK_SHAVING, (DrWindow(at(7), at(9)),), 800.0,
         status=DrStatus.ACTIVE,
     )  # fmt: skip
-    hi, lo = dr_limits([begun], H, base, margin_kw=50.0, reserve_kw=600.0)
-    assert np.all(hi[:4] == 4150.0) and np.all(lo[:4] == 4090.0)  # the margin only
-    assert np.isinf(hi[4:]).all()
+    t = dr_targets([begun], H, base, margin_kw=50.0, reserve_kw=600.0)
+    assert np.all(t.import_max_kw[:4] == 4280.0) and np.all(t.import_min_kw[:4] == 4120.0)
+    assert np.isinf(t.import_max_kw[4:]).all() and t.rows[0].reserve_kw is None
+
+
+def test_the_rest_of_a_window_is_re_aimed_from_what_was_delivered_so_far():
+    """07:00-09:00 at 800 kW, planned at 08:00: the first hour delivered 1000 kWh of its
+    800 (125 %). The event should end at 100 % of 1600 kWh: 600 kWh are left for the four
+    intervals ahead, 600 kW each (the old limits asked 800 kW again and ended at 112 %)."""
+    base = np.full(96, 5000.0)
+    begun = DemandResponseEvent(
+        "b", DrDirection.PEAK_SHAVING, (DrWindow(at(7), at(9)),), 800.0,
+        status=DrStatus.ACTIVE,
+    )  # fmt: skip
+    done = {"b": DrProgress(delivered_kwh=1000.0, requested_kwh=800.0, intervals_done=4)}
+    t = dr_targets([begun], H, base, progress=done)
+    assert np.all(t.import_max_kw[:4] == 5000.0 - 600.0 + 80.0)
+    assert np.all(t.import_min_kw[:4] == 5000.0 - 600.0 - 80.0)
+    (row,) = t.rows
+    assert row.requested_kwh == 1600.0 and row.e_aim_kwh == 600.0
+    assert "1,000.0 of 800.0 kWh delivered so far over 4 own intervals" in row.note
 
 
 def test_a_tail_below_one_interval_at_minimum_power_is_planned_as_that_interval():

@@ -136,8 +136,7 @@ class Delivery:
     def effective(self) -> bool:
         if self.compliance is not None:
             return self.compliance.intervals > 0 and self.compliance.intervals_over == 0
-        r = self.ratio
-        return r is not None and self.band[0] <= r <= self.band[1]
+        return dr_rules.in_band(self.delivered_kwh, self.requested_kwh, self.band)
 
 
 def delivery(
@@ -198,24 +197,11 @@ class Compensation:
 
 
 def compensation(d: Delivery, terms: DrTerms) -> Compensation:
-    """:class:`Compensation` of delivery ``d`` under ``terms`` (see :func:`dr_terms`)."""
-    lo, hi = d.band
-    req = d.requested_kwh
-    paid = shortfall = 0.0
-    if d.effective:
-        paid = float(np.clip(d.delivered_kwh, 0.0, hi * req)) if req > 0 else 0.0
-    elif d.compliance is not None:
-        shortfall = d.compliance.e_over_kwh
-    elif req > 0:
-        shortfall = max(lo * req - d.delivered_kwh, 0.0)
-    paid_kw = paid / d.hours if d.hours > 0 else 0.0
+    """:class:`Compensation` of delivery ``d`` under ``terms`` (see :func:`dr_terms`); the
+    rule is :func:`vpp.park.dr_rules.money`, which the planner values its plans by."""
+    over = d.compliance.e_over_kwh if d.compliance is not None else None
     return Compensation(
-        paid,
-        paid_kw,
-        shortfall,
-        terms.subsidy_cny_per_kwh * paid,
-        terms.subsidy_cny_per_kw * paid_kw,
-        terms.nonperformance_cny_per_kwh * shortfall,
+        *dr_rules.money(d.delivered_kwh, d.requested_kwh, d.hours, d.band, terms, d.effective, over)
     )
 
 

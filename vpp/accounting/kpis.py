@@ -17,9 +17,17 @@ with ``plan_``: those say what the dispatch intended. Definitions (all over the 
   the equivalent-value and the equal-value method; ``intensity_tce_per_10k_cny`` divides the
   equivalent-value figure by the value added of the run's days (pro rata of the year).
 * DR: delivery against the ``gbt37016_5of10`` baseline (:mod:`vpp.accounting.dr_baseline`) for
-  every event whose windows lie inside the run.
+  every event whose windows lie inside the run. ``dr_events_declined`` (ids in
+  ``dr_declined``): invitations the park declined (in the simulation, those the plan at
+  announcement said do not pay): no call, neither settled nor counted as failed.
 * EV: sessions that arrived and departed within the run (requested = what the driver asked
   for); cars already plugged in at the start, or still plugged in at the end, are left out.
+* Who gave way (:mod:`vpp.accounting.shortfalls`): ``ev_sessions_left_short`` (every such session
+  that left short: charger, fleet, priority, kWh, why), ``shiftable_windows_short`` (every
+  window opened and closed within the run and not completed) and ``curtailed_by_load``
+  (each curtailable load's curtailed energy, by the limit it gave way to or its cost);
+  ``shiftable_unmet_kwh`` and ``load_curtailed_kwh`` are their totals. The amounts are
+  realised, the reasons the plans'.
 * ``grid_violation_steps``: intervals in which the AC power flow of the power each bus actually
   drew broke a transformer, cable or voltage limit (``grid_violations`` by element);
   ``plan_grid_violation_steps``: applied intervals whose *plan* still broke one in the
@@ -38,7 +46,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vpp.accounting import bill, carbon, dr_baseline, limits
+from vpp.accounting import bill, carbon, dr_baseline, limits, shortfalls
+from vpp.park.model import DrStatus
 
 KPI_NAMES = (
     "total_cost_cny",
@@ -60,6 +69,7 @@ KPI_NAMES = (
     "intensity_tce_per_10k_cny",
     "dr_events",
     "dr_events_effective",
+    "dr_events_declined",
     "dr_requested_kwh",
     "dr_delivered_kwh",
     "dr_cap_breach_steps",
@@ -69,6 +79,8 @@ KPI_NAMES = (
     "ev_requested_kwh",
     "ev_delivered_kwh",
     "ev_unmet_kwh",
+    "shiftable_unmet_kwh",
+    "load_curtailed_kwh",
     "grid_violation_steps",
     "plan_grid_violation_steps",
     "trafo_loading_max_percent",
@@ -93,6 +105,7 @@ def compute(result) -> dict:
     k.update(_energy(result))
     k.update(_dr(result))
     k.update(_ev(result))
+    k.update(shortfalls.shortfalls(result))
     k.update(_network(result))
     cyc = np.array([c.cycle_s for c in result.cycles]) * 1000.0
     k["solver_failures"] = int(sum(1 for c in result.cycles if c.fallback is not None))
@@ -200,9 +213,12 @@ def _dr(result) -> dict:
     b = _breaches(result)
     cap, floor = b["dr_cap"], b["dr_floor"]
     dels = [x.delivery for x in done]
+    declined = [e.event_id for e in result.events if e.status is DrStatus.DECLINED]
     return {
         "dr_events": head["events"],
         "dr_events_effective": head["effective"],
+        "dr_events_declined": len(declined),
+        "dr_declined": declined,
         "dr_requested_kwh": sum(d.requested_kwh for d in dels),
         "dr_delivered_kwh": sum(d.delivered_kwh for d in dels),
         "dr_compensation_cny": head["compensation_cny"],

@@ -123,9 +123,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _plan_events(events, at: datetime) -> tuple:
     """The events the plan at ``at`` honours, as ``vpp simulate`` does
-    (:func:`vpp.sim.closed_loop.visible_events`): announced by ``at``, not over, not declined
+    (:func:`vpp.sim.dr_calls.visible_events`): announced by ``at``, not over, not declined
     or cancelled, and taken as confirmed."""
-    from vpp.sim.closed_loop import visible_events
+    from vpp.sim.dr_calls import visible_events
 
     return visible_events(events, at)
 

@@ -1,5 +1,11 @@
 """``vpp simulate``: a controller in closed loop against the simulated park, with KPIs and a
-report (``kpis.json``, ``timeseries.csv``, ``report.html`` in ``--out``)."""
+report (``kpis.json``, ``timeseries.csv``, ``report.html`` in ``--out``).
+
+``--scenario FILE`` (:mod:`vpp.sim.scenarios`) names the park, the DR file, the days, the
+forecast and how the park's truth departs from its profiles in one file; the flags
+``--config``, ``--start``, ``--days``, ``--forecast`` and ``--dr`` given beside it override
+the file's. ``vpp compare`` takes the same options.
+"""
 
 from __future__ import annotations
 
@@ -16,19 +22,34 @@ from vpp.park.model import DemandResponseEvent, Site
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """Options shared by ``simulate`` and ``compare``."""
-    p.add_argument("--config", required=True, type=Path, help="park YAML")
-    p.add_argument("--start", required=True, help="first day, YYYY-MM-DD (park's zone)")
-    p.add_argument("--days", required=True, type=float, help="days to simulate")
+    p.add_argument(
+        "--scenario",
+        type=Path,
+        metavar="FILE",
+        help="scenario YAML (configs/scenarios/): park, DR file, start, days, forecast and the "
+        "truth's departures; the flags below override it",
+    )
+    p.add_argument("--config", type=Path, help="park YAML (required without --scenario)")
+    p.add_argument(
+        "--start", help="first day, YYYY-MM-DD (park's zone; required without --scenario)"
+    )
+    p.add_argument("--days", type=float, help="days to simulate (required without --scenario)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--seed", type=int, default=0, help="seed of loads, EVs, telemetry (0)")
     p.add_argument(
         "--forecast",
         choices=["naive", "model", "perfect"],
-        default="model",
+        default=None,
         help="model: the forecasts package (fit on 4 weeks before the start); naive: seasonal "
-        "naive + clear-sky persistence; perfect: the truth (default model)",
+        "naive + clear-sky persistence; perfect: the truth (default: the scenario's, else "
+        "model)",
     )
-    p.add_argument("--dr", type=Path, metavar="FILE", help="scenario YAML with dr_events")
+    p.add_argument(
+        "--dr",
+        type=Path,
+        metavar="FILE",
+        help="DR YAML with dr_events (replaces a scenario's DR file)",
+    )
     p.add_argument(
         "--grid",
         action=argparse.BooleanOptionalAction,
@@ -81,17 +102,64 @@ def load_dr_events(
         raise UserError(f"invalid DR scenario:\n{exc}") from None
 
 
+def apply_scenario(args: argparse.Namespace):
+    """Fill the options the user left out from ``--scenario`` (its park, start, days,
+    forecast, DR file) and set ``args.truth`` (the truth's :class:`SimOptions`, None without
+    a scenario). Returns the :class:`vpp.sim.scenarios.Scenario` or None."""
+    from vpp.errors import UserError
+    from vpp.park.config import ConfigError
+
+    args.truth = None
+    if getattr(args, "scenario", None) is None:
+        missing = [f for f in ("config", "start", "days") if getattr(args, f) is None]
+        if missing:
+            flags = ", ".join(f"--{f}" for f in missing)
+            raise UserError(f"{flags}: required without --scenario")
+        if args.forecast is None:
+            args.forecast = "model"
+        return None
+    from vpp.sim.scenarios import load_scenario
+
+    try:
+        sc = load_scenario(args.scenario)
+    except ConfigError as exc:
+        raise UserError(f"invalid scenario:\n{exc}") from None
+    if args.config is None:
+        args.config = sc.park_file
+    if args.start is None:
+        args.start = sc.start.date().isoformat()
+    if args.days is None:
+        args.days = sc.days
+    if args.forecast is None:
+        args.forecast = sc.forecast
+    if args.dr is None and sc.dr_file is not None:
+        args.dr = sc.dr_file
+    args.truth = sc.options
+    return sc
+
+
 def prepare(args: argparse.Namespace) -> tuple[Site, datetime, tuple[DemandResponseEvent, ...]]:
-    """Park, start time and DR events from the common arguments (errors a user can act on)."""
+    """Park, start time and DR events from the common arguments (errors a user can act on).
+    With ``--scenario``, the file's values stand in for the flags not given
+    (:func:`apply_scenario`); ``args.truth`` then holds its truth options."""
     from vpp.errors import UserError
     from vpp.park.config import ConfigError, load_site
 
+    apply_scenario(args)
     try:
         site = load_site(args.config)
     except ConfigError as exc:
         raise UserError(f"invalid configuration:\n{exc}") from None
     except OSError as exc:
         raise UserError(f"--config: {exc}") from None
+    if args.truth is not None:
+        from vpp.sim.truth import check_load_steps
+
+        try:
+            check_load_steps(site, args.truth.load_steps)
+        except ValueError as exc:
+            msg = f"--scenario {args.scenario}: truth.{exc} (--config {args.config})"
+            raise UserError(msg) from None
     try:
         day = date.fromisoformat(args.start[:10])
     except ValueError:
@@ -133,9 +201,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_baseline and args.controller != "uncontrolled":
         baseline = simulate(site, start, args.days, "uncontrolled", progress=not args.quiet, **kw)
     write_run(result, args.out, baseline)
+    if args.scenario is not None:
+        print(f"scenario {args.scenario}: {args.start}, {args.days:g} days, {args.forecast}")
     print(f"{result.controller}: {result.horizon.n} cycles in {result.wall_s:.0f} s")
     for r in [result] + ([baseline] if baseline is not None else []):
         print(summary_line(r))
+    from vpp.accounting.shortfalls import summary_lines
+
+    for line in summary_lines(result.kpis):  # who gave way, and why
+        print(line)
     print("(all figures are the realised park's; plan_ figures are the plan's)")
     print(f"written: {args.out}/kpis.json, timeseries.csv, report.html")
     return 0
@@ -149,7 +223,24 @@ def sim_options(args: argparse.Namespace, events) -> dict:
         dr_events=events,
         grid=args.grid,
         demand_prorate=args.prorate_demand,
+        options=getattr(args, "truth", None),
     )
+
+
+def _violation_causes(k: dict) -> str:
+    """``; 3 from forecast error beyond the margin``: why the park's violations happened."""
+    rows = k.get("grid_violations") or []
+    names = {
+        "plan": "the plan itself",
+        "forecast_error_beyond_margin": "forecast error beyond the margin",
+        "forecast_error_within_margin": "forecast error within the margin",
+    }
+    parts = []
+    for cause, text in names.items():
+        n = sum(r.get(f"intervals_{cause}", 0) for r in rows)
+        if n:
+            parts.append(f"{n} from {text}")
+    return "; " + ", ".join(parts) if parts else ""
 
 
 def summary_line(result) -> str:
@@ -165,6 +256,6 @@ def summary_line(result) -> str:
         f"{k['peak_import_kw']:,.0f} kW, CO2 {k['co2_t']:,.1f} t, EV unmet "
         f"{k['ev_unmet_kwh']:,.1f} kWh; network violations "
         f"{'not checked' if viol is None else viol} intervals (plan: "
-        f"{'not checked' if plan is None else plan}), DR effective "
+        f"{'not checked' if plan is None else plan}{_violation_causes(k)}), DR effective "
         f"{k['dr_events_effective']} of {k['dr_events']}"
     )

@@ -271,7 +271,8 @@ def _carbon(value: Any, park_path: Path) -> Any:
     }
 
 
-_GROUP_KEYS = {"prefix", "count", "bus", "p_max_kw", "p_min_kw", "v2g", "eta", "fleet"}
+_GROUP_KEYS = {"prefix", "count", "bus", "p_max_kw", "p_min_kw", "v2g", "eta", "give_way", "fleet"}
+_GROUP_CHARGER_KEYS = ("bus", "p_max_kw", "p_min_kw", "v2g", "eta", "give_way")
 
 
 def _expand_charger_groups(groups: Any, label: str) -> tuple[list[dict], list[dict]]:
@@ -293,7 +294,7 @@ def _expand_charger_groups(groups: Any, label: str) -> tuple[list[dict], list[di
             raise ConfigError([f"{label}: {where}.prefix: must be a non-empty name"])
         width = max(2, len(str(count)))
         names = [f"{prefix}-{j + 1:0{width}d}" for j in range(count)]
-        spec = {k: g[k] for k in ("bus", "p_max_kw", "p_min_kw", "v2g", "eta") if k in g}
+        spec = {k: g[k] for k in _GROUP_CHARGER_KEYS if k in g}
         chargers.extend({"name": n, **spec} for n in names)
         if g.get("fleet") is not None:
             fleet = _mapping(g["fleet"], f"{where}.fleet", label)
@@ -464,9 +465,20 @@ def _semantic_problems(site: m.Site) -> Iterable[str]:
         yield f"dispatch.horizon_steps: must be >= 1, got {d.horizon_steps}"
     if d.step_minutes < 1 or 1440 % d.step_minutes:
         yield f"dispatch.step_minutes: must divide a day (e.g. 5, 15, 30, 60), got {d.step_minutes}"
-    yield from _range("dispatch.risk_frac", d.risk_frac, 0, 1)
-    for f in dataclasses.fields(site.penalties):
-        yield from _positive(f"penalties.{f.name}", getattr(site.penalties, f.name))
+    yield from _range("dispatch.risk_frac", d.risk_frac, 0, m.RISK_FRAC_MAX)
+    yield from _penalty_problems(site.penalties)
+
+
+def _penalty_problems(pen: m.Penalties) -> Iterable[str]:
+    """Every weight > 0; the priority factors keep first <= normal <= last (the global
+    order against DR and the limits is the operator's: see :class:`vpp.park.model.Penalties`)."""
+    factors = ("give_way_first_factor", "give_way_last_factor")
+    for f in dataclasses.fields(pen):
+        if f.name not in factors:
+            yield from _positive(f"penalties.{f.name}", getattr(pen, f.name))
+    yield from _range("penalties.give_way_first_factor", pen.give_way_first_factor, 0, 1, True)
+    if pen.give_way_last_factor < 1:
+        yield f"penalties.give_way_last_factor: must be >= 1, got {pen.give_way_last_factor:g}"
 
 
 def _battery_problems(b: m.Battery, p: str) -> Iterable[str]:

@@ -10,6 +10,10 @@
   order events by their first window's start, then ``event_id``: :func:`ordered`).
 * :func:`credit_cny_per_kwh`: the subsidy the planner's objective credits per kWh of
   response, per interval, under the same attribution.
+* :func:`in_band` and :func:`money`: when a response is effective and what it earns or
+  pays (CNY): the settlement's rule (:func:`vpp.accounting.dr_baseline.compensation`) and
+  the planner's valuation of a plan that follows an event or does not
+  (:mod:`controllers.dr_choice`) are this one function.
 """
 
 from __future__ import annotations
@@ -112,3 +116,61 @@ def credit_cny_per_kwh(
         mine = (owner == i) & (ask_kw(e, base) > 0)
         out[mine] = sign * rate
     return out
+
+
+def in_band(delivered_kwh: float, requested_kwh: float, band: tuple[float, float]) -> bool:
+    """Whether ``delivered_kwh`` of ``requested_kwh`` lies in ``band`` (fractions of the
+    request, ends included); never when nothing was requested (no ratio exists)."""
+    if requested_kwh <= 0:
+        return False
+    return band[0] <= delivered_kwh / requested_kwh <= band[1]
+
+
+def money(
+    delivered_kwh: float,
+    requested_kwh: float,
+    hours: float,
+    band: tuple[float, float],
+    terms: DrTerms,
+    effective: bool,
+    e_over_cap_kwh: float | None = None,
+) -> tuple[float, float, float, float, float, float]:
+    """What a response earns and pays under ``terms`` (the settlement's rule).
+
+    An effective response is paid ``subsidy_cny_per_kwh`` on its delivered energy (at most
+    the band's top times the request; nothing where nothing was requested) and
+    ``subsidy_cny_per_kw`` on that energy's mean power over ``hours``. A response short of
+    its band pays ``nonperformance_cny_per_kwh`` on the shortfall to the band's lower edge;
+    a cap-only event out of compliance (``e_over_cap_kwh`` given) pays it on the energy
+    above the cap. A response over the band's top is neither paid nor penalised.
+
+    Parameters
+    ----------
+    delivered_kwh, requested_kwh : kWh, in the event's direction.
+    hours : h, the settled hours.
+    band : the effective band (fractions of the request).
+    terms : the event's terms (:func:`vpp.park.model.dr_terms`).
+    effective : whether the response counts (in band, or compliant with its cap).
+    e_over_cap_kwh : kWh above the cap, for a cap-only event; None otherwise.
+
+    Returns
+    -------
+    paid_kwh, paid_kw, shortfall_kwh, subsidy_energy_cny, subsidy_capacity_cny, penalty_cny
+    """
+    lo, hi = band
+    paid = shortfall = 0.0
+    if effective:
+        paid = float(np.clip(delivered_kwh, 0.0, hi * requested_kwh)) if requested_kwh > 0 else 0.0
+    elif e_over_cap_kwh is not None:
+        shortfall = float(e_over_cap_kwh)
+    elif requested_kwh > 0:
+        shortfall = max(lo * requested_kwh - delivered_kwh, 0.0)
+    paid_kw = paid / hours if hours > 0 else 0.0
+    return (
+        paid,
+        paid_kw,
+        shortfall,
+        terms.subsidy_cny_per_kwh * paid,
+        terms.subsidy_cny_per_kw * paid_kw,
+        terms.nonperformance_cny_per_kwh * shortfall,
+    )

@@ -224,8 +224,10 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("DrPolicy", "margin_frac"): _FRAC,
     ("DispatchSettings", "horizon_steps"): Bound(minimum=1),
     ("DispatchSettings", "step_minutes"): Bound(minimum=1, divisor_of=1440),
-    ("DispatchSettings", "risk_frac"): _FRAC,
+    ("DispatchSettings", "risk_frac"): Bound(minimum=0, maximum=m.RISK_FRAC_MAX),
     **{("Penalties", f.name): _POS for f in dataclasses.fields(m.Penalties)},
+    ("Penalties", "give_way_first_factor"): _ETA,
+    ("Penalties", "give_way_last_factor"): Bound(minimum=1),
 }
 
 #: What :mod:`vpp.park.config` checks beyond bounds (relations a JSON Schema cannot state).
@@ -504,7 +506,7 @@ def _add_yaml_defs(defs: dict[str, Any], site: dict[str, Any]) -> None:
     group_props = {
         "prefix": _prop("EvChargerGroup", "prefix", {"type": "string"}),
         "count": _prop("EvChargerGroup", "count", {"type": "integer"}),
-        **{k: charger[k] for k in ("bus", "p_max_kw", "p_min_kw", "v2g", "eta")},
+        **{k: charger[k] for k in ("bus", "p_max_kw", "p_min_kw", "v2g", "eta", "give_way")},
         "fleet": _prop(
             "EvChargerGroup",
             "fleet",

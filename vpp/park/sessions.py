@@ -57,6 +57,7 @@ def sessions_for_day(
                 departure=departure,
                 e_needed_kwh=round(e_need, 2),
                 e_dischargeable_kwh=round(0.5 * e_need, 2) if charger.v2g else 0.0,
+                give_way=fleet.give_way,
             )
         )
     return out

@@ -33,11 +33,42 @@ class Assumption:
 
 
 @dataclass(frozen=True)
+class DrProgress:
+    """What a DR event has delivered so far, on the park meter, over its own past intervals.
+
+    Counted over the event's *own* intervals (an interval another, stricter event also
+    covers counts for that one: :func:`vpp.park.dr_rules.attribute`) whose metering has
+    passed, against the baseline the plan uses; only metered intervals count, as the
+    settlement counts them (:func:`vpp.accounting.dr_baseline.settle_run`), and those
+    without a reading are counted apart in ``intervals_missing``.
+
+    ``delivered_kwh`` is in the event's direction (+ = less import for peak shaving, more
+    for valley filling); ``requested_kwh`` is what the event asked of the metered intervals
+    (cleared or requested kW x hours; a cap-only event: the baseline above the cap).
+    """
+
+    delivered_kwh: float = 0.0
+    requested_kwh: float = 0.0
+    intervals_done: int = 0  # own past intervals with a reading
+    intervals_missing: int = 0  # own past intervals without one (stale or lost meter data)
+    e_over_cap_kwh: float = 0.0  # cap-only events: energy imported above the cap so far
+    intervals_over_cap: int = 0  # cap-only events: metered intervals above the cap so far
+
+    @property
+    def ratio(self) -> float | None:
+        """Delivered over requested so far (None when nothing was requested yet)."""
+        return self.delivered_kwh / self.requested_kwh if self.requested_kwh > 0 else None
+
+
+@dataclass(frozen=True)
 class PlantState:
     """Measured state at ``at``. Missing batteries fall back to their configured initial SOC.
 
     ``assumptions`` lists every value in the state that was assumed rather than measured (a
     cold start: a car plugged in before the service, with no charger meter to read).
+    ``dr_progress``: per called DR event id, what it delivered so far on the park meter
+    (:class:`DrProgress`, :func:`vpp.accounting.dr_progress.progress`); an event without an
+    entry has no metered past (its window has not begun, or no meter is read).
     """
 
     at: datetime
@@ -47,6 +78,7 @@ class PlantState:
     month_peak_import_kw: float = 0.0
     stale_assets: frozenset[str] = frozenset()  # no fresh telemetry: hold at a safe setpoint
     assumptions: tuple[Assumption, ...] = ()
+    dr_progress: dict[str, DrProgress] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
@@ -25,8 +25,8 @@ from controllers import invariants, safety
 from controllers.baselines import RuleController
 from controllers.problem import Controller, DispatchProblem, DispatchResult
 from vpp.park.model import DemandResponseEvent, Horizon, Site
-from vpp.park.state import Forecasts, PlantState
-from vpp.plan import prepare
+from vpp.park.state import DrProgress, Forecasts, PlantState
+from vpp.plan import give_way, prepare
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +104,17 @@ def run_cycle(
     dispatch_fn: DispatchFn = plain_dispatch,
     publish: bool = True,
     dr_baseline_kw: np.ndarray | None = None,
+    dr_progress: Mapping[str, DrProgress] | None = None,
 ) -> CycleReport:
-    """Run one interval at ``at``; publish the first interval's setpoints to ``driver``."""
+    """Run one interval at ``at``; publish the first interval's setpoints to ``driver``.
+
+    ``dr_progress``: what each called DR event delivered so far on the park meter
+    (:func:`vpp.accounting.dr_progress.progress`), put into the state the driver reads (a
+    driver that does not meter the park leaves it empty); the plan re-aims from it."""
     t0 = time.perf_counter()
     state = driver.read_state(at)
+    if dr_progress is not None:
+        state = replace(state, dr_progress=dict(dr_progress))
     state_s = time.perf_counter() - t0
     rep = plan_cycle(
         site, at, state, forecaster, controller, dr_events, last_plan, dispatch_fn, dr_baseline_kw
@@ -135,10 +142,12 @@ def plan_cycle(
     dispatch (with the fallbacks), invariants and the safety clamp. No I/O: the service runs
     it in a worker process."""
     t: dict[str, float] = {}
+    dr_events = tuple(dr_events)
     problem, forecasts = _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t)
     t0 = time.perf_counter()
     result, grid, used, fallback, errors = _dispatch(controller, problem, last_plan, dispatch_fn)
     t["dispatch_s"] = time.perf_counter() - t0
+    result = give_way.explain_plan(problem, result, dr_events)  # who gave way, and why
     return _finish(at, state, problem, forecasts, result, grid, used, fallback, errors, t)
 
 
@@ -155,10 +164,12 @@ def fallback_cycle(
     """The interval without the optimiser (its process died or overran, ``error`` says
     how): the last plan shifted to now, else the rule-based controller."""
     t: dict[str, float] = {}
+    dr_events = tuple(dr_events)
     problem, forecasts = _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t)
     t0 = time.perf_counter()
     result, used, fallback = fallback_plan(problem, last_plan)
     t["dispatch_s"] = time.perf_counter() - t0
+    result = give_way.explain_plan(problem, result, dr_events)
     return _finish(at, state, problem, forecasts, result, None, used, fallback, [error], t)
 
 

@@ -34,11 +34,13 @@ from vpp.park.model import (
     EvCharger,
     EvSession,
     Horizon,
+    PedfBuilding,
     ShiftableLoad,
     Site,
+    session_give_way,
 )
 from vpp.park.state import Assumption, Forecasts, PlantState, ShiftableState
-from vpp.plan.dr_targets import DR_ACTIVE, dr_limits
+from vpp.plan.dr_targets import DR_ACTIVE, dr_targets
 
 PLAN_BASELINE = "forecast_uncontrolled"  # the DR baseline when none from history is given
 
@@ -87,15 +89,9 @@ def build_problem(
     shift = tuple(_shiftable(s, state.shiftable.get(s.name), horizon) for s in a.shiftable_loads)
     curt = tuple(CurtailableInput(c, fc.get(c.name)) for c in a.curtailable_loads)
     base = tuple(BaseLoadInput(b.name, b.bus, fc.get(b.name)) for b in a.base_loads)
+    risk = site.dispatch.risk_frac
     pedfs = tuple(
-        PedfInput(
-            spec=p,
-            pv_available_kw=fc.get(p.pv.name),
-            base_kw=fc.get(p.base_load.name),
-            flex_baseline_kw=fc.get(p.flexible_load.name) if p.flexible_load else np.zeros(n),
-            e_init_kwh=_e_init(p.battery, state),
-            terminal_value_cny_per_kwh=_terminal(p.battery, terminal),
-        )
+        _pedf_input(p, fc, forecasts, n, risk, _e_init(p.battery, state), terminal, horizon.dt_h)
         for p in a.pedf_buildings
     )
     net_p50 = _uncontrolled_net_kw(site, fc, forecasts.p50, n)
@@ -110,10 +106,16 @@ def build_problem(
     # so that the energy a response under the P90 load needs is there when the window opens.
     dr_margin = site.dispatch.risk_frac * _net_spread_kw(site, forecasts, n, diversified=True)
     dr_events = tuple(dr_events)
-    dr_max, dr_min = dr_limits(dr_events, horizon, baseline, dr_margin, headroom)
+    # Each event tracked as a whole, re-aimed from what the park meter says it delivered so
+    # far (state.dr_progress): vpp.plan.dr_targets.
+    targets = dr_targets(
+        dr_events, horizon, baseline, dr_margin, headroom, state.dr_progress, site.dr_defaults
+    )
+    dr_max, dr_min = targets.import_max_kw, targets.import_min_kw
     paid = [e for e in dr_events if e.status in DR_ACTIVE]
     dr_credit = dr_rules.credit_cny_per_kwh(paid, horizon, baseline, site.dr_defaults)
     buses = tuple(site.bus_names())
+    bus_up, bus_down = bus_errors_kw(site, forecasts, buses, n)
     bus_max = np.full(len(buses), np.inf)
     for bus, lim in (bus_import_max_kw or {}).items():
         bus_max[buses.index(bus)] = lim
@@ -138,10 +140,13 @@ def build_problem(
         peak_margin_kw=headroom,
         dr_import_max_kw=dr_max,
         dr_import_min_kw=dr_min,
+        dr_rows=targets.rows,
         dr_credit_cny_per_kwh=dr_credit,
         dr_baseline_kw=np.asarray(baseline, dtype=float),
         dr_baseline_method=dr_baseline_method if dr_baseline_kw is not None else PLAN_BASELINE,
         bus_import_max_kw=bus_max,
+        bus_error_up_kw=risk * bus_up,
+        bus_error_down_kw=risk * bus_down,
         network=network,
         penalties=site.penalties,
         time_limit_s=site.dispatch.time_limit_s,
@@ -225,6 +230,85 @@ def _net_spread_kw(
     return np.hypot(load, pv)
 
 
+RESERVE_WINDOW_STEPS = 16  # a PEDF battery's reserve: the exposed error of the last 4 h
+
+
+def _pedf_input(
+    p: PedfBuilding,
+    fc: _ForecastReader,
+    forecasts: Forecasts,
+    n: int,
+    risk: float,
+    e_init_kwh: float,
+    mean_price: float,
+    dt_h: float,
+) -> PedfInput:
+    """A PEDF building's inputs, with its margins for forecast error at risk level ``risk``:
+    converter rating kept free in both directions, and a battery reserve for the coming
+    intervals where even the free rating could not carry a load above forecast (the
+    building's P50 net load plus the error exceeds the converter): there the DC bus has
+    only the battery, and a battery planned empty leaves the load unserved."""
+    base, pv = fc.get(p.base_load.name), fc.get(p.pv.name)
+    flex = fc.get(p.flexible_load.name) if p.flexible_load else np.zeros(n)
+    up = risk * _error_kw(forecasts, n, [p.base_load.name], [p.pv.name])
+    down = risk * _error_kw(forecasts, n, [p.pv.name], [p.base_load.name])
+    # The error that would not fit through the converter even at its full rating: the
+    # battery alone must give it. Within a stretch of such intervals the converter cannot
+    # refill the battery, so the energy to keep at the end of interval t is the exposure
+    # accumulated over the stretch so far (a trailing window): the plan enters the stretch
+    # with that much more than P50 needs.
+    exposed = np.clip(base + flex - pv + up - p.converter_kw, 0.0, up) * dt_h
+    head = np.concatenate([np.zeros(RESERVE_WINDOW_STEPS - 1), exposed])
+    reserve = np.lib.stride_tricks.sliding_window_view(head, RESERVE_WINDOW_STEPS).sum(axis=1)
+    return PedfInput(
+        spec=p,
+        pv_available_kw=pv,
+        base_kw=base,
+        flex_baseline_kw=flex,
+        e_init_kwh=e_init_kwh,
+        terminal_value_cny_per_kwh=_terminal(p.battery, mean_price),
+        converter_margin_import_kw=up,
+        converter_margin_export_kw=down,
+        e_reserve_kwh=reserve,
+    )
+
+
+def _error_kw(forecasts: Forecasts, n: int, up: list[str], down: list[str]) -> np.ndarray:
+    """How far the forecast may be wrong in the direction of more import (kW, >= 0): the
+    spread above P50 (P90 - P50) of the series in ``up`` plus the spread below it (P50 - P10)
+    of those in ``down``, summed (a conservative bound: errors at one bus move together)."""
+    out = np.zeros(n)
+    for name in up:
+        if name in forecasts.p90 and name in forecasts.p50:
+            out += np.maximum(np.asarray(forecasts.p90[name]) - forecasts.p50[name], 0.0)
+    for name in down:
+        if name in forecasts.p10 and name in forecasts.p50:
+            out += np.maximum(forecasts.p50[name] - np.asarray(forecasts.p10[name]), 0.0)
+    return out
+
+
+def bus_errors_kw(
+    site: Site, forecasts: Forecasts, buses: tuple[str, ...], n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forecast error per bus (kW, >= 0, shape ``(len(buses), n)``), from the quantiles of the
+    loads and PV arrays at each bus: ``up`` the bus drawing more than forecast (loads at P90,
+    PV at P10), ``down`` less (loads at P10, PV at P90). A PEDF building counts at its bus.
+    Zeros without quantiles."""
+    a = site.assets
+    loads: dict[str, list[str]] = {b: [] for b in buses}
+    gens: dict[str, list[str]] = {b: [] for b in buses}
+    for x in [*a.base_loads, *a.curtailable_loads]:
+        loads[x.bus].append(x.name)
+    for x in a.pv_arrays:
+        gens[x.bus].append(x.name)
+    for pe in a.pedf_buildings:
+        loads[pe.bus].append(pe.base_load.name)
+        gens[pe.bus].append(pe.pv.name)
+    up = np.stack([_error_kw(forecasts, n, loads[b], gens[b]) for b in buses])
+    down = np.stack([_error_kw(forecasts, n, gens[b], loads[b]) for b in buses])
+    return up, down
+
+
 def _ev_inputs(
     chargers: tuple[EvCharger, ...], sessions: tuple[EvSession, ...], horizon: Horizon
 ) -> tuple[EvChargerInput, ...]:
@@ -273,6 +357,7 @@ def _ev_inputs(
                 departs_after_horizon=after,
                 e_unreachable_kwh=lost,
                 target_unreachable_kwh=t_lost,
+                give_way=session_give_way(s, c),
             )
         )
     return tuple(

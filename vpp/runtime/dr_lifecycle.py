@@ -20,11 +20,13 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from vpp.accounting import dr_baseline
+from vpp.accounting import dr_baseline, dr_progress
 from vpp.accounting.dr_history import DailyBaselines
 from vpp.park.calendar import is_workday
 from vpp.park.dr_checks import DrPark, event_problems
 from vpp.park.model import PARK_METER, DemandResponseEvent, DrStatus
+from vpp.park.state import DrProgress
+from vpp.plan.dr_targets import DR_ACTIVE
 from vpp.plan.prepare import horizon_for
 from vpp.store import repo
 from vpp.store.codec import dr_from_json
@@ -111,6 +113,29 @@ class DrLifecycle:
             return days.on(horizon)
         except ValueError:
             return None
+
+    def _dr_progress(
+        self, at: datetime, events: tuple[DemandResponseEvent, ...]
+    ) -> dict[str, DrProgress]:
+        """What each called event delivered so far on the stored park meter, against the
+        plan's baseline (:func:`vpp.accounting.dr_progress.progress`): the feedback the
+        plan re-aims from. Intervals without a reading are counted as missing; empty when
+        no confirmed window has begun or the history has no similar day."""
+        called = [e for e in events if e.status not in NOT_CALLED]
+        step = timedelta(minutes=self.site.dispatch.step_minutes)
+        past = dr_progress.past_horizon([e for e in called if e.status in DR_ACTIVE], at, step)
+        if past is None:
+            return {}
+        try:
+            base = self._plan_baselines(at, called).on(past)
+        except ValueError:
+            return {}
+        with self.engine.connect() as conn:
+            ts_s, p_kw = repo.meter_readings(conn, PARK_METER, past.start, past.end)
+        kw = dr_baseline.interval_means(
+            ts_s, p_kw, past.start.timestamp(), step.total_seconds(), past.n
+        )
+        return dr_progress.progress(called, past, kw, base)
 
     def _plan_baselines(self, at: datetime, called: list[DemandResponseEvent]) -> DailyBaselines:
         """The daily baselines from the complete metered days before ``at``'s day. They stay

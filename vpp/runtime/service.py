@@ -336,6 +336,7 @@ class Runtime(DrLifecycle):
         last = self.current.plan if self.current else None
         t0 = time.perf_counter()
         state = self._noted("driver", _DriverView(self.driver, self, at).read_state, at)
+        state = replace(state, dr_progress=self._dr_progress(at, events))  # DR feedback
         state_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         out = self._plan(PlanRequest(at, state, events, last, self._dr_plan_baseline(at, events)))

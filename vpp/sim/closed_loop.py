@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from controllers import relaxations
+from controllers import dr_rows, relaxations
 from controllers.baselines import CONTROLLERS
 from controllers.mpc import MpcController
 from controllers.problem import Controller
@@ -37,12 +37,13 @@ from vpp.accounting.dr_history import DailyBaselines
 from vpp.grid.flow import blas_single_thread
 from vpp.park.calendar import is_workday
 from vpp.park.carbon_factors import emission_factor_kg_per_kwh
-from vpp.park.model import DemandResponseEvent, DrStatus, Horizon, Site
+from vpp.park.model import DemandResponseEvent, Horizon, Site
 from vpp.park.tariff import export_price_cny_per_kwh, import_price_cny_per_kwh
-from vpp.plan.cycle import CycleReport, plain_dispatch, run_cycle
+from vpp.plan.cycle import CycleReport, plain_dispatch, plan_cycle, run_cycle
 from vpp.plan.history_forecasters import MeasuredHistory, asset_names, make_forecaster
 from vpp.plan.prepare import horizon_for
-from vpp.sim import realised
+from vpp.sim import give_way, realised
+from vpp.sim.dr_calls import DrCalls
 from vpp.sim.realised import RealisedGrid
 from vpp.sim.simulated_park import SimOptions, SimulatedPark
 
@@ -74,6 +75,14 @@ class CycleRecord:
     # and the relaxations a decision could have avoided, at or above the alarm tolerance.
     plan_penalty: float = 0.0
     plan_relaxations: int = 0
+    # Who gave way: the plan's notes (which asset, how much, why) and what the park then did
+    # (curtailment, shiftable windows closed), for the KPIs' shortfall lists.
+    give_way: give_way.GiveWayRecord | None = None
+    # The applied plan's power per bus for this interval and the forecast-error margins it
+    # kept there (kW): what the realised AC check compares the park's draw with.
+    plan_bus_kw: dict[str, float] = field(default_factory=dict)
+    bus_error_up_kw: dict[str, float] = field(default_factory=dict)
+    bus_error_down_kw: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,22 +130,6 @@ def device_commands(report: CycleReport) -> dict[str, float]:
     for pe in p.pedfs:
         sp.pop(pe.spec.base_load.name, None)
     return sp
-
-
-def visible_events(
-    events: Iterable[DemandResponseEvent], at: datetime
-) -> tuple[DemandResponseEvent, ...]:
-    """Events announced by ``at`` and not over, confirmed by the park (status CONFIRMED)."""
-    out = []
-    for e in events:
-        if e.status in (DrStatus.DECLINED, DrStatus.CANCELLED):
-            continue
-        if e.announce_time is not None and e.announce_time > at:
-            continue
-        if all(w.end <= at for w in e.windows):
-            continue
-        out.append(replace(e, status=DrStatus.CONFIRMED))
-    return tuple(out)
 
 
 def _uncontrolled_import_kw(
@@ -197,6 +190,7 @@ def simulate(
     fc = make_forecaster(forecast, site, park, history, seed)
     dispatch_fn = _grid_dispatch(site) if grid else plain_dispatch
     loop = _Loop(site, park, fc, ctrl, events, baselines, history, dispatch_fn, grid)
+    loop.dr = DrCalls(events, baselines, start, step)  # answers and meters the DR calls
     steps = range(n_steps)
     if progress:
         from tqdm import tqdm
@@ -211,10 +205,11 @@ def simulate(
     cycles = loop.cycles
     run = Horizon(start, step, n_steps)
     series = _series(site, park, run, cycles)
+    events = loop.dr.answered()  # declined invitations are no calls: not settled
     settlements = dr_baseline.settle_run(
         events, run, series["import_kw"], baselines.on(run), site.dr_defaults
     )
-    grid_done = _realised_grid(site, park, run, series)
+    grid_done = _realised_grid(site, park, run, series, loop.cycles)
     result = SimResult(
         site=site,
         controller=ctrl.name,
@@ -237,11 +232,36 @@ def simulate(
     return result
 
 
-def _realised_grid(site: Site, park: SimulatedPark, run: Horizon, series: dict) -> RealisedGrid:
-    """The AC power flow of what each bus drew over the run; its per-interval figures join
-    ``series`` when the park has a network."""
+def _plan_at_buses(report: CycleReport) -> dict[str, dict[str, float]]:
+    """The first interval of the applied plan, per bus, and its forecast-error margins."""
+    p, res = report.problem, report.result
+    up, down = p.bus_error_kw()
+    return {
+        "plan_bus_kw": {b: float(np.asarray(v)[0]) for b, v in res.bus_p_kw.items()},
+        "bus_error_up_kw": {b: float(up[i, 0]) for i, b in enumerate(p.buses)},
+        "bus_error_down_kw": {b: float(down[i, 0]) for i, b in enumerate(p.buses)},
+    }
+
+
+def _applied_plans(cycles: list[CycleRecord]) -> realised.AppliedPlans:
+    def series(field_name: str) -> dict[str, np.ndarray]:
+        buses = sorted({b for c in cycles for b in getattr(c, field_name)})
+        return {b: np.array([getattr(c, field_name).get(b, 0.0) for c in cycles]) for b in buses}
+
+    return realised.AppliedPlans(
+        series("plan_bus_kw"), series("bus_error_up_kw"), series("bus_error_down_kw")
+    )
+
+
+def _realised_grid(
+    site: Site, park: SimulatedPark, run: Horizon, series: dict, cycles: list[CycleRecord]
+) -> RealisedGrid:
+    """The AC power flow of what each bus drew over the run (each violated element saying
+    why, against the applied plans); its per-interval figures join ``series`` when the park
+    has a network."""
+    plans = _applied_plans(cycles)
     with blas_single_thread():
-        done = realised.check(site, park.bus_p_kw(), park.asset_power, run.times())
+        done = realised.check(site, park.bus_p_kw(), park.asset_power, run.times(), plans)
     if done.checked:
         series["trafo_loading_max_percent"] = done.trafo_loading_max_percent
         series["line_loading_max_percent"] = done.line_loading_max_percent
@@ -264,14 +284,25 @@ class _Loop:
         self.cycles: list[CycleRecord] = []
         self.last_plan = None
         self.day_import: list[float] = []
+        self.dr: DrCalls  # set by simulate (it knows the run's start)
+
+    def _trial(self, at: datetime, events) -> object:
+        """The plan at ``at`` for ``events``, nothing applied (judges an invitation)."""
+        state = replace(self.park.read_state(at), dr_progress=self.dr.progress(at, events))
+        base_kw = self.baselines.on(horizon_for(self.site, at))
+        rep = plan_cycle(
+            self.site, at, state, self.fc, self.ctrl, events, self.last_plan,
+            self.dispatch_fn, base_kw,
+        )  # fmt: skip
+        return rep.result
 
     def step(self, at: datetime) -> None:
         t0 = time.perf_counter()
-        visible = visible_events(self.events, at)
+        visible = self.dr.visible(at, lambda events: self._trial(at, events))
         base_kw = self.baselines.on(horizon_for(self.site, at)) if visible else None
         report = run_cycle(
             self.site, at, self.park, self.fc, self.ctrl, visible, self.last_plan,
-            self.dispatch_fn, False, base_kw,
+            self.dispatch_fn, False, base_kw, self.dr.progress(at, visible),
         )  # fmt: skip
         self.park.apply(at, device_commands(report))
         cycle_s = time.perf_counter() - t0
@@ -280,7 +311,7 @@ class _Loop:
         self._meter(at)
         if report.result.ok and report.fallback is None:
             self.last_plan = report.result
-        p = report.problem
+        p = dr_rows.as_followed(report.problem, report.result)  # the DR limits it held
         self.cycles.append(
             CycleRecord(
                 at=at,
@@ -296,12 +327,15 @@ class _Loop:
                 plan_relaxations=sum(
                     1 for r in report.result.relaxed if r.avoidable and not relaxations.is_small(r)
                 ),
+                give_way=give_way.record(report, self.park, visible),
+                **_plan_at_buses(report),
             )
         )
 
     def _meter(self, at: datetime) -> None:
         """Collect the day's metered import; a complete day joins the DR baseline history."""
         self.day_import.append(self.park.last("import_kw"))
+        self.dr.meter(self.park.last("import_kw"))
         end = (at + self.step_td).astimezone(self.tz)
         if end.hour == 0 and end.minute == 0:
             if len(self.day_import) == self.baselines.spd:

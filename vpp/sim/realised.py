@@ -59,10 +59,26 @@ def inductive_q_kvar(site: Site, asset_p_kw, buses: Sequence[str], pf: float) ->
     return out
 
 
+@dataclass(frozen=True)
+class AppliedPlans:
+    """What the applied plans meant for each bus, interval by interval (kW): the plan's own
+    bus power for the interval it was applied to, and the forecast-error margin it kept
+    (``up``: more import than planned; ``down``: less). Buses a plan did not name are 0."""
+
+    bus_p_kw: dict[str, np.ndarray]
+    error_up_kw: dict[str, np.ndarray]
+    error_down_kw: dict[str, np.ndarray]
+
+
 def check(
-    site: Site, bus_p_kw: dict[str, np.ndarray], asset_p_kw, times: Sequence[datetime]
+    site: Site,
+    bus_p_kw: dict[str, np.ndarray],
+    asset_p_kw,
+    times: Sequence[datetime],
+    plans: AppliedPlans | None = None,
 ) -> RealisedGrid:
-    """AC power flow of the realised bus powers over every interval of the run."""
+    """AC power flow of the realised bus powers over every interval of the run; with
+    ``plans``, each violated element says why (:func:`explain`)."""
     if not has_network(site):
         return RealisedGrid(
             checked=False,
@@ -73,8 +89,80 @@ def check(
     model = GridModel.from_site(site, options)
     q = inductive_q_kvar(site, asset_p_kw, model.buses, options.load_power_factor)
     known = {b: v for b, v in bus_p_kw.items() if b in model.buses}
-    report = model.validate(known, {b: v for b, v in q.items() if b in known})
-    return summarise(report, times)
+    q_known = {b: v for b, v in q.items() if b in known}
+    report = model.validate(known, q_known)
+    done = summarise(report, times)
+    if plans is not None and report.violations:
+        planned = {b: np.asarray(plans.bus_p_kw.get(b, np.zeros_like(v))) for b, v in known.items()}
+        near = {t.name: [t.lv_bus] for t in site.network.transformers}
+        near |= {b: [b] for b in known}  # a bus's voltage: the bus itself first
+        explain(done, report, model.validate(planned, q_known), known, plans, times, near)
+    return done
+
+
+def explain(
+    done: RealisedGrid,
+    real: GridReport,
+    planned: GridReport,
+    real_bus_kw: dict[str, np.ndarray],
+    plans: AppliedPlans,
+    times: Sequence[datetime],
+    near: dict[str, list[str]] | None = None,
+) -> None:
+    """Say, for each element the park overloaded, why no plan kept it within its limit: each
+    row of ``done.by_element`` gains ``intervals_<cause>`` counts and ``why_worst`` (a sentence
+    on its worst interval).
+
+    Interval by interval: ``plan`` when the applied plan itself, drawn exactly, would break
+    the limit (the planner did not check the network, or relaxed the limit because the
+    inflexible load alone exceeds it); otherwise ``forecast_error``: the park drew other than
+    planned, and the bus that strayed most is named with its deviation and the margin the plan
+    kept there (``beyond_margin`` when the deviation exceeded it: a risk level set higher
+    would have covered it at a price; within it, the row's linearisation fell short).
+    ``near`` names, per element, the buses to look at first (a transformer's LV bus); where
+    none of them strayed, every bus is considered.
+    """
+    near = near or {}
+    plan_bad = {(v.element, v.kind, v.step) for v in planned.violations}
+    for row in done.by_element:
+        key = (row["element"], row["kind"])
+        steps = sorted({v.step for v in real.violations if (v.element, v.kind) == key})
+        causes = {"plan": 0, "forecast_error_beyond_margin": 0, "forecast_error_within_margin": 0}
+        worst_text = ""
+        for t in steps:
+            if (*key, t) in plan_bad:
+                causes["plan"] += 1
+                continue
+            local = {b: real_bus_kw[b] for b in near.get(key[0], []) if b in real_bus_kw}
+            bus, dev, margin = _strayed_most(local or real_bus_kw, plans, t)
+            if not bus:
+                bus, dev, margin = _strayed_most(real_bus_kw, plans, t)
+            beyond = abs(dev) > margin + 1e-6
+            causes[
+                "forecast_error_beyond_margin" if beyond else "forecast_error_within_margin"
+            ] += 1
+            if bus and times[t].isoformat() == row["worst_at"]:
+                drew = float(real_bus_kw[bus][t])
+                worst_text = (
+                    f"{bus} drew {drew:,.0f} kW against {drew - dev:,.0f} kW planned "
+                    f"({dev:+,.0f} kW; the plan kept a margin of {margin:,.0f} kW there)"
+                )
+        if not worst_text and causes["plan"]:
+            worst_text = "the applied plan itself breaks the limit"
+        row.update({f"intervals_{k}": v for k, v in causes.items()})
+        row["why_worst"] = worst_text
+
+
+def _strayed_most(real_bus_kw, plans: AppliedPlans, t: int) -> tuple[str, float, float]:
+    """The bus whose realised power strayed most from the plan at interval ``t``, by how much
+    (kW, + drew more) and the margin the plan kept there in that direction (kW)."""
+    best = ("", 0.0, 0.0)
+    for bus, real in real_bus_kw.items():
+        dev = float(real[t]) - float(plans.bus_p_kw.get(bus, np.zeros(len(real)))[t])
+        if abs(dev) > abs(best[1]):
+            side = plans.error_up_kw if dev > 0 else plans.error_down_kw
+            best = (bus, dev, float(side.get(bus, np.zeros(len(real)))[t]))
+    return best
 
 
 def summarise(report: GridReport, times: Sequence[datetime]) -> RealisedGrid:

@@ -273,6 +273,29 @@ def ev_cumulative(result) -> tuple[list, np.ndarray, np.ndarray]:
     return x, got, asked
 
 
+GIVE_WAY_TABLES = (
+    ("ev_sessions_left_short", "EV sessions that left short"),
+    ("shiftable_windows_short", "Shiftable windows not completed"),
+    ("curtailed_by_load", "Curtailed energy, by load"),
+)
+
+
+def _give_way(runs: list) -> list[str]:
+    """The section on who gave way (:mod:`vpp.accounting.shortfalls`): realised amounts,
+    the plans' reasons."""
+    out = [
+        "<h2>Who gave way (realised)</h2>",
+        "<p>Amounts are what the park did; <i>why</i> is what the plans said while the asset "
+        "was there (the limit at its bound where it was short), or that full power could not "
+        "deliver it.</p>",
+    ]
+    for key, title in GIVE_WAY_TABLES:
+        rows = per_run_rows(runs, key)
+        body = _table(rows) if rows else "<p>None.</p>"
+        out += [f"<h3>{html.escape(title)}</h3>", body]
+    return out
+
+
 def render(site_name: str, runs: list) -> str:
     """One self-contained HTML page for one or more runs of the same days."""
     main = runs[0]
@@ -304,6 +327,7 @@ def render(site_name: str, runs: list) -> str:
     dr = per_run_rows(runs, "dr_per_event")
     if dr:
         parts += ["<h2>Demand response, per event</h2>", _table(dr)]
+    parts += _give_way(runs)
     parts += ["<h2>Figures</h2>", *_figures(runs), "<h2>KPIs</h2>", _table(kp)]
     parts += [f"<h2>Notes</h2><ul>{notes}</ul>", "</body></html>"]
     return "\n".join(parts)

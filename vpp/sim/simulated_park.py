@@ -70,12 +70,18 @@ Interface
 Truth: :func:`vpp.park.profiles.site_series` (measured SimBench loads; PV = pvlib clear sky x
 measured cloudiness) times ``1 + noise`` for loads (AR(1), seeded per asset and day); EV
 sessions from :mod:`vpp.park.sessions` (seeded). The truth is computed a day at a time and cached.
+
+Departures of the truth from the profiles (:class:`SimOptions`, :mod:`vpp.sim.truth`; every
+one off by default), so that a forecast fed by the measured history is honestly wrong, as a
+real park's is: a larger or slower load noise, load steps (:class:`LoadStep`: a production
+line added on Monday) and moved weather (each day's cloudiness another day's, seeded). The
+history the simulation is primed with is the same truth before the start, departures included
+(a step dated before the start is already in the measured history).
 """
 
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -93,7 +99,20 @@ from vpp.park.model import (
     window_start,
 )
 from vpp.park.state import PlantState, ShiftableState
+from vpp.sim import truth as truth_mod
 from vpp.sim.pedf import PedfOutcome, pedf_balance
+from vpp.sim.truth import LoadStep, SimOptions, check_load_steps, load_names
+from vpp.sim.truth import seeded_rng as _rng
+
+__all__ = [
+    "RECORD_FIELDS",
+    "LoadStep",
+    "SessionOutcome",
+    "SimOptions",
+    "SimulatedPark",
+    "check_load_steps",
+    "load_names",
+]
 
 _TRUTH_CACHE_DAYS = 48
 RECORD_FIELDS = (
@@ -113,22 +132,6 @@ RECORD_FIELDS = (
     "unserved_kw",
     "pv_spilled_kw",
 )
-
-
-@dataclass(frozen=True)
-class SimOptions:
-    """Imperfections of the simulated park.
-
-    Parameters
-    ----------
-    load_noise_frac : standard deviation of the multiplicative load noise (0.03 = 3 %).
-    load_noise_rho : lag-one autocorrelation of that noise per interval.
-    p_stale : probability per asset and reading that the reading is late or missing.
-    """
-
-    load_noise_frac: float = 0.03
-    load_noise_rho: float = 0.9
-    p_stale: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -161,10 +164,6 @@ class _Records:
     spilled: dict[str, list[float]] = field(default_factory=dict)  # PV name -> kW
 
 
-def _rng(seed: int, *keys: str) -> np.random.Generator:
-    return np.random.default_rng([seed, *(zlib.crc32(k.encode()) for k in keys)])
-
-
 class SimulatedPark:
     """The park's physics over 15-minute steps (see the module docstring for the interface)."""
 
@@ -177,6 +176,7 @@ class SimulatedPark:
     ):
         self.site, self.seed = site, seed
         self.options = options or SimOptions()
+        check_load_steps(site, self.options.load_steps)
         self.tz = ZoneInfo(site.location.tz)
         self.step = timedelta(minutes=site.dispatch.step_minutes)
         self.dt_h = self.step.total_seconds() / 3600.0
@@ -246,6 +246,11 @@ class SimulatedPark:
         series = profiles.site_series(self.site, Horizon(start, self.step, spd * n_days))
         pv = {p.name for p in self.site.assets.pv_arrays}
         pv |= {p.pv.name for p in self.site.assets.pedf_buildings}
+        if self.options.pv_weather_moved:
+            moved = truth_mod.moved_weather_pv(
+                self.site, self.options, self.seed, days[0], n_days, self.step
+            )
+            series.update(moved)
         for i in range(n_days):
             d = days[0] + timedelta(days=i)
             day = {name: arr[i * spd : (i + 1) * spd].copy() for name, arr in series.items()}
@@ -253,7 +258,12 @@ class SimulatedPark:
                 for name in day:
                     if name not in pv:
                         day[name] = np.maximum(day[name] * (1.0 + self._noise(name, d)), 0.0)
+            truth_mod.apply_load_steps(day, d, self.options.load_steps, self.tz, self.step)
             self._truth_cache[d] = day
+
+    def weather_day(self, d: date) -> date:
+        """The day whose measured cloudiness plays ``d`` (``d`` itself by default)."""
+        return truth_mod.weather_day(self.options, self.seed, d)
 
     def _noise(self, name: str, d: date) -> np.ndarray:
         o, n = self.options, self.steps_per_day
