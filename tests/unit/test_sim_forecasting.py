@@ -56,3 +56,19 @@ def test_naive_forecast_reads_only_the_past() -> None:
         assert np.all(f.p50[name] <= f.p90[name] + 1e-9)
     for name in pv:
         assert np.all(f.p50[name] >= 0)
+
+
+def test_the_first_workday_after_spring_festival_is_forecast_from_a_workday() -> None:
+    """After the nine-day 2026 holiday (15-23 February) the last workday is more than a week
+    back: the seasonal lag must reach it, not take the holiday a week earlier."""
+    from vpp.park.calendar import is_workday
+
+    model = NaiveModel(tiny_site())
+    first = datetime(2026, 2, 24, 9, 0, tzinfo=TZ)
+    assert is_workday(first.date()) and not is_workday((first - timedelta(days=7)).date())
+    lags = model._lags(Horizon(first, STEP, 4), now=first)
+    back = next(d for d in range(1, 14) if is_workday((first - timedelta(days=d)).date()))
+    assert back > 7 and lags[0, 0] == back
+    # An ordinary Wednesday still looks at yesterday first.
+    wed = datetime(2026, 7, 15, 9, 0, tzinfo=TZ)
+    assert model._lags(Horizon(wed, STEP, 4), now=wed)[0].tolist() == [1, 7, 14]
