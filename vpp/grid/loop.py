@@ -172,8 +172,9 @@ def dispatch_ac_feasible(
         result = controller.dispatch(current)
         solve_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        report = validate_result(grid, result)
-        stress = stressed_reports(grid, result, current)
+        q = _plan_q_kvar(grid, result)
+        report = validate_result(grid, result, q)
+        stress = stressed_reports(grid, result, current, q)
         validate_s.append(time.perf_counter() - t0)
         results.append(result)
         reports.append(report)
@@ -198,13 +199,18 @@ def _all_ok(report: GridReport, stress: list[GridReport]) -> bool:
 
 
 def stressed_reports(
-    grid: GridModel, result: DispatchResult, problem: DispatchProblem
+    grid: GridModel,
+    result: DispatchResult,
+    problem: DispatchProblem,
+    q: dict[str, np.ndarray] | None = None,
 ) -> list[GridReport]:
     """AC checks of the plan with every bus drawing its forecast-error bound more (``up``),
     then less (``down``) than planned (:attr:`DispatchProblem.bus_error_up_kw`); none when
-    the problem carries no error bounds. Reactive power as planned."""
+    the problem carries no error bounds. Reactive power as planned (``q``, if given)."""
     up, down = problem.bus_error_kw()
-    q = bus_q_kvar(result.assets, grid.buses, grid.options.load_power_factor)
+    if not np.any(up > 1e-6) and not np.any(down > 1e-6):
+        return []
+    q = _plan_q_kvar(grid, result) if q is None else q
     out = []
     for sign, err in ((1.0, up), (-1.0, down)):
         if not np.any(err > 1e-6):
@@ -234,9 +240,17 @@ def _name_at_risk(out: LoopReport, report: GridReport, stress: list[GridReport])
         )
 
 
-def validate_result(grid: GridModel, result: DispatchResult) -> GridReport:
-    """AC check of every step of a dispatch (Q from the consumption's power factor)."""
-    q = bus_q_kvar(result.assets, grid.buses, grid.options.load_power_factor)
+def _plan_q_kvar(grid: GridModel, result: DispatchResult) -> dict[str, np.ndarray]:
+    """Reactive power per bus of a dispatch (kvar), from the consumption's power factor."""
+    return bus_q_kvar(result.assets, grid.buses, grid.options.load_power_factor)
+
+
+def validate_result(
+    grid: GridModel, result: DispatchResult, q: dict[str, np.ndarray] | None = None
+) -> GridReport:
+    """AC check of every step of a dispatch (Q from the consumption's power factor, or
+    ``q`` when the caller has it already)."""
+    q = _plan_q_kvar(grid, result) if q is None else q
     q_all = {
         b: q.get(b, np.zeros_like(np.asarray(p, dtype=float))) for b, p in result.bus_p_kw.items()
     }

@@ -213,21 +213,31 @@ def _net_spread_kw(
     loads = [b.name for b in a.base_loads] + [c.name for c in a.curtailable_loads]
     loads += [p.base_load.name for p in a.pedf_buildings]
     gens = [p.name for p in a.pv_arrays] + [p.pv.name for p in a.pedf_buildings]
-    load_up = [
-        np.maximum(np.asarray(forecasts.p90[x]) - forecasts.p50[x], 0)
-        for x in loads
-        if x in forecasts.p90
-    ]
-    pv_down = [
-        np.maximum(forecasts.p50[x] - np.asarray(forecasts.p10[x]), 0)
-        for x in gens
-        if x in forecasts.p10
-    ]
-    pv = np.sum(pv_down, axis=0) if pv_down else np.zeros(n)
     if not diversified:
-        return (np.sum(load_up, axis=0) if load_up else np.zeros(n)) + pv
+        return _error_kw(forecasts, n, loads, gens)
+    load_up = _above_p50_kw(forecasts, loads)
+    pv_down = _below_p50_kw(forecasts, gens)
+    pv = np.sum(pv_down, axis=0) if pv_down else np.zeros(n)
     load = np.sqrt(np.sum(np.square(load_up), axis=0)) if load_up else np.zeros(n)
     return np.hypot(load, pv)
+
+
+def _above_p50_kw(forecasts: Forecasts, names: Iterable[str]) -> list[np.ndarray]:
+    """P90 - P50 (kW, >= 0) of each series in ``names`` that has a P90."""
+    return [
+        np.maximum(np.asarray(forecasts.p90[x]) - forecasts.p50[x], 0.0)
+        for x in names
+        if x in forecasts.p90 and x in forecasts.p50
+    ]
+
+
+def _below_p50_kw(forecasts: Forecasts, names: Iterable[str]) -> list[np.ndarray]:
+    """P50 - P10 (kW, >= 0) of each series in ``names`` that has a P10."""
+    return [
+        np.maximum(forecasts.p50[x] - np.asarray(forecasts.p10[x]), 0.0)
+        for x in names
+        if x in forecasts.p10 and x in forecasts.p50
+    ]
 
 
 RESERVE_WINDOW_STEPS = 16  # a PEDF battery's reserve: the exposed error of the last 4 h
@@ -277,14 +287,7 @@ def _error_kw(forecasts: Forecasts, n: int, up: list[str], down: list[str]) -> n
     """How far the forecast may be wrong in the direction of more import (kW, >= 0): the
     spread above P50 (P90 - P50) of the series in ``up`` plus the spread below it (P50 - P10)
     of those in ``down``, summed (a conservative bound: errors at one bus move together)."""
-    out = np.zeros(n)
-    for name in up:
-        if name in forecasts.p90 and name in forecasts.p50:
-            out += np.maximum(np.asarray(forecasts.p90[name]) - forecasts.p50[name], 0.0)
-    for name in down:
-        if name in forecasts.p10 and name in forecasts.p50:
-            out += np.maximum(forecasts.p50[name] - np.asarray(forecasts.p10[name]), 0.0)
-    return out
+    return np.zeros(n) + sum(_above_p50_kw(forecasts, up)) + sum(_below_p50_kw(forecasts, down))
 
 
 def bus_errors_kw(
