@@ -50,6 +50,12 @@ from controllers.problem import TERMS, DispatchProblem, DispatchResult, DrDecisi
 
 NOT_MONEY = ("penalties", "dr_revenue", "dr_penalty")  # weights, or the LP's DR proxies
 EPS_CNY = 1e-6
+# Hysteresis: a decision taken in an earlier cycle is changed only when the other choice wins
+# by this share of the larger of the two figures (or HYSTERESIS_CNY, whichever is more). Near
+# a tie the forecasts' cycle-to-cycle wobble flipped the demo's afternoon call between
+# "followed" and "not followed" every few cycles; each flip moved the battery the other way.
+HYSTERESIS_FRAC = 0.1
+HYSTERESIS_CNY = 5.0
 
 
 def money_cny(result: DispatchResult) -> float:
@@ -81,9 +87,14 @@ def _unweighed(row: DrEventRow) -> str:
 
 
 def dispatch(
-    solve: Callable[[DispatchProblem], DispatchResult], problem: DispatchProblem
+    solve: Callable[[DispatchProblem], DispatchResult],
+    problem: DispatchProblem,
+    before: dict[str, bool] | None = None,
 ) -> DispatchResult:
-    """The cheaper plan of following each open DR event or not (see the module doc)."""
+    """The cheaper plan of following each open DR event or not (see the module doc);
+    ``before``: per event id, what an earlier cycle decided (kept unless the other choice
+    wins by the hysteresis margin, :data:`HYSTERESIS_FRAC`)."""
+    before = before or {}
     if not problem.dr_rows:
         return solve(problem)
     follow = solve(problem)
@@ -106,7 +117,7 @@ def dispatch(
         judge, base_p = follow, problem
     dropped: dict[str, tuple[DispatchProblem, DispatchResult]] = {}
     for row in candidates:
-        decisions[row.event_id], alt = _weigh(solve, base_p, judge, row)
+        decisions[row.event_id], alt = _weigh(solve, base_p, judge, row, before.get(row.event_id))
         if alt is not None:
             dropped[row.event_id] = alt
     chosen, chosen_p = follow, problem
@@ -130,9 +141,12 @@ def _weigh(
     problem: DispatchProblem,
     follow: DispatchResult,
     row: DrEventRow,
+    before: bool | None = None,
 ) -> tuple[DrDecision, tuple[DispatchProblem, DispatchResult] | None]:
     """The decision on ``row``'s event: ``follow`` (the plan following every event) against
-    the plan without it; that plan and its problem when it is the cheaper, else None."""
+    the plan without it; that plan and its problem when it is the cheaper, else None.
+    ``before``: the earlier cycles' decision, which the other choice must beat by the
+    hysteresis margin."""
     alt_p = dr_rows.without(problem, {row.event_id})
     try:
         alt = solve(alt_p)
@@ -145,7 +159,15 @@ def _weigh(
     earns -= sum(compensation_cny(alt_p, alt).values())
     demand = follow.terms_cny.get("demand_charge", 0.0) - alt.terms_cny.get("demand_charge", 0.0)
     followed = earns >= extra - EPS_CNY * max(1.0, abs(extra))
-    says = _says(row, demand, extra, earns, followed)
+    held = ""
+    if before is not None and followed != before:
+        margin = max(HYSTERESIS_FRAC * max(abs(earns), abs(extra)), HYSTERESIS_CNY)
+        if abs(earns - extra) < margin:
+            followed = before
+            held = (
+                f" (kept from earlier cycles: the other choice wins by less than {margin:,.0f} CNY)"
+            )
+    says = _says(row, demand, extra, earns, followed) + held
     decision = DrDecision(row.event_id, followed, extra, earns, True, says)
     return decision, None if followed else (alt_p, alt)
 

@@ -376,6 +376,8 @@ class MpcController:
         self.solver = solver
         self.fallback = fallback
         self.soft = soft
+        # Per DR event id, whether the last plan followed it (dr_choice's hysteresis).
+        self._dr_followed: dict[str, bool] = {}
         self.ev_aggregate = ev_aggregate
         # LPs: keep one HiGHS object per model and restart it from the last basis
         # (controllers.highs_hot); a failed restart is solved again from scratch.
@@ -408,7 +410,12 @@ class MpcController:
     def dispatch(self, problem: DispatchProblem) -> DispatchResult:
         """The plan for ``problem``; with called DR events on the horizon, the cheaper of
         following each or not, valued as the settlement pays (:mod:`controllers.dr_choice`)."""
-        return dr_choice.dispatch(self._dispatch_one, problem)
+        result = dr_choice.dispatch(self._dispatch_one, problem, self._dr_followed)
+        ids = {r.event_id for r in problem.dr_rows}
+        self._dr_followed = {
+            k: d.followed for k, d in result.dr_decisions.items() if d.weighed and k in ids
+        }
+        return result
 
     def _dispatch_one(self, problem: DispatchProblem) -> DispatchResult:
         needs_int = any(on_off.has_on_off(s) for s in problem.shiftables)

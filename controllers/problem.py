@@ -389,7 +389,8 @@ class Relaxation:
     avoidable: bool = True
 
     def describe(self) -> str:
-        what = "short by" if self.unit == "kWh" else "over by"
+        over = self.unit != "kWh" or self.constraint.endswith("_over")
+        what = "over by" if over else "short by"
         where = f" (steps {self.steps[0]}-{self.steps[-1]})" if self.steps else ""
         why = f": {self.reason}" if self.reason else ""
         head = f"{self.constraint} on {self.asset}: {what} {self.amount:.3f} {self.unit}"

@@ -91,3 +91,24 @@ def test_a_cap_only_event_keeps_the_credit_up_to_the_paid_limit() -> None:
     assert paid.terms_cny["dr_revenue"] == pytest.approx(-240.0, abs=1e-4)
     assert costs.evaluate(p, paid)["dr_revenue"] == pytest.approx(-240.0, abs=1e-4)
     assert invariants.check(p, paid) == []
+
+
+def test_a_decision_is_kept_across_cycles_unless_the_other_choice_wins_clearly() -> None:
+    """Hysteresis (controllers.dr_choice.HYSTERESIS_FRAC): near a tie, what an earlier cycle
+    decided stands; a clear win changes it. Following costs about 2.1 CNY (the battery's
+    energy given for the call, less the import it saves) and earns the subsidy on 18 kWh."""
+    from controllers import dr_choice
+
+    fresh = MpcController().dispatch(_problem(0.2))
+    d = fresh.dr_decisions["SG-1"]
+    assert d.followed and d.weighed
+    assert 0 < d.earns_cny - d.extra_cost_cny < dr_choice.HYSTERESIS_CNY  # a near tie
+    held = MpcController()
+    held._dr_followed = {"SG-1": False}  # an earlier cycle did not follow it
+    kept = held.dispatch(_problem(0.2)).dr_decisions["SG-1"]
+    assert not kept.followed and "kept from earlier cycles" in kept.says
+    assert held._dr_followed == {"SG-1": False}
+    # a clear win (36 CNY earned against 2.1) changes the earlier decision
+    clear = held.dispatch(_problem(2.0)).dr_decisions["SG-1"]
+    assert clear.followed and "kept" not in clear.says
+    assert held._dr_followed == {"SG-1": True}
