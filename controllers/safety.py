@@ -132,17 +132,52 @@ def _car_needs_energy(problem: DispatchProblem, name: str, k: int) -> bool:
     return False
 
 
+def _asset_buses(problem: DispatchProblem) -> dict[str, str]:
+    """The bus of every charger and shiftable load (the assets a minimum power can raise)."""
+    out = {c.spec.name: c.spec.bus for c in problem.ev_chargers}
+    out |= {s.spec.name: s.spec.bus for s in problem.shiftables}
+    return out
+
+
+def _room_kw(
+    problem: DispatchProblem, k: int, plan_bus_kw: dict[str, float], plan_net_kw: float
+) -> tuple[dict[str, float], float]:
+    """What the plan left under each bus limit and under the park's import limit (the
+    connection, less nothing, and a DR cap) at interval ``k`` (kW, >= 0)."""
+    bus_max = np.asarray(problem.bus_max(), dtype=float)
+    rooms = {}
+    for i, b in enumerate(problem.buses):
+        cap = bus_max[i, k] if bus_max.ndim == 2 else bus_max[i]
+        rooms[b] = max(float(cap) - plan_bus_kw.get(b, 0.0), 0.0)
+    park_cap = min(float(problem.import_max_kw[k]), float(problem.dr_max()[k]))
+    return rooms, max(park_cap - plan_net_kw, 0.0)
+
+
 def clamp(
     problem: DispatchProblem,
     setpoints_kw: dict[str, float],
     k: int = 0,
     hold: frozenset[str] = frozenset(),
+    plan_bus_kw: dict[str, float] | None = None,
+    plan_net_kw: float | None = None,
 ) -> tuple[dict[str, float], list[Clamp]]:
-    """Setpoints within limits; ``hold``: assets to hold at their safe setpoint."""
+    """Setpoints within limits; ``hold``: assets to hold at their safe setpoint.
+
+    ``plan_bus_kw`` / ``plan_net_kw``: the plan's power per bus and the park's net import at
+    ``k``. Given them, a minimum running power never lifts a setpoint over a limit the plan
+    kept: what a rounding up to ``p_min_kw`` adds must fit in the room the plan left under
+    the bus limit and under the park's import limit (connection, DR cap), rounding by
+    rounding in the order of the setpoints; one that does not fit is rounded down to 0
+    instead (two chargers at 1.664 kW minimum on a bus capped at 1.0 kW, planned {0, 1.0},
+    were sent 1.664 kW; now {0, 0})."""
     lim = limits_kw(problem, k)
     held = held_reasons(problem, hold)
     out: dict[str, float] = {}
     events: list[Clamp] = []
+    guard = plan_bus_kw is not None and plan_net_kw is not None
+    if guard:
+        rooms, park_room = _room_kw(problem, k, plan_bus_kw, plan_net_kw)
+        bus_of = _asset_buses(problem)
     for name, value in setpoints_kw.items():
         if name not in lim:
             out[name] = value  # uncontrollable (a base load): informational
@@ -155,9 +190,22 @@ def clamp(
         else:
             sent = _interval(lo, hi, value)
             reason = f"outside [{lo:.3f}, {hi:.3f}] kW" if abs(sent - value) > 1e-6 else ""
+            before = sent
             sent, why = _min_power(problem, name, sent, k)
             reason = reason or why
             sent = _interval(lo, hi, sent)
+            raised = sent - before
+            if guard and raised > 1e-9 and name in bus_of:
+                bus = bus_of[name]
+                if raised <= rooms.get(bus, 0.0) + 1e-9 and raised <= park_room + 1e-9:
+                    rooms[bus] = rooms.get(bus, 0.0) - raised
+                    park_room -= raised
+                else:
+                    sent = 0.0
+                    reason = (
+                        f"below the minimum running power, rounded down: rounding up would "
+                        f"break the limit of bus {bus} or the park's import limit"
+                    )
         out[name] = sent
         if reason:
             events.append(

@@ -80,3 +80,63 @@ def test_remainder_below_a_chargers_minimum_is_not_dropped(e_needed_kwh, propose
     sent, events = clamp(p, {"ev1": proposed_kw})
     assert sent["ev1"] == sent_kw
     assert [e.asset for e in events] == ["ev1"]
+
+
+def _garage(p_min: float, bus_cap_kw: float, n_chargers: int = 2):
+    """Chargers with a minimum power on one bus whose limit is ``bus_cap_kw``; every car
+    still needs energy (so the minimum-power rule would round their setpoints up)."""
+    from dataclasses import replace
+
+    evs = [
+        (f.charger(f"ev{i}", p_max=7.0, p_min=p_min), [f.session(f"s{i}", 0, 4, 20.0, 7.0)])
+        for i in range(n_chargers)
+    ]
+    p = f.problem(n=4, base_kw=[0.0] * 4, evs=evs)
+    return replace(p, bus_import_max_kw=np.full((1, 4), bus_cap_kw))
+
+
+def test_a_minimum_power_never_lifts_a_setpoint_over_the_bus_limit_the_plan_kept():
+    """Issue #16's case: two chargers at 1.664 kW minimum on a bus capped at 1.0 kW, both
+    cars needing energy, planned {0, 1.0}: the clamp sent 1.664 kW; it now rounds down."""
+    p = _garage(1.664, 1.0)
+    plan = {"ev0": 0.0, "ev1": 1.0}
+    sent, events = clamp(p, plan, plan_bus_kw={"b1": 1.0}, plan_net_kw=1.0)
+    assert sent == {"ev0": 0.0, "ev1": 0.0}
+    (e,) = events
+    assert e.asset == "ev1" and "rounded down" in e.reason and "bus b1" in e.reason
+    # without the plan's bus power (callers that do not give it) the old rule stands
+    old, _ = clamp(p, plan)
+    assert old["ev1"] == pytest.approx(1.664)
+    # with room under the limit the rounding up stands
+    roomy = _garage(1.664, 5.0)
+    up, _ = clamp(roomy, plan, plan_bus_kw={"b1": 1.0}, plan_net_kw=1.0)
+    assert up["ev1"] == pytest.approx(1.664)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    p_min=st.floats(0.5, 6.0),
+    cap=st.floats(0.0, 30.0),
+    n=st.integers(1, 6),
+    fracs=st.lists(st.floats(0.0, 1.0), min_size=6, max_size=6),
+    park_cap=st.floats(0.0, 40.0),
+)
+def test_the_clamp_never_takes_a_bus_or_the_park_over_a_limit_the_plan_kept(
+    p_min, cap, n, fracs, park_cap
+):
+    """Random plans that keep the bus limit and the park's import limit: whatever the
+    minimum-power rounding does, the setpoints sent keep both."""
+    from dataclasses import replace
+
+    p = _garage(p_min, cap, n)
+    p = replace(p, import_max_kw=np.full(4, park_cap))
+    limit = min(cap, park_cap)
+    raw = [fr * 7.0 for fr in fracs[:n]]
+    total = sum(raw)
+    scale = min(1.0, limit / total) if total > 0 else 1.0
+    plan = {f"ev{i}": v * scale for i, v in enumerate(raw)}
+    planned = sum(plan.values())
+    sent, _ = clamp(p, plan, plan_bus_kw={"b1": planned}, plan_net_kw=planned)
+    assert sum(sent.values()) <= limit + 1e-6
+    for name, v in sent.items():
+        assert v == 0.0 or v >= p_min - 1e-9 or v == pytest.approx(plan[name])

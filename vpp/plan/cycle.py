@@ -189,7 +189,14 @@ def _finish(at, state, problem, forecasts, result, grid, used, fallback, errors,
     violations = invariants.check(problem, result) if result.status != "shifted" else []
     for v in violations:
         log.warning("invariant broken by %s: %s", used, v)
-    setpoints, clamps = safety.clamp(problem, result.setpoints_kw(0), 0, state.stale_assets)
+    setpoints, clamps = safety.clamp(
+        problem,
+        result.setpoints_kw(0),
+        0,
+        state.stale_assets,
+        plan_bus_kw={b: float(v[0]) for b, v in result.bus_p_kw.items() if len(v)},
+        plan_net_kw=float(result.p_net_kw[0]) if len(result.p_net_kw) else None,
+    )
     result = hold_plan(problem, result, state.stale_assets)
     notes = prepare.assumption_notes(state.assumptions)
     result.messages += [m for m in notes if m not in result.messages]
