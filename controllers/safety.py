@@ -102,6 +102,70 @@ def held_reasons(problem: DispatchProblem, hold: frozenset[str]) -> dict[str, st
     return {name: HELD_STALE for name in sorted(hold) if name in lim}
 
 
+def pinned(problem: DispatchProblem, hold: frozenset[str]) -> DispatchProblem:
+    """``problem`` with the assets of ``hold`` that :func:`held_reasons` holds pinned at their
+    safe setpoint over the horizon, so that the plan does not count on what it cannot steer:
+    a battery idle (no charge, no discharge), a charger idle (its sessions left out: it can
+    deliver nothing while held), a shiftable load off (its windows left out), a curtailable
+    load at its baseline, a PV array uncurtailed. The plan's import is then what the park
+    will draw with them held; before, a DR cap was "met" on paper by discharging a storage
+    PCS that was not answering and was sent 0 kW (:func:`vpp.plan.cycle.hold_plan` made the
+    schedules agree only after the solve, not the decisions around them).
+
+    A PEDF building's converter is not pinned here (held at 0 kW exchange for the whole
+    horizon the building would have to island, which a one-interval telemetry gap does not
+    mean); its held exchange is applied after the solve, as before. Its battery and PV,
+    when they are the stale ones, are pinned like the others."""
+    held = set(held_reasons(problem, hold))
+    if not held:
+        return problem
+    from dataclasses import replace
+
+    def idle(spec):
+        return replace(spec, p_charge_max_kw=0.0, p_discharge_max_kw=0.0)
+
+    bats = tuple(
+        replace(b, spec=idle(b.spec)) if b.spec.name in held else b for b in problem.batteries
+    )
+    evs = tuple(
+        replace(c, spec=replace(c.spec, p_max_kw=0.0, v2g=False), sessions=())
+        if c.spec.name in held
+        else c
+        for c in problem.ev_chargers
+    )
+    shifts = tuple(replace(x, windows=()) if x.spec.name in held else x for x in problem.shiftables)
+    curts = tuple(
+        replace(c, spec=replace(c.spec, curtail_max_frac=0.0)) if c.spec.name in held else c
+        for c in problem.curtailables
+    )
+    pvs = tuple(
+        replace(x, spec=replace(x.spec, curtailable=False)) if x.spec.name in held else x
+        for x in problem.pv
+    )
+    pedfs = tuple(
+        replace(
+            pe,
+            spec=replace(
+                pe.spec,
+                battery=idle(pe.spec.battery) if pe.spec.battery.name in held else pe.spec.battery,
+                pv=replace(pe.spec.pv, curtailable=False)
+                if pe.spec.pv.name in held
+                else pe.spec.pv,
+            ),
+        )
+        for pe in problem.pedfs
+    )
+    return replace(
+        problem,
+        batteries=bats,
+        ev_chargers=evs,
+        shiftables=shifts,
+        curtailables=curts,
+        pv=pvs,
+        pedfs=pedfs,
+    )
+
+
 def held_schedule_kw(problem: DispatchProblem, asset: str) -> np.ndarray:
     """The held asset's power over the horizon (kW, load convention): its safe setpoint
     (:func:`safe_setpoint_kw`) in every interval, as if its telemetry stays stale."""

@@ -69,3 +69,23 @@ def test_shift_plan_moves_and_holds_the_tail():
     np.testing.assert_allclose(moved.p_net_kw[5:], plan.p_net_kw[-1])
     too_late = Horizon(p.horizon.start + timedelta(days=3), p.horizon.step, p.horizon.n)
     assert shift_plan(plan, too_late) is None
+
+
+def test_a_stale_battery_is_planned_idle_not_steered_then_held(monkeypatch):
+    """A battery whose telemetry is stale is sent 0 kW; the plan must not count on it. Before,
+    the LP discharged it under an import limit and the plan's import (under the limit) was not
+    what the park drew with the battery held (over it). Now the plan's import is what the park
+    draws, and the limit's shortfall shows in the plan instead of being hidden."""
+    bat = f.battery()
+    # base load 100 kW under a 90 kW import limit: only the battery could keep it
+    p = f.problem(n=4, batteries=[(bat, 80.0)], import_max_kw=90.0)
+    _patched(monkeypatch, p)
+    free = MpcController().dispatch(p)
+    assert free.setpoints_kw()["bat"] < -1.0  # steered, it would discharge for the limit
+    driver = _Driver()  # reports "bat" stale
+    rep = run_cycle(None, p.horizon.start, driver, _Forecaster(), MpcController())
+    assert driver.sent[-1]["bat"] == 0.0
+    np.testing.assert_allclose(rep.result.assets["bat"].p_kw, 0.0, atol=1e-6)
+    # the plan's first-interval import is the base load: what the park draws, battery held
+    assert abs(rep.result.p_net_kw[0] - 100.0) < 1e-4
+    assert any("import" in r.constraint or "connection" in r.constraint for r in rep.result.relaxed)
