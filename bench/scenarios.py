@@ -135,6 +135,19 @@ def run_case(case: Case) -> dict:
         "risk_frac": site.dispatch.risk_frac,
         "forecast": sc.forecast,
         "figures": figures(r, wall),
+        # What the table cannot say: each DR event's settlement, who gave way, and why each
+        # realised network violation happened (the KPIs' own lists, realised).
+        "details": {
+            key: r.kpis.get(key)
+            for key in (
+                "dr_per_event",
+                "dr_declined",
+                "ev_sessions_left_short",
+                "shiftable_windows_short",
+                "grid_violations",
+                "demand_by_month",
+            )
+        },
     }
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tests.service_kit import T0, make_runtime, small_site
+from vpp.park.model import Horizon
 from vpp.park.profiles import ProfileForecaster
 from vpp.park.pv_physics import clear_sky_ac_kw
 from vpp.park.state import PlantState
@@ -93,3 +94,38 @@ def test_the_service_plans_on_telemetry_forecasts(db_url):
     with rt.engine.connect() as conn:
         stored = repo.forecasts_of(conn, cur.cycle_id)
     assert {r["source"] for r in stored} == {cur.forecasts.source}
+
+
+def test_the_services_profile_forecaster_gets_the_band_of_its_measured_error(db_url):
+    """The configured profiles state no band, so the service's margins were zero whatever
+    risk_frac. With telemetry stored, the profile forecaster's band is that of its error on
+    it from the first cycle (``dispatch.margin_bands: measured``): a load that ran 20 %
+    above its profile for two days gets a P90 about 20 % above its P50, bias included, and
+    the P10 does not fall below the P50 (it never ran low)."""
+    from vpp.runtime.planner import profile_forecaster
+
+    site = small_site()
+    pv, loads = asset_names(site)
+    target = loads[0]
+    rt = make_runtime(db_url, site=site)
+    start = T0 - timedelta(days=2)
+    n = 2 * 96
+    past = ProfileForecaster().forecast(site, horizon_for(site, start), PlantState(at=start))
+    hist_h = Horizon(start, STEP, n)
+    prof = ProfileForecaster().forecast(site, hist_h, PlantState(at=start)).p50[target]
+    rows = [
+        {"asset": target, "ts": start + k * STEP, "p_kw": 1.2 * float(prof[k])} for k in range(n)
+    ]
+    rt.ingest(rows, source="meter")
+    assert past.p10 == {} and past.p90 == {}  # the profiles state no band
+    fc = profile_forecaster(PlannerSpec(site, database_url=db_url))
+    horizon = horizon_for(site, T0)
+    got = fc.forecast(site, horizon, PlantState(at=T0))
+    assert got.source.endswith("+calibrated")
+    p50, p90, p10 = got.p50[target], got.p90[target], got.p10[target]
+    busy = p50 > 0.5 * p50.max()
+    ratio = p90[busy] / p50[busy]
+    assert np.all(ratio > 1.15) and np.all(ratio < 1.25)
+    assert np.all(p10[busy] >= p50[busy] - 1e-6)
+    # assets without telemetry keep the profiles' (empty) band
+    assert all(name not in got.p90 for name in [*pv, *loads[1:]])

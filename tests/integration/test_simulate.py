@@ -73,11 +73,16 @@ def test_the_bill_adds_up_and_says_what_it_billed(mpc_run) -> None:
     dr = k["dr_compensation_cny"] or 0.0
     parts = k["energy_cost_cny"] + k["demand_charge_cny"] + k["stored_energy_cost_cny"] - dr
     assert k["total_cost_cny"] == pytest.approx(parts)
-    # One day of July: 1/31 of the month's charge on the day's realised peak.
+    # One day of July: 1/31 of the month's charge on the month's peak: the higher of the
+    # run's own and the one metered in July before the run (the 14 days of meter history
+    # from 1 July, the park without the VPP), which the simulated park starts from.
     (month,) = k["demand_by_month"]
     assert month["covered_frac"] == pytest.approx(1 / 31)
     assert k["demand_charge_cny"] == pytest.approx(month["full_month_cny"] / 31)
-    assert month["peak_import_kw"] == pytest.approx(k["peak_import_kw"])
+    assert month["run_peak_import_kw"] == pytest.approx(k["peak_import_kw"])
+    before = mpc_run.month_peak_before_kw["2026-07"]
+    assert before > 0 and month["peak_before_run_kw"] == pytest.approx(before)
+    assert month["peak_import_kw"] == pytest.approx(max(before, k["peak_import_kw"]))
     e = mpc_run.series["battery_e_kwh"]
     assert k["stored_energy"]["end_kwh"] == pytest.approx(e[-1])
 

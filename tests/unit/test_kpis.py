@@ -157,6 +157,27 @@ def test_demand_charge_pro_rated_by_the_share_of_each_month() -> None:
     assert sum(m.charge_cny for m in whole) == pytest.approx(30 * 700)
 
 
+def test_the_months_peak_before_the_run_sets_the_bill_when_higher() -> None:
+    """A run that starts on the 30th is billed on the higher of the month's metered peak so
+    far and its own (January had 350 kW before the run: 350 > 300); a month the history does
+    not reach (February) on the run's own."""
+    tz = ZoneInfo("Asia/Shanghai")
+    step = timedelta(hours=12)
+    times = [datetime(2026, 1, 30, tzinfo=tz) + i * step for i in range(6)]
+    imp = np.array([100.0, 300.0, 200.0, 250.0, 400.0, 50.0])
+    months = bill.demand_charges(
+        imp, times, step, 30.0, "Asia/Shanghai", peak_before_kw={"2026-01": 350.0}
+    )
+    jan, feb = months
+    assert (jan.peak_import_kw, jan.peak_before_run_kw, jan.run_peak_import_kw) == (350, 350, 300)
+    assert jan.charge_cny == pytest.approx(30 * 350 * 2 / 31)
+    assert (feb.peak_import_kw, feb.peak_before_run_kw) == (400, 0)
+    low = bill.demand_charges(
+        imp, times, step, 30.0, "Asia/Shanghai", peak_before_kw={"2026-01": 10}
+    )
+    assert low[0].peak_import_kw == 300
+
+
 def test_stored_energy_uses_a_configured_terminal_value() -> None:
     a = Battery("a", "b", 100.0, 50.0, 50.0, terminal_value_cny_per_kwh=0.6)
     b = Battery("b", "b", 100.0, 50.0, 50.0, eta_discharge=0.9)

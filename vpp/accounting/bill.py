@@ -34,11 +34,13 @@ class MonthDemand:
     """One calendar month's demand charge within a run."""
 
     month: str  # YYYY-MM, local time
-    peak_import_kw: float
+    peak_import_kw: float  # the month's peak: the run's, or the metered one before it
     covered_frac: float  # share of the month's hours the run covers, 0-1
     rate_cny_per_kw_month: float
     charge_cny: float  # after pro-rating (when asked)
     full_month_cny: float  # rate x peak, what a whole month at this peak would be billed
+    peak_before_run_kw: float = 0.0  # metered in the month before the run began
+    run_peak_import_kw: float = 0.0  # the run's own peak
 
 
 def demand_charges(
@@ -48,6 +50,7 @@ def demand_charges(
     rate_cny_per_kw_month: float,
     tz: str,
     prorate: bool = True,
+    peak_before_kw: dict[str, float] | None = None,
 ) -> list[MonthDemand]:
     """Demand charge of every calendar month the series touches.
 
@@ -59,6 +62,8 @@ def demand_charges(
     rate_cny_per_kw_month : the tariff's monthly demand charge (CNY per kW of peak).
     tz : the park's time zone (months are local).
     prorate : pro-rate a partly covered month by the share of it the run covers.
+    peak_before_kw : per month (``YYYY-MM``), the peak already metered in that month before
+        the run: the month's bill is set by the higher of it and the run's own peak.
     """
     zone = ZoneInfo(tz)
     peak: dict[tuple[int, int], float] = {}
@@ -70,18 +75,24 @@ def demand_charges(
         peak[key] = max(peak.get(key, 0.0), float(p))
         hours[key] = hours.get(key, 0.0) + step_h
     out = []
+    before = peak_before_kw or {}
     for key in sorted(peak):
         month_h = 24.0 * calendar.monthrange(*key)[1]
         frac = min(hours[key] / month_h, 1.0)
-        full = rate_cny_per_kw_month * peak[key]
+        label = f"{key[0]:04d}-{key[1]:02d}"
+        prior = float(before.get(label, 0.0))
+        top = max(peak[key], prior)
+        full = rate_cny_per_kw_month * top
         out.append(
             MonthDemand(
-                month=f"{key[0]:04d}-{key[1]:02d}",
-                peak_import_kw=peak[key],
+                month=label,
+                peak_import_kw=top,
                 covered_frac=frac,
                 rate_cny_per_kw_month=rate_cny_per_kw_month,
                 charge_cny=full * frac if prorate else full,
                 full_month_cny=full,
+                peak_before_run_kw=prior,
+                run_peak_import_kw=peak[key],
             )
         )
     return out

@@ -8,6 +8,9 @@ with ``plan_``: those say what the dispatch intended. Definitions (all over the 
 * ``demand_charge_cny``: per calendar month, the tariff's monthly rate x that month's realised
   peak import, pro-rated by the share of the month the run covers (``demand_prorate`` False:
   a whole month's charge, as the month's bill would be); ``demand_by_month`` has each month.
+  The month's peak includes what the meter history before the run holds of that month
+  (``peak_before_run_kw``): a run that starts on the 20th is billed on the higher of the
+  month's peak so far and its own.
 * ``stored_energy_cost_cny``: the batteries' energy at the start less at the end, valued at
   the planner's terminal value (:mod:`vpp.accounting.bill`); negative when the run ends fuller.
 * ``dr_compensation_cny``: subsidies earned less penalties, per the events' settlement.
@@ -142,6 +145,7 @@ def _money(result) -> dict:
         site.tariff.demand_charge_cny_per_kw_month,
         site.location.tz,
         prorate=result.demand_prorate,
+        peak_before_kw=getattr(result, "month_peak_before_kw", None),
     )
     a = site.assets
     stored = bill.stored_energy(

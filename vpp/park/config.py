@@ -466,6 +466,7 @@ def _semantic_problems(site: m.Site) -> Iterable[str]:
     if d.step_minutes < 1 or 1440 % d.step_minutes:
         yield f"dispatch.step_minutes: must divide a day (e.g. 5, 15, 30, 60), got {d.step_minutes}"
     yield from _range("dispatch.risk_frac", d.risk_frac, 0, m.RISK_FRAC_MAX)
+    yield from _range("dispatch.margin_window_days", d.margin_window_days, 1, 60)
     yield from _penalty_problems(site.penalties)
 
 

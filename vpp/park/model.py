@@ -687,6 +687,13 @@ class Penalties:
         return base * factor
 
 
+class MarginBands(StrEnum):
+    """Where the forecast spread behind every margin comes from (``dispatch.margin_bands``)."""
+
+    MEASURED = "measured"  # the forecaster's own recent error, measured
+    FORECASTER = "forecaster"  # the forecaster's stated P10/P90 only
+
+
 @dataclass(frozen=True)
 class DispatchSettings:
     horizon_steps: int = 96
@@ -703,6 +710,12 @@ class DispatchSettings:
     # realised transformer violations from 10 intervals to 0 for 1.8 % more cost, on the
     # DR-heavy manufacturing week from 11 to 6 for 1.6 % more.
     risk_frac: float = 1.0
+    # Where the spread comes from: ``measured``, the forecaster's own error over the last
+    # ``margin_window_days`` (per asset and lead time, bias included: forecasts.error_bands),
+    # wherever a lead time has enough samples, its stated P10/P90 elsewhere; ``forecaster``,
+    # only the stated P10/P90 (the configured profiles state none: no margin at all).
+    margin_bands: MarginBands = MarginBands.MEASURED
+    margin_window_days: float = 7.0
 
 
 RISK_FRAC_MAX = 3.0

@@ -190,10 +190,16 @@ def site_series(site, horizon) -> dict[str, np.ndarray]:
 
 
 class ProfileForecaster:
-    """Perfect foresight: the measured profiles themselves (for single dispatches, studies
-    of the controller alone, and as the oracle against which forecasters are judged)."""
+    """The configured profiles themselves: the service's default forecast, and perfect
+    foresight where the park plays them (single dispatches, studies of the controller alone,
+    the oracle against which forecasters are judged); ``source`` "profiles", since on a real
+    park they are a forecast like any other.
+    ``replayable``: it reads no measurement, so what it would have said at any past time is
+    what it says for that time now (:class:`vpp.plan.calibrated.CalibratedForecaster`)."""
+
+    replayable = True
 
     def forecast(self, site, horizon, state):
         from vpp.park.state import Forecasts
 
-        return Forecasts(site_series(site, horizon), source="perfect")
+        return Forecasts(site_series(site, horizon), source="profiles")

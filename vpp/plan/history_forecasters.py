@@ -33,7 +33,7 @@ import pandas as pd
 
 from forecasts.types import Series
 from vpp.park.calendar import is_workday
-from vpp.park.model import Horizon, ParkCalendar, PvArray, Site
+from vpp.park.model import Horizon, MarginBands, ParkCalendar, PvArray, Site
 from vpp.park.pv_physics import clear_sky_ac_kw
 from vpp.park.state import Forecasts, PlantState
 
@@ -356,18 +356,26 @@ _FITTED: dict[tuple, ModelForecasts] = {}
 
 
 def make_forecaster(kind: str, site: Site, park, history: MeasuredHistory, seed: int = 0):
-    """A :class:`vpp.plan.cycle.Forecaster` of ``kind`` (one of :data:`FORECASTS`)."""
+    """A :class:`vpp.plan.cycle.Forecaster` of ``kind`` (one of :data:`FORECASTS`); with
+    ``dispatch.margin_bands: measured`` (the default) its band is calibrated on its own
+    measured error (:class:`vpp.plan.calibrated.CalibratedForecaster`)."""
     if kind == "perfect":
         return PerfectForecaster(park)
     if kind == "naive":
-        return HistoryForecaster(NaiveModel(site), history)
-    if kind == "model":
+        fc = HistoryForecaster(NaiveModel(site), history)
+    elif kind == "model":
         key = (site.name, site.source_file, history.start, history.end, seed)
         if key not in _FITTED:  # runs of the same days (compare) share one fit
             _FITTED.clear()
             _FITTED[key] = ModelForecasts(site, history, seed=seed)
-        return HistoryForecaster(_FITTED[key], history)
-    raise ValueError(f"unknown forecast kind {kind!r}; expected one of {FORECASTS}")
+        fc = HistoryForecaster(_FITTED[key], history)
+    else:
+        raise ValueError(f"unknown forecast kind {kind!r}; expected one of {FORECASTS}")
+    if site.dispatch.margin_bands is MarginBands.MEASURED:
+        from vpp.plan.calibrated import CalibratedForecaster, history_measured
+
+        return CalibratedForecaster.for_site(site, fc, history_measured(history))
+    return fc
 
 
 # ------------------------------------------------------------------------------------------

@@ -202,16 +202,18 @@ def build_planner(spec: PlannerSpec) -> InlinePlanner:
 
 
 def profile_forecaster(spec: PlannerSpec) -> Forecaster:
-    """The configured load and PV profiles (``vpp.park.profiles``)."""
+    """The configured load and PV profiles (``vpp.park.profiles``), with the band of their
+    measured error (:func:`calibrated`)."""
     from vpp.park.profiles import ProfileForecaster
 
-    return ProfileForecaster()
+    return calibrated(spec, ProfileForecaster())
 
 
 def telemetry_forecaster(spec: PlannerSpec) -> Forecaster:
     """Forecasts from the telemetry stored in ``spec.database_url`` (read incrementally),
     the configured profiles where an asset's history is too short
-    (:class:`vpp.plan.history_forecasters.TelemetryForecaster`)."""
+    (:class:`vpp.plan.history_forecasters.TelemetryForecaster`), with the band of their
+    measured error (:func:`calibrated`)."""
     from vpp.park.profiles import ProfileForecaster
     from vpp.plan.history_forecasters import TelemetryForecaster, asset_names
 
@@ -219,7 +221,25 @@ def telemetry_forecaster(spec: PlannerSpec) -> Forecaster:
         raise ValueError("the telemetry forecaster needs the database URL")
     names = [n for group in asset_names(spec.site) for n in group]
     read_new = telemetry_reader(make_engine(spec.database_url), names)
-    return TelemetryForecaster(spec.site, read_new, ProfileForecaster())
+    return calibrated(spec, TelemetryForecaster(spec.site, read_new, ProfileForecaster()))
+
+
+def calibrated(spec: PlannerSpec, inner: Forecaster) -> Forecaster:
+    """``inner`` with its P10/P90 calibrated on its error against the stored telemetry
+    (:class:`vpp.plan.calibrated.CalibratedForecaster`), when ``dispatch.margin_bands`` is
+    ``measured`` and a database is known; ``inner`` itself otherwise. The configured profiles
+    state no band, so without this the service's margins are zero whatever ``risk_frac``."""
+    from vpp.park.model import MarginBands
+    from vpp.plan.calibrated import CalibratedForecaster, telemetry_measured
+    from vpp.plan.history_forecasters import asset_names
+
+    d = spec.site.dispatch
+    if d.margin_bands is not MarginBands.MEASURED or spec.database_url is None:
+        return inner
+    names = [n for group in asset_names(spec.site) for n in group]
+    read_new = telemetry_reader(make_engine(spec.database_url), names)
+    measured = telemetry_measured(spec.site, read_new)
+    return CalibratedForecaster.for_site(spec.site, inner, measured)
 
 
 def telemetry_reader(engine: Engine, assets: list[str]):

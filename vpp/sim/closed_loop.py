@@ -102,6 +102,9 @@ class SimResult:
     battery_e_start_kwh: dict[str, float]
     battery_e_end_kwh: dict[str, float]
     demand_prorate: bool = True
+    # Per month (YYYY-MM), the peak import of the meter history before the run in that month
+    # (the park without the VPP): the month's peak so far, which the plan and the bill start from.
+    month_peak_before_kw: dict[str, float] = field(default_factory=dict)
     kpis: dict = field(default_factory=dict)
     wall_s: float = 0.0
 
@@ -186,7 +189,8 @@ def simulate(
     park = SimulatedPark(site, seed=seed, start=start, options=options)
     e_start = dict(park.battery_e_kwh)
     hist_days = history_days if history_days is not None else (36 if forecast == "model" else 14)
-    history, baselines = _prime_history(site, park, start, step, hist_days, events)
+    history, baselines, before = _prime_history(site, park, start, step, hist_days, events)
+    park.start_month_peak(start, before.get(_month_of(start, site), 0.0))
     fc = make_forecaster(forecast, site, park, history, seed)
     dispatch_fn = _grid_dispatch(site) if grid else plain_dispatch
     loop = _Loop(site, park, fc, ctrl, events, baselines, history, dispatch_fn, grid)
@@ -226,6 +230,7 @@ def simulate(
         battery_e_start_kwh=e_start,
         battery_e_end_kwh=dict(park.battery_e_kwh),
         demand_prorate=demand_prorate,
+        month_peak_before_kw=before,
     )
     result.kpis = kpis.compute(result)
     result.wall_s = time.perf_counter() - wall0
@@ -350,9 +355,11 @@ def _prime_history(
     step: timedelta,
     days: int,
     events: tuple[DemandResponseEvent, ...],
-) -> tuple[MeasuredHistory, DailyBaselines]:
-    """Measured history of the ``days`` before ``start`` (the park's stored meter data) and
-    the daily import the DR baselines start from (the park without the VPP)."""
+) -> tuple[MeasuredHistory, DailyBaselines, dict[str, float]]:
+    """Measured history of the ``days`` before ``start`` (the park's stored meter data), the
+    daily import the DR baselines start from (the park without the VPP), and the peak import
+    of that history in the month of ``start`` (``{"YYYY-MM": kW}``; a lower bound of the
+    month-to-date peak when the month began before the history)."""
     pv_names, load_names = asset_names(site)
     tz = ZoneInfo(site.location.tz)
     local = start.astimezone(tz)
@@ -370,7 +377,15 @@ def _prime_history(
         baselines.add_day(
             (midnight - timedelta(days=days - d)).date(), imp[d * spd : (d + 1) * spd]
         )
-    return history, baselines
+    month = _month_of(start, site)
+    same = [i for i, t in enumerate(pre.times()) if _month_of(t, site) == month]
+    before = {month: float(np.max(imp[same]))} if same else {}
+    return history, baselines, before
+
+
+def _month_of(t: datetime, site: Site) -> str:
+    local = t.astimezone(ZoneInfo(site.location.tz))
+    return f"{local.year:04d}-{local.month:02d}"
 
 
 def _grid_dispatch(site: Site):

@@ -407,6 +407,13 @@ class SimulatedPark:
         draws = _rng(self.seed, "stale", at.isoformat()).random(len(names))
         return {n for n, u in zip(names, draws, strict=True) if u < p}
 
+    def start_month_peak(self, at: datetime, peak_kw: float) -> None:
+        """The month's metered peak before ``at`` (kW): the month-to-date peak the park starts
+        from, as a real park's meter has it on the day the VPP takes over."""
+        local = at.astimezone(self.tz)
+        self._month = (local.year, local.month)
+        self.month_peak_import_kw = max(float(peak_kw), 0.0)
+
     def _roll_month(self, at: datetime) -> None:
         local = at.astimezone(self.tz)
         month = (local.year, local.month)
