@@ -183,12 +183,23 @@ def test_a_stale_battery_is_held_alike_in_setpoints_plan_and_envelope(db_url):
     total = np.sum([a["p_kw"] for a in plan["assets"].values() if a["kind"] != "pedf"], axis=0)
     np.testing.assert_allclose(plan["p_net_kw"], total, atol=2e-3)
     assert env["held"] == {"B02-bess": HELD_STALE}
-    # The envelope without the hold would count the battery's range; with it, not.
+    # The envelope without the hold would count the battery's range; with it, not. (The
+    # problem itself plans the held battery idle, controllers.safety.pinned: the free
+    # envelope is taken on the problem with the battery's own limits.)
     unheld = dataclasses.replace(
         cur.plan, assets={n: dataclasses.replace(s, held="") for n, s in cur.plan.assets.items()}
     )
-    free = flexibility.envelope(cur.problem, unheld)
     spec = next(b for b in rt.site.assets.batteries if b.name == "B02-bess")
+    pinned = next(b for b in cur.problem.batteries if b.spec.name == "B02-bess")
+    assert pinned.spec.p_charge_max_kw == 0 and pinned.spec.p_discharge_max_kw == 0
+    unpinned = dataclasses.replace(
+        cur.problem,
+        batteries=tuple(
+            dataclasses.replace(b, spec=spec) if b.spec.name == "B02-bess" else b
+            for b in cur.problem.batteries
+        ),
+    )
+    free = flexibility.envelope(unpinned, unheld)
     width = np.subtract(env["p_import_max_kw"], env["p_import_min_kw"])
     free_width = free.p_import_max_kw - free.p_import_min_kw
     assert (free_width - width)[0] > 0.5 * min(spec.p_charge_max_kw, spec.p_discharge_max_kw)
