@@ -95,3 +95,24 @@ def module_db_url(request, tmp_path_factory) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('db') / 'vpp.sqlite3'}"
     return request.getfixturevalue("module_pg_url")
+
+
+MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> tuple[str, int]:
+    """The Mosquitto broker at 127.0.0.1:1883 (``scripts/services.sh`` starts it): skipped
+    when unreachable, unless ``VPP_REQUIRE_SERVICES=1`` (CI), where it fails. Tests keep to
+    topics of their own (``uuid``), so parallel runs never see each other's messages."""
+    import socket
+
+    try:
+        with socket.create_connection((MQTT_HOST, MQTT_PORT), timeout=2):
+            pass
+    except OSError as exc:
+        msg = f"MQTT broker at {MQTT_HOST}:{MQTT_PORT} unreachable ({exc})"
+        if os.environ.get("VPP_REQUIRE_SERVICES") == "1":
+            pytest.fail(msg + " and VPP_REQUIRE_SERVICES=1: the broker tests must run")
+        pytest.skip(msg)
+    return MQTT_HOST, MQTT_PORT

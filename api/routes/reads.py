@@ -259,3 +259,15 @@ def cycle(request: Request, _: Reader, cycle_id: int) -> dict[str, Any]:
         {"asset": s["asset"], "p_kw": s["p_kw"], "clamp_reason": s["clamp_reason"]} for s in sent
     ]
     return out
+
+
+@router.get("/devices", summary="field devices: state, last command, faults, OCPP compliance")
+def devices(request: Request, _: Reader) -> dict[str, Any]:
+    """Every field device of ``vpp run --driver field`` (:mod:`vpp.drivers.field`): its
+    protocol and address, ``state`` (ok or fault, and why: no answer, offline, a command
+    refused), what its last accepted command allows (``sent_kw``, load convention) and for
+    which cycle; ``noncompliant``: chargers whose station exceeds its charging profile
+    (planned at their metered draw); the OCPP server and the MQTT link. Without field
+    devices: ``{"devices": {}}``."""
+    report = getattr(request.app.state.runtime.driver, "health", None)
+    return report() if callable(report) else {"devices": {}}

@@ -174,6 +174,46 @@ class Profile:
     scale: float = 1.0
 
 
+# --------------------------------------------------------------------------------------------
+# Field devices: where an asset is reached (vpp.drivers.field composes the adapters)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OcppEndpoint:
+    """An EV charger reached as one connector (OCPP 1.6J) or EVSE (2.0.1) of a charge point
+    that connects to park-vpp's OCPP central system."""
+
+    # The charge point's identity (the last part of its URL, its basic-auth user name).
+    station: str
+    # The connector id (OCPP 1.6J) or EVSE id (OCPP 2.0.1), from 1.
+    connector: int = 1
+    # Phases the connector charges on: converts kW to A for a station that takes A only.
+    phases: int = 3
+
+
+@dataclass(frozen=True)
+class ModbusEndpoint:
+    """A device on Modbus TCP: a SunSpec inverter or storage PCS, or a vendor map's PCS."""
+
+    host: str
+    # Register map file (configs/registers/), path relative to the park file.
+    register_map: str
+    port: int = 502
+    # Modbus unit id (slave address) behind the host, 0-247.
+    unit_id: int = 1
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How park-vpp reaches an asset: an OCPP connector, a Modbus device, and/or an MQTT
+    topic its readings arrive on (a meter; vpp.drivers.mqtt_telemetry documents the
+    payload)."""
+
+    ocpp: OcppEndpoint | None = None
+    modbus: ModbusEndpoint | None = None
+    # MQTT topic of the asset's readings (JSON {ts, p_kw, e_kwh}), exact (no wildcards).
+    mqtt_topic: str | None = None
+
+
 @dataclass(frozen=True)
 class PvArray:
     name: str
@@ -186,6 +226,8 @@ class PvArray:
     weather: str = "simbench:PV3"  # measured PV profile that supplies the cloudiness
     losses_frac: float = 0.14
     gamma_pdc_per_c: float = -0.0037
+    # Where the inverter is reached (Modbus TCP, SunSpec); None: not a field device.
+    endpoint: Endpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +245,8 @@ class Battery:
     degradation_cny_per_kwh: float = 0.05
     # Value of energy left at the end of the horizon; None = mean import price x eta_discharge.
     terminal_value_cny_per_kwh: float | None = None
+    # Where the storage PCS is reached (Modbus TCP: SunSpec or a vendor map).
+    endpoint: Endpoint | None = None
 
     @property
     def e_min_kwh(self) -> float:
@@ -233,6 +277,8 @@ class EvCharger:
     # Who gives way first (first | normal | last) for the sessions on this charger; a
     # session's own priority, or its fleet's, comes before it.
     give_way: GiveWay = GiveWay.NORMAL
+    # Where the charger is reached (an OCPP connector or EVSE).
+    endpoint: Endpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -348,6 +394,8 @@ class BaseLoad:
     name: str
     bus: str
     profile: Profile
+    # Where its meter's readings arrive (an MQTT topic).
+    endpoint: Endpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -722,6 +770,63 @@ RISK_FRAC_MAX = 3.0
 
 
 @dataclass(frozen=True)
+class OcppServer:
+    """park-vpp as the OCPP central system (1.6J and 2.0.1) its charge points connect to,
+    at ``ws://host:port/ocpp/{station}``."""
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    # basic: OCPP Security Profile 1 (HTTP basic auth, user = station, password = its key);
+    # none: no authentication, allowed on a loopback host only.
+    auth: str = "basic"
+    # File of the stations' keys (salted SHA-256, vpp.drivers.ocpp_auth), path relative
+    # to the park file; required with auth basic.
+    keys_file: str | None = None
+    # Heartbeat interval given to stations at boot (s).
+    heartbeat_interval_s: int = 60
+    # A station silent (no message, no connection) for this long is offline (s): held safe.
+    offline_after_s: float = 180.0
+    # A charging profile call not answered within this long failed (s).
+    call_timeout_s: float = 5.0
+    # Line-to-neutral voltage that converts kW to A for stations that take A only (V).
+    voltage_v: float = 230.0
+    # A session whose car says nothing: assumed to stay this long (h) ...
+    default_dwell_h: float = 8.0
+    # ... and to need this much energy (kWh); both stated as assumptions in the plan.
+    default_e_needed_kwh: float = 20.0
+    # A station drawing more than its profile by this fraction (and by tolerance_kw) ...
+    compliance_tolerance_frac: float = 0.1
+    compliance_tolerance_kw: float = 0.5
+    # ... for this many intervals in a row is non-compliant: planned at its real draw.
+    compliance_intervals: int = 3
+
+
+@dataclass(frozen=True)
+class MqttBroker:
+    """The MQTT broker the meters and gateways publish readings to."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    # Topic of the park meter's readings (import +, export -); None: no park meter on MQTT.
+    park_meter_topic: str | None = None
+    client_id: str = "park-vpp"
+    qos: int = 1
+
+
+@dataclass(frozen=True)
+class FieldDevices:
+    """The field side of ``vpp run --driver field``: the OCPP central system, the MQTT
+    broker, and how long a Modbus device may take."""
+
+    ocpp: OcppServer | None = None
+    mqtt: MqttBroker | None = None
+    # A Modbus request not answered within this long failed: the device is held safe (s).
+    modbus_timeout_s: float = 1.0
+    # A device whose last good reading is older than this is stale, held safe (s).
+    stale_after_s: float = 300.0
+
+
+@dataclass(frozen=True)
 class Site:
     name: str
     location: Location
@@ -742,6 +847,8 @@ class Site:
     ev_fleets: tuple[EvFleet, ...] = ()
     # Holidays and make-up working days the park supplies itself (vpp.park.calendar).
     calendar: ParkCalendar = field(default_factory=ParkCalendar)
+    # The OCPP central system, MQTT broker and Modbus time-outs of ``vpp run --driver field``.
+    field_devices: FieldDevices = field(default_factory=FieldDevices)
     source_file: str = ""
 
     def bus_names(self) -> list[str]:

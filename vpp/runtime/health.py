@@ -172,6 +172,7 @@ def assess(rt, probe: WriteProbe) -> Health:
     _planner(rt, h)
     _errors(rt, h, interval_s)
     _held(rt, h)
+    devices = _devices(rt, h)
     skipped = dict(getattr(rt, "skipped_dr_events", {}))
     b["dr_events_skipped"] = skipped
     for k, v in skipped.items():
@@ -184,7 +185,7 @@ def assess(rt, probe: WriteProbe) -> Health:
     b["problems"] = [text for _, text in h.reasons]
     b["reasons"] = [{"level": lv, "text": text} for lv, text in h.reasons]
     b["checked_at"] = time.time()
-    _gauges(rt, h, age_s)
+    _gauges(rt, h, age_s, devices)
     return h
 
 
@@ -258,6 +259,34 @@ def _held(rt, h: Health) -> None:
         h.add(DEGRADED, f"telemetry stale, held from the next cycle: {', '.join(newly)}")
 
 
+def _devices(rt, h: Health) -> dict | None:
+    """Field devices (a driver with ``health()``, :class:`vpp.drivers.field.FieldDriver`):
+    each device in fault (not answering, offline, a command refused) is held safe and
+    named; each charger whose station exceeds its charging profile too. ``devices`` in the
+    body is the summary (every device: ``GET /api/v1/devices``); returns the full report."""
+    report = getattr(rt.driver, "health", None)
+    if not callable(report):
+        return None
+    d = report()
+    h.body["devices"] = {k: v for k, v in d.items() if k != "devices"} | {
+        "count": len(d["devices"])
+    }
+    faults = d.get("faults", {})
+    if faults:
+        lines = [f"{a} ({d['devices'][a]['where']}): {why}" for a, why in faults.items()]
+        h.add(DEGRADED, f"{len(faults)} field device(s) held safe: " + "; ".join(lines[:20]))
+    for a, x in d.get("noncompliant", {}).items():
+        h.add(
+            DEGRADED,
+            f"charger {a} (station {x['station']}) exceeds its charging profile (metered "
+            f"{x['metered_kw']:.1f} kW, limit {x['limit_kw']:.1f} kW): planned at its real draw",
+        )
+    mqtt = d.get("mqtt")
+    if mqtt is not None and not mqtt["connected"]:
+        h.add(DEGRADED, f"MQTT broker {mqtt['broker']} not connected: {mqtt['last_error']}")
+    return d
+
+
 def days_uncovered(rt) -> list[str]:
     """The tariff's validity or the holiday calendar ends inside the horizon the service
     plans now: it goes on planning (a service runs for months), and says so here."""
@@ -272,7 +301,7 @@ def days_uncovered(rt) -> list[str]:
     return [x for x in found if x is not None]
 
 
-def _gauges(rt, h: Health, age_s: float | None) -> None:
+def _gauges(rt, h: Health, age_s: float | None, devices: dict | None = None) -> None:
     m = rt.metrics
     m.health_status.set(LEVEL[h.status])
     m.db_writable.set(1.0 if h.body["database_writable"] else 0.0)
@@ -283,3 +312,13 @@ def _gauges(rt, h: Health, age_s: float | None) -> None:
         m.health_reasons.labels(level).set(sum(1 for lv, _ in h.reasons if lv == level))
     for kind in ("cycle", "driver", "settlement"):
         m.recent_errors.labels(kind).set(h.body["errors_recent"].get(kind, {}).get("count", 0))
+    dev = devices
+    if dev is not None:
+        for asset, x in dev["devices"].items():
+            m.device_fault.labels(asset, x["protocol"]).set(0.0 if x["state"] == "ok" else 1.0)
+        for asset, x in dev["devices"].items():
+            if x["protocol"] == "ocpp":
+                bad = 1.0 if asset in dev["noncompliant"] else 0.0
+                m.ocpp_noncompliant.labels(asset, x["where"].split("/")[0]).set(bad)
+        if dev.get("fanout_s") is not None:
+            m.field_fanout_s.set(dev["fanout_s"])

@@ -180,6 +180,24 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        # Field devices (vpp.drivers.field), refreshed with the health gauges.
+        self.device_fault = Gauge(
+            "vpp_device_fault",
+            "1 while a field device is in fault (no answer, offline, command refused): held safe",
+            ["asset", "protocol"],
+            registry=r,
+        )
+        self.ocpp_noncompliant = Gauge(
+            "vpp_ocpp_noncompliant",
+            "1 while a charger's station exceeds its charging profile (planned at its draw)",
+            ["asset", "station"],
+            registry=r,
+        )
+        self.field_fanout_s = Gauge(
+            "vpp_field_fanout_seconds",
+            "Time the last cycle took to send every field device its setpoint",
+            registry=r,
+        )
         self.resolves = Counter(
             "vpp_resolve_requests", "Event-driven re-solve requests", ["reason"], registry=r
         )
