@@ -16,9 +16,10 @@ from api.audit import AuditMiddleware
 from api.auth import KeyChecker
 from api.docs import install_docs
 from api.input_guard import BodyGuard, validation_error_handler
-from api.routes import dr, ops, reads, status
+from api.routes import dr, ops, reads, status, ui_data
 from api.store_errors import STORE_ERRORS, store_error_handler
 from api.times import response_class
+from api.ui import install_ui
 from vpp.runtime.service import Runtime
 from vpp.runtime.settings import Settings
 
@@ -59,7 +60,7 @@ def create_app(settings: Settings, runtime: Runtime) -> FastAPI:
         runtime.engine, metrics=runtime.metrics, recheck_s=settings.key_recheck_s
     )
     app.include_router(status.router)
-    for module in (reads, dr, ops):
+    for module in (reads, dr, ops, ui_data):
         app.include_router(module.router, prefix="/api/v1")
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     for store_error in STORE_ERRORS:  # 503 JSON with Retry-After: nothing stored, retry
@@ -70,6 +71,7 @@ def create_app(settings: Settings, runtime: Runtime) -> FastAPI:
         AuditMiddleware, engine=runtime.engine, keys=app.state.keys, metrics=runtime.metrics
     )
     install_docs(app)
+    install_ui(app)  # the operator's page at /
     return app
 
 

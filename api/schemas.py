@@ -213,3 +213,153 @@ class RuntimeSettingsPatch(_In):
     replan_threshold_kw: float | None = Field(None, gt=0, le=KW)
     stale_after_s: float | None = Field(None, gt=0, le=7 * 86400)
     replan_min_gap_s: float | None = Field(None, ge=0, le=86400)
+
+
+# ------------------------------------------------------------------------------------------
+# The operator's page (api/routes/ui_data.py): plain names are measured or realised,
+# plan_* what the dispatch intended; kW load convention (+ import), times in the park's zone
+# ------------------------------------------------------------------------------------------
+Series = list[float | None]  # one value per interval; null: no reading, no limit
+
+
+class MeOut(_Out):
+    name: str = Field(description="the key's name")
+    role: str
+    may: list[str] = Field(description="the role's permissions: read, operate, dr_write, admin")
+    park: str
+    tz: str = Field(description="the park's time zone (IANA)")
+    step_minutes: int
+    now: datetime = Field(description="the service's clock (simulated under --speed)")
+    clock_speed: float = Field(description="simulated seconds per wall-clock second")
+
+
+class NowPast(_Out):
+    times: list[str] = Field(description="interval starts, the past 24 h and the one running")
+    p_net_kw: Series = Field(description="park meter, mean per interval (+ import)")
+    pv_kw: Series | None = Field(None, description="PV generation, sum of the arrays (+)")
+    ev_kw: Series | None = Field(None, description="EV charging, sum of the chargers")
+    soc_frac: Series | None = Field(None, description="stored energy / capacity, 0-1")
+    plan_p_net_kw: Series = Field(description="what the plan in force for the interval meant")
+    plan_dr_import_max_kw: Series
+    plan_dr_import_min_kw: Series
+
+
+class NowPlan(_Out):
+    cycle_id: int
+    plan_version: int
+    status: str
+    fallback: str | None
+    times: list[str]
+    plan_p_net_kw: Series
+    plan_pv_kw: Series | None
+    plan_ev_kw: Series | None
+    plan_soc_frac: Series | None
+    plan_import_max_kw: Series | None = Field(description="connection limit after headroom")
+    plan_dr_import_max_kw: Series | None = Field(description="DR cap (null: none)")
+    plan_dr_import_min_kw: Series | None = Field(description="DR floor (null: none)")
+    month_peak_import_kw: float | None = Field(description="the month's peak the plan keeps")
+
+
+class NowBattery(_Out):
+    name: str
+    e_max_kwh: float
+    soc_frac: float | None = Field(description="latest reading")
+    ts: str | None
+    p_kw: float | None
+    plan_soc_frac: float | None = Field(description="at the end of the interval running now")
+    plan_p_kw: float | None = Field(description="this interval")
+    stale: bool
+    held: str | None
+
+
+class NowOut(_Out):
+    at: str
+    interval_start: str
+    step_minutes: float
+    connection: dict[str, float]
+    past: NowPast
+    batteries: list[NowBattery]
+    latest: dict[str, Any] = Field(description="latest park meter reading, PV and EV totals")
+    plan: NowPlan | None
+    stale_assets: list[str]
+    held: dict[str, str] = Field(description="assets held at their safe setpoint, and why")
+
+
+class NetworkBus(_Out):
+    name: str
+    vn_kv: float
+    x: int = Field(description="column of the single-line diagram")
+    y: int = Field(description="row of the single-line diagram")
+    slack: bool = Field(description="the grid connection")
+    park_bus: bool
+    vm_pu: float | None = Field(description="realised, latest interval")
+    vm_pu_series: Series | None
+    plan_vm_pu: float | None
+    plan_vm_pu_series: Series | None
+    plan_vm_min_pu: float | None
+    plan_vm_max_pu: float | None
+
+
+class NetworkBranch(_Out):
+    name: str
+    kind: str = Field(description="line or trafo")
+    from_: str = Field(alias="from", description="bus (a transformer's high-voltage side)")
+    to: str
+    rating: str
+    loading_percent: float | None = Field(description="realised, latest interval")
+    loading_percent_series: Series | None
+    loading_max_percent_24h: float | None
+    plan_loading_percent: float | None
+    plan_loading_percent_series: Series | None
+    plan_loading_max_percent: float | None
+
+
+class BindingLimit(_Out):
+    element: str
+    kind: str = Field(
+        description="line_loading, trafo_loading, overvoltage, undervoltage, "
+        "connection_import, dr_cap, dr_floor, network_row"
+    )
+    source: str = Field(description="plan or measured")
+    value: float | None
+    limit: float | None
+    unit: str
+    at: str | None
+    broken: bool
+
+    model_config = ConfigDict(extra="allow")
+
+
+class NetworkOut(_Out):
+    available: bool
+    why: str | None = None
+    cycle_id: int | None = None
+    plan_version: int | None = None
+    limits: dict[str, float] | None = None
+    realised_at: str | None = None
+    times: list[str] = Field([], description="realised series' interval starts")
+    assets_unmetered: list[int] = Field([], description="assets without a reading yet")
+    plan_times: list[str] = []
+    buses: list[NetworkBus] = []
+    branches: list[NetworkBranch] = Field([], description="lines and transformers, from -> to")
+    connection_bus: str | None = None
+    binding: list[BindingLimit] = []
+
+
+class MonthToDateOut(_Out):
+    month: str
+    from_: str = Field(alias="from", description="the first of the month, 00:00")
+    to: str = Field(description="the start of the interval running now")
+    intervals: int
+    intervals_metered: int
+    tariff: str
+    energy: dict[str, float] = Field(
+        description="import, export, PV used, consumption (kWh), energy_cost_cny"
+    )
+    demand: dict[str, Any] = Field(
+        description="peak_import_kw, peak_at, rate_cny_per_kw_month, demand_charge_cny"
+    )
+    dr: dict[str, Any] = Field(description="compensation_cny and the settled events")
+    total_cost_cny: float = Field(description="energy + demand charge - DR compensation")
+    carbon: dict[str, float]
+    targets: dict[str, Any]

@@ -45,6 +45,11 @@ MATRIX = {
     ("GET", "/api/v1/audit"): ADMIN,
     ("GET", "/api/v1/runtime-settings"): ADMIN,
     ("PATCH", "/api/v1/runtime-settings"): ADMIN,
+    ("GET", "/api/v1/me"): READ,  # the operator's page (#19)
+    ("GET", "/api/v1/now"): READ,
+    ("GET", "/api/v1/network"): READ,
+    ("GET", "/api/v1/month-to-date"): READ,
+    ("GET", "/api/v1/devices"): READ,  # field devices and their faults (#17)
 }
 PARAMS = {"{cycle_id}": "1", "{event_id}": "no-such-event", "{name}": "no-such-key"}
 
