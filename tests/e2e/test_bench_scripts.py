@@ -50,6 +50,18 @@ SMALLEST = {
         "cycles run by the service meanwhile",
     ),
     "dr_latency.py": (["--events", "2", "--idle-s", "0.5"], "event-to-plan latency"),
+    "gridside.py": (
+        ["--events", "2", "--setpoints", "2", "--idle-s", "0.2"],
+        ("call-to-plan latency", "OpenADR  idle", "IEC 104  during a cycle"),
+    ),
+    "field.py": (
+        ["--stations", "6", "--modbus", "2", "--runs", "1", "--messages", "50", "--mqtt-runs", "1"],
+        ("setpoint fan-out", "messages/s"),
+    ),
+    "webpage.py": (
+        ["--warmup-s", "2", "--loads", "1", "--live-s", "3", "--duration-s", "2", "--readers", "2"],
+        "first meaningful paint",
+    ),
     "scenarios.py": (
         ["--scenarios", "pedf_campus_spring_festival", "--seeds", "1", "--days", "0.03"],
         SCENARIO_TABLE,

@@ -49,9 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", default=None, help="simulated start time, ISO 8601 (default: now)")
     p.add_argument(
         "--driver",
-        choices=["auto", "simulated", "static"],
+        choices=["auto", "simulated", "static", "field"],
         default="auto",
-        help="plant: the simulated park (auto: when available) or the static driver",
+        help="plant: the simulated park (auto: when available), the static driver, or field: "
+        "the park's real devices at the endpoints its file names (OCPP charge points, "
+        "Modbus/SunSpec inverters and PCS, MQTT meters; README 'Pointing vpp run at a real "
+        "park')",
     )
     p.add_argument(
         "--no-grid", action="store_true", help="skip the AC power-flow validation of each plan"
@@ -75,6 +78,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     from vpp.commands import day_checks
 
     day_checks.add_flags(p)
+    p.add_argument(
+        "--grid-side",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="grid-side adapters to run with the service: OpenADR 2.0b and 3 VENs, an IEC "
+        "60870-5-104 outstation (YAML; see configs/gridside/example.yaml)",
+    )
     p.set_defaults(func=run)
 
 
@@ -141,10 +152,14 @@ def resume_after_stored(engine, start: datetime, site) -> datetime:
     return after
 
 
-def make_driver(site, settings, choice: str = "auto", start: datetime | None = None):
-    """The plant: the simulated park (vpp.sim.simulated_park) when available, else static."""
+def make_driver(site, settings, choice: str = "auto", start: datetime | None = None, clock=None):
+    """The plant: the simulated park (vpp.sim.simulated_park) when available, else static;
+    ``field``: the park's devices (vpp.drivers.field), started by :func:`start_driver`."""
     from vpp.drivers.static import StaticDriver
     from vpp.errors import UserError
+
+    if choice == "field":
+        return make_field_driver(site, clock)
 
     if choice in ("auto", "simulated"):
         try:
@@ -228,7 +243,7 @@ def build_runtime(args: argparse.Namespace):
         site=site,
         settings=settings,
         engine=engine,
-        driver=make_driver(site, settings, args.driver, clock.now()),
+        driver=make_driver(site, settings, args.driver, clock.now(), clock),
         # The forecasts of the cycles computed here: all of them without a planner process,
         # else the fallbacks' (the profiles: no database reads in the API's process).
         forecaster=load(spec.forecaster)(spec) if planner is None else ProfileForecaster(),
@@ -245,8 +260,51 @@ def build_runtime(args: argparse.Namespace):
         if planner is not None:
             planner.close()
         raise UserError(str(exc)) from None
+    try:
+        start_driver(runtime)
+    except Exception as exc:
+        runtime.close()
+        if planner is not None:
+            planner.close()
+        raise UserError(f"field devices: {type(exc).__name__}: {exc}") from None
     _bootstrap_admin(runtime, settings)
     return runtime, settings
+
+
+def make_field_driver(site, clock):
+    """The field driver of ``site``'s endpoints (nothing started yet); a configuration
+    problem of a register map or the OCPP keys file stops here, naming the file and field."""
+    from vpp.drivers.field import FieldDriver
+    from vpp.errors import UserError
+    from vpp.park.config import ConfigError
+
+    try:
+        driver = FieldDriver(site, clock=clock.now if clock is not None else None)
+    except ConfigError as exc:
+        raise UserError(f"invalid configuration:\n{exc}") from None
+    if not driver.status and driver.mqtt is None:
+        raise UserError(
+            f"--driver field: {site.source_file or 'the park file'} names no device endpoint "
+            "(assets' endpoint: ocpp, modbus or mqtt_topic)"
+        )
+    missing = driver.unreached()
+    if missing:
+        log.warning(
+            "field: %d controllable asset(s) have no endpoint, their setpoints reach no device: %s",
+            len(missing),
+            ", ".join(missing),
+        )
+    return driver
+
+
+def start_driver(runtime) -> None:
+    """A driver that talks to devices starts once the service holds the writer lease;
+    MQTT readings go through the runtime's own telemetry path."""
+    driver = runtime.driver
+    if hasattr(driver, "bind_ingest"):
+        driver.bind_ingest(runtime.ingest_checked)
+    if callable(getattr(driver, "start", None)):
+        driver.start()
 
 
 # Warn at start when the tariff's validity or the known holiday calendar ends within this
@@ -289,16 +347,34 @@ def _bootstrap_admin(runtime, settings) -> None:
 def run(args: argparse.Namespace) -> int:
     for noisy in ("alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    grid_side = _grid_side(args)  # checked before anything starts
     runtime, settings = build_runtime(args)
     if args.once:
         cur = runtime.run_cycle(trigger="once")
         runtime.close()  # releases the writer lease
+        _close_driver(runtime)
         print(_summary(runtime, cur))
         return 0 if cur is not None and not cur.fallback else 1
-    return serve(runtime, settings)
+    return serve(runtime, settings, grid_side)
 
 
-def serve(runtime, settings) -> int:
+def _grid_side(args: argparse.Namespace):
+    """The grid-side file's adapters (vpp.gridside.config), None without --grid-side."""
+    path = getattr(args, "grid_side", None)
+    if path is None:
+        return None
+    from vpp.gridside.config import load
+
+    return load(path)
+
+
+def _close_driver(runtime) -> None:
+    close = getattr(runtime.driver, "close", None)
+    if callable(close):
+        close()
+
+
+def serve(runtime, settings, grid_side=None) -> int:
     import uvicorn
 
     from api.app import create_app
@@ -319,12 +395,19 @@ def serve(runtime, settings) -> int:
     if not os.environ.get("VPP_ADMIN_KEY"):
         log.info("no VPP_ADMIN_KEY: create keys with 'vpp db create-key --name NAME --role ROLE'")
     scheduler.start()
+    adapters = None
     try:
+        if grid_side is not None:  # the grid-side adapters feed the runtime's DR path
+            from vpp.gridside.manager import start as start_grid_side
+
+            adapters = start_grid_side(runtime, grid_side)
         # uvicorn handles SIGINT/SIGTERM: it stops accepting, finishes requests, returns.
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     finally:
+        if adapters is not None:
+            adapters.stop()  # before the cycles stop: no event arrives to a closed runtime
         scheduler.shutdown()  # finish (or give up on) the running cycle cleanly
-        for part in (runtime.planner, runtime.controller):
+        for part in (runtime.planner, runtime.controller, runtime.driver):
             close = getattr(part, "close", None)
             if callable(close):
                 close()

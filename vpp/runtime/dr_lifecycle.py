@@ -14,11 +14,12 @@ import functools
 import logging
 import math
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from sqlalchemy import update
 
 from vpp.accounting import dr_baseline, dr_progress
 from vpp.accounting.dr_history import DailyBaselines
@@ -28,12 +29,32 @@ from vpp.park.model import PARK_METER, DemandResponseEvent, DrStatus
 from vpp.park.state import DrProgress
 from vpp.plan.dr_targets import DR_ACTIVE
 from vpp.plan.prepare import horizon_for
-from vpp.store import repo
+from vpp.store import repo, tables
 from vpp.store.codec import dr_from_json
 
 log = logging.getLogger("vpp.runtime.service")  # the runtime's own log lines
 
 NOT_CALLED = (DrStatus.DECLINED, DrStatus.CANCELLED)
+
+
+def _advance_if_unchanged(conn, row: dict[str, Any], new: DrStatus, note: str) -> bool:
+    """Store ``new`` as the event's status only if the stored event is still the version
+    ``row`` read (a conditional update). A cancel or an update made by the API or a grid-side
+    adapter while this cycle ran, committed between the read and this write, stands: the
+    status follows from it at the next cycle. False when the row had changed."""
+    version = row["version"] + 1
+    res = conn.execute(
+        update(tables.dr_events)
+        .where(
+            tables.dr_events.c.event_id == row["event_id"],
+            tables.dr_events.c.version == row["version"],
+        )
+        .values(status=new.value, version=version, updated_at=datetime.now(UTC))
+    )
+    if res.rowcount != 1:
+        return False
+    repo.log_dr(conn, row["event_id"], new.value, "runtime", note)
+    return True
 
 
 class DrLifecycle:
@@ -94,7 +115,7 @@ class DrLifecycle:
                     new = DrStatus.DECLINED  # not confirmed by the deadline
                 if new is not None:
                     note = "confirm deadline passed" if new is DrStatus.DECLINED else "by time"
-                    repo.update_dr(conn, e.event_id, new.value, r["body"], "runtime", note)
+                    _advance_if_unchanged(conn, r, new, note)
 
     def _dr_plan_baseline(
         self, at: datetime, events: tuple[DemandResponseEvent, ...]
