@@ -22,6 +22,12 @@ choice is made explicitly, per event (pure computation around a solve function):
    band's edge) and its non-performance penalty. The linear DR terms of the LP and its
    penalty weights are left out. An event is followed unless not following it is cheaper.
 
+Decisions carry over between cycles (the controller keeps the last): a choice changes only
+when the other wins by :data:`HYSTERESIS_FRAC` (hysteresis), and an event the plan followed
+whose window has begun is kept unless giving it up saves more than :data:`COMMIT_FACTOR`
+times what it earns (commitment: a response given up half way is paid nothing and leaves
+the utility short).
+
 Contract types: a confirmed event, pre-agreed or an invitation the park confirmed, is
 followed at least cost: following it, or not following it and paying its non-performance
 penalty, whichever the plan's figures say costs less (the contract's penalty is what makes
@@ -56,6 +62,15 @@ EPS_CNY = 1e-6
 # "followed" and "not followed" every few cycles; each flip moved the battery the other way.
 HYSTERESIS_FRAC = 0.1
 HYSTERESIS_CNY = 5.0
+# Commitment: an event the plan followed whose window has begun (the interval decided now is
+# one of its own, or part of it is metered) is kept unless giving it up saves more than this
+# many times what it earns (and COMMIT_CNY). Re-weighed every cycle like any other, the
+# manufacturing week's short-notice call was followed at 15:45, given up at 16:00 for a
+# demand-charge estimate that moved with one interval's load, taken up again at 16:15 and
+# given up at 16:30: the battery discharged for price in between and the call ended at
+# 345 % of its request, outside its band, for nothing. A utility needs a firm response.
+COMMIT_FACTOR = 10.0
+COMMIT_CNY = 100.0
 
 
 def money_cny(result: DispatchResult) -> float:
@@ -160,7 +175,16 @@ def _weigh(
     demand = follow.terms_cny.get("demand_charge", 0.0) - alt.terms_cny.get("demand_charge", 0.0)
     followed = earns >= extra - EPS_CNY * max(1.0, abs(extra))
     held = ""
-    if before is not None and followed != before:
+    begun = bool(len(row.owned) and row.owned[0]) or abs(row.delivered_kwh) > 1e-9
+    if before and begun and not followed:
+        limit = max(COMMIT_FACTOR * abs(earns), COMMIT_CNY)
+        if extra - earns <= limit:
+            followed = True
+            held = (
+                f" (committed: its window has begun and the plan follows it; giving it up "
+                f"would save {extra - earns:,.0f} CNY, under {limit:,.0f} CNY)"
+            )
+    elif before is not None and followed != before:
         margin = max(HYSTERESIS_FRAC * max(abs(earns), abs(extra)), HYSTERESIS_CNY)
         if abs(earns - extra) < margin:
             followed = before

@@ -112,3 +112,50 @@ def test_a_decision_is_kept_across_cycles_unless_the_other_choice_wins_clearly()
     clear = held.dispatch(_problem(2.0)).dr_decisions["SG-1"]
     assert clear.followed and "kept" not in clear.says
     assert held._dr_followed == {"SG-1": True}
+
+
+def _begun(subsidy: float):
+    """As :func:`_problem`, with the call's window from the first interval: the interval
+    the plan decides now is one of the event's own (its window has begun)."""
+    h = f.horizon(4)
+    ev = DemandResponseEvent(
+        "SG-2",
+        DrDirection.PEAK_SHAVING,
+        (DrWindow(f.T0, f.T0 + timedelta(hours=2)),),
+        20.0,
+        status=DrStatus.CONFIRMED,
+        subsidy_cny_per_kwh=subsidy,
+    )
+    base = np.full(4, 100.0)
+    t = dr_targets([ev], h, base)
+    p = f.problem(
+        n=4, price=[0.5] * 4, batteries=[(f.battery(), 90.0)], terminal=1.0, dr_max=t.import_max_kw
+    )
+    return replace(
+        p,
+        dr_import_min_kw=t.import_min_kw,
+        dr_credit_cny_per_kwh=dr_rules.credit_cny_per_kwh([ev], h, base, DrTerms()),
+        dr_baseline_kw=base,
+        dr_rows=t.rows,
+    )
+
+
+def test_a_followed_call_whose_window_has_begun_is_kept_unless_giving_up_saves_a_lot() -> None:
+    """Commitment (controllers.dr_choice.COMMIT_FACTOR): weighed afresh, a call that earns
+    less than it costs is not followed; once the plan followed it and its window has begun,
+    it is kept while giving it up saves less than ten times what it earns (or 100 CNY)."""
+    from controllers import dr_choice
+
+    fresh = MpcController().dispatch(_begun(0.01)).dr_decisions["SG-2"]
+    assert not fresh.followed and fresh.extra_cost_cny > fresh.earns_cny
+    ctl = MpcController()
+    ctl._dr_followed = {"SG-2": True}  # followed in the cycle before
+    kept = ctl.dispatch(_begun(0.01)).dr_decisions["SG-2"]
+    assert kept.followed and "committed" in kept.says
+    assert kept.extra_cost_cny - kept.earns_cny < dr_choice.COMMIT_CNY
+    # the commitment holds only once the window has begun: the call of _problem starts at
+    # hour 1, so the same earlier decision is re-weighed there (with the hysteresis only)
+    early = MpcController()
+    early._dr_followed = {"SG-1": True}
+    d = early.dispatch(_problem(0.01)).dr_decisions["SG-1"]
+    assert "committed" not in d.says
