@@ -3,7 +3,8 @@
 YAML with up to three sections, each optional (``configs/gridside/example.yaml``)::
 
     openadr2: {vtn_url: ..., ven_name: ..., contract_type: pre_agreed, programs: {...}}
-    openadr3: {vtn_url: ..., poll_s: 5, client_id: ..., client_secret_env: VPP_OADR3_SECRET}
+    openadr3: {vtn_url: ..., poll_s: 5, client_id: ..., client_secret_env: VPP_OADR3_SECRET,
+               subscribe: {listen_host: 0.0.0.0, listen_port: 8443, public_url: ..., poll_s: 60}}
     iec104:   {host: 0.0.0.0, port: 2404, common_address: 1, hold_minutes: 60}
 
 Secrets are never in the file: ``client_secret_env`` names the environment variable that holds
@@ -23,9 +24,10 @@ import yaml
 from vpp.errors import UserError
 from vpp.gridside.iec104 import Iec104Config
 from vpp.gridside.openadr2 import OpenAdr2Config
-from vpp.gridside.openadr3 import OpenAdr3Config
+from vpp.gridside.openadr3 import OpenAdr3Config, SubscribeConfig
 
 CONTRACTS = ("pre_agreed", "invitation")
+ANY_HOST = ("0.0.0.0", "::", "")  # a listener on every address: the VTN needs public_url
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,38 @@ def _checked(path: Path, name: str, cfg: Any) -> Any:
     return cfg
 
 
+def _subscribe(path: Path, raw: Any) -> SubscribeConfig:
+    """``openadr3.subscribe``: the VEN's webhook for subscriptions."""
+    name = "openadr3.subscribe"
+    if not isinstance(raw, dict):
+        raise UserError(
+            f"{path}: {name}: expected a mapping with listen_host, listen_port, public_url, "
+            f"poll_s, got {type(raw).__name__}"
+        )
+    allowed = [f.name for f in fields(SubscribeConfig)]
+    for key in raw:
+        if key not in allowed:
+            raise UserError(f"{path}: {name}.{key}: unknown key; expected one of {allowed}")
+    host = raw.get("listen_host")
+    if not isinstance(host, str):
+        raise UserError(f"{path}: {name}.listen_host: required, the address to listen on")
+    port = raw.get("listen_port", 0)
+    if not (isinstance(port, int) and not isinstance(port, bool) and 0 <= port <= 65535):
+        raise UserError(f"{path}: {name}.listen_port: expected a port in [0, 65535], got {port!r}")
+    url = raw.get("public_url")
+    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        raise UserError(f"{path}: {name}.public_url: expected an http(s) URL, got {url!r}")
+    if url is None and host in ANY_HOST:
+        raise UserError(
+            f"{path}: {name}.public_url: required when listen_host is {host!r} "
+            "(the URL the VTN reaches the listener at)"
+        )
+    poll = raw.get("poll_s", SubscribeConfig.poll_s)
+    if not _num(poll) or poll <= 0:
+        raise UserError(f"{path}: {name}.poll_s: expected a number > 0, got {poll!r}")
+    return SubscribeConfig(host, port, url, float(poll))
+
+
 def load(path: Path | str) -> GridSideConfig:
     """Read and check a grid-side file."""
     path = Path(path)
@@ -108,7 +142,10 @@ def load(path: Path | str) -> GridSideConfig:
         )
     if raw.get("openadr3") is not None:
         sec = dict(raw["openadr3"]) if isinstance(raw["openadr3"], dict) else raw["openadr3"]
+        sub = sec.pop("subscribe", None) if isinstance(sec, dict) else None
         cfg = _section(path, "openadr3", OpenAdr3Config, sec, extra=("client_secret_env",))
+        if sub is not None:
+            cfg = dataclasses.replace(cfg, subscribe=_subscribe(path, sub))
         env = sec.get("client_secret_env") if isinstance(sec, dict) else None
         if env:
             secret = os.environ.get(env)

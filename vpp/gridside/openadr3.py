@@ -18,12 +18,28 @@ level; the unit from the event's (or program's) ``payloadDescriptors`` (``W``, `
 ``DOWN_REGULATION_AVAILABLE`` (kW the offer holds above and below the plan over that
 interval, :mod:`vpp.gridside.offers`), and ``DEMAND`` (the park meter's kW) when metered.
 An invitation confirmed later by an operator gets a new report with ``optIn``.
+
+Subscriptions (webhooks), when ``subscribe`` is set: the VEN serves ``POST /notification``
+(starlette on uvicorn, in a thread, at ``listen_host:listen_port``) and, after each poll, posts
+a ``subscription`` (``POST /subscriptions``: ``clientName``, ``programID``,
+``objectOperations`` = EVENT x POST/PUT/DELETE, ``callbackUrl``, ``bearerToken``) for every
+program it has none for yet (and again for one the VTN no longer knows: ``GET
+/subscriptions/{id}`` answering 404). ``bearerToken`` is random per run and required on
+every callback (401 without one, 403 with another). A ``notification`` (``objectType``,
+``operation``, ``object``) is queued for the VEN's thread and handled as a poll would have
+handled that event (the same code path: new or modified, or gone), so the call reaches the DR
+path at once. Polling goes on as a safety net, every ``subscribe.poll_s`` while every program
+has its subscription, every ``poll_s`` otherwise; a VTN that answers 404, 405 or 501 on
+``/subscriptions`` has none: polling only (logged once). The subscriptions are deleted on
+stop.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,6 +48,11 @@ from typing import Any
 
 import httpx
 import numpy as np
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from vpp.gridside.intake import IN_FORCE, DrIntake, Receipt, ServicePort
 from vpp.gridside.offers import judge, offer
@@ -50,6 +71,25 @@ UNIT_SCALE = {"W": "none", "KW": "k", "MW": "M"}
 _DURATION = re.compile(
     r"^(-?)P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)([DW]))?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
 )
+NO_SUBSCRIPTIONS = (404, 405, 501)  # what a VTN without subscriptions answers on /subscriptions
+CALLBACK_PATH = "/notification"
+
+
+@dataclass(frozen=True)
+class SubscribeConfig:
+    """The VEN's webhook (``openadr3.subscribe`` in a grid-side file).
+
+    listen_host, listen_port : where the listener binds (port 0: any free port).
+    public_url : the listener's base URL as the VTN reaches it (a reverse proxy, a public
+        name); None: ``http://listen_host:port``. The callback URL is this plus
+        ``/notification``.
+    poll_s : the safety-net poll period while every program has its subscription (s).
+    """
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    public_url: str | None = None
+    poll_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +105,7 @@ class OpenAdr3Config:
     timeout_s : each request's time-out (s).
     report_wait_s : how long the report of an event waits for the re-solve it asked for, so
         that it shows the offer of the plan that follows the event (s).
+    subscribe : the webhook for subscriptions (None: polling only).
     """
 
     vtn_url: str
@@ -79,6 +120,7 @@ class OpenAdr3Config:
     margin_frac: float = 0.0
     timeout_s: float = 5.0
     report_wait_s: float = 10.0
+    subscribe: SubscribeConfig | None = None
 
 
 @dataclass
@@ -148,6 +190,10 @@ class OpenAdr3Ven:
     last_error: str | None = None
     polls: int = 0
     received_at: dict[str, float] = field(default_factory=dict)
+    subscriptions: dict[str, str] = field(default_factory=dict)  # program id -> subscription
+    subscriptions_supported: bool = True
+    notifications: int = 0
+    callback_url: str | None = None
 
     def __post_init__(self) -> None:
         self.intake = DrIntake(self.port, f"openadr3:{self.config.ven_name}")
@@ -156,22 +202,54 @@ class OpenAdr3Ven:
         self._token: str | None = None
         self._http = httpx.Client(base_url=self.config.vtn_url, timeout=self.config.timeout_s)
         self._programs: dict[str, dict] = {}
+        self._inbox: queue.Queue[dict | None] = queue.Queue()
+        self._callback_token = secrets.token_urlsafe(32)
+        self._listener: uvicorn.Server | None = None
+        self._listener_thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._stop.clear()
+        if self.config.subscribe is not None:
+            self._start_listener(self.config.subscribe)
         self._thread = threading.Thread(target=self._loop, name="openadr3-ven", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._inbox.put(None)
         if self._thread is not None:
             self._thread.join(self.config.timeout_s + 5)
+            self._thread = None
+        self._unsubscribe()
+        if self._listener is not None:
+            self._listener.should_exit = True
+            if self._listener_thread is not None:
+                self._listener_thread.join(self.config.timeout_s + 5)
+            self._listener = self._listener_thread = None
         self._http.close()
 
+    def _period(self) -> float:
+        """The poll period: the safety net's while every program has its subscription (and
+        the VTN answers: one that is away is looked for every ``poll_s``)."""
+        sub = self.config.subscribe
+        covered = self._programs and all(p in self.subscriptions for p in self._programs)
+        if sub is not None and self.subscriptions_supported and covered and self.vtn_reachable:
+            return sub.poll_s
+        return self.config.poll_s
+
     def _loop(self) -> None:
+        due = 0.0
         while not self._stop.is_set():
-            self.poll_once()
-            self._stop.wait(self.config.poll_s)
+            if time.monotonic() >= due:
+                self.poll_once()
+                self._subscribe()
+                due = time.monotonic() + self._period()
+            try:
+                note = self._inbox.get(timeout=max(due - time.monotonic(), 0.0))
+            except queue.Empty:
+                continue
+            if note is not None and not self._stop.is_set():
+                self.notified(note)
 
     # ----------------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
@@ -191,11 +269,15 @@ class OpenAdr3Ven:
             self._token = r.json()["access_token"]
         return {"Authorization": f"Bearer {self._token}"}
 
-    def _get(self, path: str) -> Any:
-        r = self._http.get(path, headers=self._headers())
-        if r.status_code == 401:  # an expired token: once more with a new one
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        r = self._http.request(method, path, headers=self._headers(), **kw)
+        if r.status_code == 401 and self.config.client_id is not None:  # an expired token
             self._token = None
-            r = self._http.get(path, headers=self._headers())
+            r = self._http.request(method, path, headers=self._headers(), **kw)
+        return r
+
+    def _get(self, path: str) -> Any:
+        r = self._request("GET", path)
         r.raise_for_status()
         return r.json()
 
@@ -216,15 +298,149 @@ class OpenAdr3Ven:
         live = set()
         for ev in events:
             live.add(ev["id"])
-            try:
-                self._event(ev)
-            except Exception as exc:  # one bad event never stops the others
-                log.exception("OpenADR 3 event %s could not be handled", ev.get("id"))
-                self.last_error = f"event {ev.get('id')}: {type(exc).__name__}: {exc}"
+            self._handle(ev)
         for gone in set(self.seen) - live:
-            for dr_id in self.seen.pop(gone).dr_ids:
-                self.intake.cancel(dr_id, "deleted at the VTN")
+            self._gone(gone)
         self._confirmations()
+
+    def _handle(self, ev: dict) -> None:
+        """A new or changed event (a poll's or a notification's) to the DR path."""
+        try:
+            self._event(ev)
+        except Exception as exc:  # one bad event never stops the others
+            log.exception("OpenADR 3 event %s could not be handled", ev.get("id"))
+            self.last_error = f"event {ev.get('id')}: {type(exc).__name__}: {exc}"
+
+    def _gone(self, eid: str) -> None:
+        """An event deleted at the VTN: its DR events cancelled."""
+        s = self.seen.pop(eid, None)
+        for dr_id in s.dr_ids if s else ():
+            self.intake.cancel(dr_id, "deleted at the VTN")
+
+    # --- subscriptions -----------------------------------------------------------------
+    def notified(self, note: dict) -> None:
+        """One notification (already authenticated): handled as a poll finding the change."""
+        obj, op = note.get("object"), note.get("operation")
+        if note.get("objectType") != "EVENT" or not isinstance(obj, dict) or "id" not in obj:
+            log.debug("OpenADR 3 notification ignored: %s %s", note.get("objectType"), op)
+            return
+        self.notifications += 1
+        if op == "DELETE":
+            self._gone(obj["id"])
+        elif op in ("POST", "PUT"):
+            if obj.get("programID") not in self._programs:  # a program not read yet
+                try:
+                    self._programs = {p["id"]: p for p in self._get("/programs")}
+                except (httpx.HTTPError, ValueError, KeyError) as exc:
+                    log.warning("OpenADR 3 programs not read for a notification: %s", exc)
+            self._handle(obj)
+            self._confirmations()
+        else:
+            log.debug("OpenADR 3 notification ignored: EVENT %s", op)
+
+    def _subscribe(self) -> None:
+        """A subscription for every program that has none yet (after a poll)."""
+        if self.callback_url is None or not self.subscriptions_supported:
+            return
+        if not self.vtn_reachable:
+            return
+        for pid in set(self.subscriptions) - set(self._programs):  # programs gone at the VTN
+            self.subscriptions.pop(pid)
+        for pid, sid in list(self.subscriptions.items()):  # one the VTN lost is made again
+            try:
+                if self._request("GET", f"/subscriptions/{sid}").status_code == 404:
+                    log.warning("OpenADR 3 subscription %s lost at the VTN: renewed", sid)
+                    self.subscriptions.pop(pid)
+            except httpx.HTTPError:
+                return
+        for pid in self._programs:
+            if pid in self.subscriptions:
+                continue
+            body = {
+                "clientName": self.config.ven_name,
+                "programID": pid,
+                "objectOperations": [
+                    {
+                        "objects": ["EVENT"],
+                        "operations": ["POST", "PUT", "DELETE"],
+                        "callbackUrl": self.callback_url,
+                        "bearerToken": self._callback_token,
+                    }
+                ],
+            }
+            try:
+                r = self._request("POST", "/subscriptions", json=body)
+                if r.status_code in NO_SUBSCRIPTIONS:
+                    self.subscriptions_supported = False
+                    log.info(
+                        "OpenADR 3 VTN %s offers no subscriptions (HTTP %s): polling only",
+                        self.config.vtn_url,
+                        r.status_code,
+                    )
+                    return
+                r.raise_for_status()
+                self.subscriptions[pid] = r.json()["id"]
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                self.last_error = f"subscription for {pid}: {type(exc).__name__}: {exc}"
+                log.warning("OpenADR 3 subscription for program %s failed: %s", pid, exc)
+                return
+            log.info("OpenADR 3 subscribed to program %s (%s)", pid, self.subscriptions[pid])
+
+    def _unsubscribe(self) -> None:
+        for pid, sid in list(self.subscriptions.items()):
+            try:
+                r = self._request("DELETE", f"/subscriptions/{sid}")
+                if r.status_code != 404:  # 404: the VTN has dropped it already
+                    r.raise_for_status()
+            except httpx.HTTPError as exc:
+                log.warning("OpenADR 3 subscription %s not deleted: %s", sid, exc)
+            self.subscriptions.pop(pid, None)
+
+    async def _callback(self, request: Request) -> JSONResponse:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer "):
+            return JSONResponse({"title": "Unauthorized", "status": 401}, 401)
+        if not secrets.compare_digest(auth.removeprefix("Bearer ").encode(),
+                                      self._callback_token.encode()):  # fmt: skip
+            return JSONResponse({"title": "Forbidden", "status": 403}, 403)
+        try:
+            note = await request.json()
+        except ValueError:
+            note = None
+        ok = isinstance(note, dict) and all(k in note for k in ("objectType", "operation"))
+        if not ok or not isinstance(note.get("object"), dict):
+            detail = "expected a notification {objectType, operation, object}"
+            return JSONResponse({"title": "Bad Request", "status": 400, "detail": detail}, 400)
+        self._inbox.put(note)
+        return JSONResponse({"status": "accepted"}, 200)
+
+    def _start_listener(self, sub: SubscribeConfig) -> None:
+        app = Starlette(routes=[Route(CALLBACK_PATH, self._callback, methods=["POST"])])
+        cfg = uvicorn.Config(
+            app,
+            host=sub.listen_host,
+            port=sub.listen_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        server = uvicorn.Server(cfg)
+        thread = threading.Thread(target=server.run, name="openadr3-webhook", daemon=True)
+        thread.start()
+        end = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > end:
+                server.should_exit = True
+                raise RuntimeError(
+                    f"OpenADR 3 webhook: cannot listen on {sub.listen_host}:{sub.listen_port}"
+                )
+            thread.join(0.01)
+        self._listener, self._listener_thread = server, thread
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        host = sub.listen_host if ":" not in sub.listen_host else f"[{sub.listen_host}]"
+        base = sub.public_url or f"http://{host}:{bound}"
+        self.callback_url = base.rstrip("/") + CALLBACK_PATH
+        log.info("OpenADR 3 webhook listening on %s:%s (%s)", sub.listen_host, bound, base)
 
     def _event(self, ev: dict) -> None:
         eid = ev["id"]
@@ -351,7 +567,7 @@ class OpenAdr3Ven:
     def _report(self, eid, program_id, intervals, opt, why: str = "") -> None:
         body = self.report_body(eid, program_id, intervals, opt, why)
         try:
-            r = self._http.post("/reports", json=body, headers=self._headers())
+            r = self._request("POST", "/reports", json=body)
             r.raise_for_status()
         except httpx.HTTPError as exc:
             self.last_error = f"report for {eid}: {type(exc).__name__}: {exc}"

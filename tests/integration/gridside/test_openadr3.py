@@ -3,23 +3,33 @@ schema) over real HTTP: OAuth2 client credentials, an event with intervals and p
 becomes a DR event through the service's one path and is re-solved within a poll period; a
 modification (new ``modificationDateTime``) updates it; a deleted event is cancelled; a call
 the park cannot hold and a price event are opted out in the report; the report carries the
-offer per interval; a VTN that goes away and returns."""
+offer per interval; a VTN that goes away and returns. Subscriptions: with a 30 s poll an
+event, its update and its deletion reach the park by notification within a couple of
+seconds; a callback without the VEN's bearer token is refused and changes nothing; a VTN
+without subscriptions means polling; the ``subscribe`` section's checks."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
+import httpx
 import pytest
 
 from tests.integration.gridside.conftest import until
 from tests.integration.gridside.vtn3 import Vtn3
+from vpp.errors import UserError
+from vpp.gridside import config as gridside_config
 from vpp.gridside.offers import offer
-from vpp.gridside.openadr3 import OpenAdr3Config, OpenAdr3Ven, parse_duration
+from vpp.gridside.openadr3 import OpenAdr3Config, OpenAdr3Ven, SubscribeConfig, parse_duration
 from vpp.plan.prepare import horizon_for
 from vpp.store import repo
 
 POLL_S = 0.5
+SAFETY_POLL_S = 30.0  # with subscriptions: what arrives sooner came by notification
+WEBHOOK = SubscribeConfig(listen_host="127.0.0.1", listen_port=0, poll_s=SAFETY_POLL_S)
+FAST_S = 3.0  # "within a couple of seconds"
 
 
 @pytest.fixture
@@ -27,19 +37,20 @@ def vtn():
     v = Vtn3()
     v.url = v.start()
     yield v
-    v.stop()
+    v.close()
 
 
 @pytest.fixture
 def ven_of(service, vtn):
     made = []
 
-    def make(**cfg):
+    def make(at=None, **cfg):
         svc = service()
+        cfg = {"poll_s": POLL_S, **cfg}
         ven = OpenAdr3Ven(
             svc.rt,
             OpenAdr3Config(
-                vtn_url=vtn.url, poll_s=POLL_S, client_id="ven-1", client_secret="s3cret", **cfg
+                vtn_url=(at or vtn).url, client_id="ven-1", client_secret="s3cret", **cfg
             ),
         )
         ven.start()
@@ -167,3 +178,157 @@ def test_a_vtn_that_goes_away_and_returns(ven_of, vtn):
     e2 = vtn.add_event(pid, ivs2)
     until(lambda: _stored(svc, f"oadr3:{e2}"), "an event after the VTN returned", 10)
     assert _stored(svc, f"oadr3:{eid}")["status"] == "confirmed"
+
+
+# --- subscriptions ----------------------------------------------------------------------
+def test_notifications_bring_event_update_and_delete_at_once(ven_of, vtn):
+    pid = vtn.add_program("peak-2026")
+    svc, ven = ven_of(subscribe=WEBHOOK)
+    until(lambda: ven.subscriptions.get(pid), "the subscription", 5)
+    (sub,) = vtn.subscriptions.values()
+    assert sub["clientName"] == "park-vpp" and sub["programID"] == pid
+    (oo,) = sub["objectOperations"]
+    assert oo["objects"] == ["EVENT"] and sorted(oo["operations"]) == ["DELETE", "POST", "PUT"]
+    assert oo["callbackUrl"] == ven.callback_url and len(oo["bearerToken"]) >= 32
+    polls = ven.polls
+    # Created at the VTN: in the park's table within a couple of seconds, with no poll.
+    _, ivs = _intervals(svc, "DISPATCH_SETPOINT_RELATIVE", [-80.0])
+    t0 = time.monotonic()
+    eid = vtn.add_event(pid, ivs)
+    until(lambda: _stored(svc, f"oadr3:{eid}"), "the event by notification", FAST_S)
+    assert time.monotonic() - t0 < FAST_S
+    row = _stored(svc, f"oadr3:{eid}")
+    assert row["status"] == "confirmed" and row["body"]["requested_kw"] == pytest.approx(80.0)
+    until(lambda: vtn.reports_of(eid), "the report", 10)
+    # Updated, then deleted: each by notification.
+    _, ivs2 = _intervals(svc, "DISPATCH_SETPOINT_RELATIVE", [-40.0])
+    vtn.update_event(eid, ivs2)
+    until(
+        lambda: _stored(svc, f"oadr3:{eid}")["body"]["requested_kw"] == 40.0,
+        "the update by notification",
+        FAST_S,
+    )
+    vtn.delete_event(eid)
+    until(
+        lambda: _stored(svc, f"oadr3:{eid}")["status"] == "cancelled",
+        "the deletion by notification",
+        FAST_S,
+    )
+    assert ven.polls == polls, "a poll ran: the notifications were not what delivered"
+    assert ven.notifications == 3
+    assert [(op, st) for _, op, _, st in vtn.notified] == [
+        ("POST", 200),
+        ("PUT", 200),
+        ("DELETE", 200),
+    ]
+    # Stopped: the subscription is deleted at the VTN.
+    ven.stop()
+    assert vtn.subscriptions == {}
+
+
+def test_a_callback_without_the_token_is_refused(ven_of, vtn):
+    pid = vtn.add_program("peak")
+    svc, ven = ven_of(subscribe=WEBHOOK)
+    until(lambda: ven.subscriptions.get(pid), "the subscription", 5)
+    _, ivs = _intervals(svc, "DISPATCH_SETPOINT_RELATIVE", [-70.0])
+    forged = {
+        "objectType": "EVENT",
+        "operation": "POST",
+        "object": {
+            "id": "forged-1",
+            "objectType": "EVENT",
+            "programID": pid,
+            "createdDateTime": svc.rt.clock.now().isoformat(),
+            "modificationDateTime": svc.rt.clock.now().isoformat(),
+            "intervals": ivs,
+        },
+    }
+    for headers, status in (
+        ({}, 401),
+        ({"Authorization": "Bearer not-the-token"}, 403),
+        ({"Authorization": "Basic dmVuLTE6czNjcmV0"}, 401),
+    ):
+        r = httpx.post(ven.callback_url, json=forged, headers=headers, timeout=5)
+        assert r.status_code == status
+    # A malformed notification with the right token: 400, nothing queued.
+    token = vtn.subscriptions[ven.subscriptions[pid]]["objectOperations"][0]["bearerToken"]
+    r = httpx.post(ven.callback_url, json={"objectType": "EVENT"}, timeout=5,
+                   headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert r.status_code == 400
+    # Nothing changed: a real event afterwards arrives, the forged one never does.
+    eid = vtn.add_event(pid, ivs)
+    until(lambda: _stored(svc, f"oadr3:{eid}"), "a real event by notification", FAST_S)
+    assert _stored(svc, "oadr3:forged-1") is None
+    assert ven.notifications == 1 and "forged-1" not in ven.seen
+
+
+def test_a_subscription_the_vtn_lost_is_renewed(ven_of, vtn):
+    pid = vtn.add_program("peak")
+    fast = SubscribeConfig(listen_host="127.0.0.1", listen_port=0, poll_s=POLL_S)
+    svc, ven = ven_of(subscribe=fast)
+    first = until(lambda: ven.subscriptions.get(pid), "the subscription", 5)
+    with vtn.cond:
+        vtn.subscriptions.clear()  # a VTN restarted without its subscriptions
+    until(
+        lambda: ven.subscriptions.get(pid) not in (None, first) and vtn.subscriptions,
+        "a new subscription after the next poll",
+        5,
+    )
+    assert vtn.subscription_posts == 2
+    _, ivs = _intervals(svc, "SIMPLE", [1])
+    eid = vtn.add_event(pid, ivs)
+    until(lambda: _stored(svc, f"oadr3:{eid}"), "the event", FAST_S)
+    until(lambda: [n for n in vtn.notified if n[2] == eid], "its notification", FAST_S)
+    assert [n[3] for n in vtn.notified if n[2] == eid] == [200]
+
+
+def test_a_vtn_without_subscriptions_means_polling(ven_of, caplog):
+    bare = Vtn3(subscriptions=False)
+    bare.url = bare.start()
+    try:
+        pid = bare.add_program("peak")
+        with caplog.at_level(logging.INFO, logger="vpp.gridside.openadr3"):
+            svc, ven = ven_of(at=bare, subscribe=WEBHOOK)
+            until(lambda: not ven.subscriptions_supported, "the VEN to see no subscriptions", 5)
+            _, ivs = _intervals(svc, "SIMPLE", [1])
+            eid = bare.add_event(pid, ivs)
+            until(lambda: _stored(svc, f"oadr3:{eid}"), "the event by polling", FAST_S)
+            polls = ven.polls
+            until(lambda: ven.polls >= polls + 2, "polling at poll_s", 5)
+        assert ven.subscriptions == {} and ven.notifications == 0 and bare.notified == []
+        said = [r for r in caplog.records if "offers no subscriptions" in r.getMessage()]
+        assert len(said) == 1, "logged once"
+    finally:
+        bare.close()
+
+
+def test_subscribe_section_checks(tmp_path):
+    f = tmp_path / "gridside.yaml"
+
+    def load(sub: str):
+        f.write_text(f"openadr3:\n  vtn_url: http://127.0.0.1:1/oadr3\n  subscribe: {sub}\n")
+        return gridside_config.load(f).openadr3.subscribe
+
+    got = load("{listen_host: 127.0.0.1, listen_port: 0, poll_s: 120}")
+    assert got == SubscribeConfig("127.0.0.1", 0, None, 120.0)
+    got = load("{listen_host: 0.0.0.0, listen_port: 8443, public_url: 'https://ven.example/oadr3'}")
+    assert got.public_url == "https://ven.example/oadr3" and got.poll_s == 60.0
+    for sub, field_path in (
+        ("yes", "openadr3.subscribe"),
+        ("{listen_port: 8443}", "openadr3.subscribe.listen_host"),
+        ("{listen_host: 127.0.0.1, listen_port: 70000}", "openadr3.subscribe.listen_port"),
+        ("{listen_host: 127.0.0.1, listen_port: 'x'}", "openadr3.subscribe.listen_port"),
+        ("{listen_host: 0.0.0.0}", "openadr3.subscribe.public_url"),
+        ("{listen_host: 127.0.0.1, public_url: 'ftp://x'}", "openadr3.subscribe.public_url"),
+        ("{listen_host: 127.0.0.1, poll_s: 0}", "openadr3.subscribe.poll_s"),
+        ("{listen_host: 127.0.0.1, port: 1}", "openadr3.subscribe.port"),
+    ):
+        with pytest.raises(UserError) as err:
+            load(sub)
+        assert str(err.value).startswith(f"{f}: {field_path}"), str(err.value)
+    assert gridside_config.load(_no_subscribe(f)).openadr3.subscribe is None
+
+
+def _no_subscribe(f):
+    f.write_text("openadr3:\n  vtn_url: http://127.0.0.1:1/oadr3\n")
+    return f

@@ -4,11 +4,17 @@ the 3.0.1 OpenAPI schema (``oadr3.0.1.yaml``: ``program``, ``event``, ``interval
 ``intervalPeriod``, ``valuesMap``, ``report``, ``/auth/token``): programs, events with
 intervals and payloads, reports; the VTN provisions ``id``, ``createdDateTime``,
 ``modificationDateTime`` and ``objectType``; a bearer token from client credentials is
-required on every call. Served by uvicorn on port 0 in a thread."""
+required on every call. Subscriptions (``subscription``, ``objectOperation``,
+``notification``): ``POST``/``GET``/``DELETE /subscriptions``; creating, updating or
+deleting an event POSTs a notification to the callback URL of every subscription of its
+program that asks for that operation on EVENT, with the subscription's bearer token (in
+order, from one sender thread). ``Vtn3(subscriptions=False)``: a VTN without them (404).
+Served by uvicorn on port 0 in a thread."""
 
 from __future__ import annotations
 
 import itertools
+import queue
 import re
 import secrets
 import threading
@@ -16,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
+import httpx
 import uvicorn
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -114,11 +121,38 @@ class Report(_Object):
     resources: list[ReportResource]
 
 
+OBJECT_TYPES = Literal["PROGRAM", "EVENT", "REPORT", "SUBSCRIPTION", "VEN", "RESOURCE"]
+OPERATIONS = Literal["GET", "POST", "PUT", "DELETE"]
+
+
+class ObjectOperation(_M):
+    objects: list[OBJECT_TYPES] = Field(min_length=1)
+    operations: list[OPERATIONS] = Field(min_length=1)
+    callbackUrl: str = Field(pattern=r"^https?://")
+    bearerToken: str | None = None
+
+
+class Subscription(_Object):
+    objectType: Literal["SUBSCRIPTION"] | None = None
+    clientName: str = Field(min_length=1, max_length=128)
+    programID: str = Field(pattern=ID, min_length=1, max_length=128)
+    objectOperations: list[ObjectOperation] = Field(min_length=1)
+    targets: list[ValuesMap] | None = None
+
+
 class Vtn3:
     """The VTN's state and its HTTP server."""
 
-    def __init__(self, client_id: str = "ven-1", client_secret: str = "s3cret"):
+    def __init__(
+        self, client_id: str = "ven-1", client_secret: str = "s3cret", subscriptions: bool = True
+    ):
         self.client_id, self.client_secret = client_id, client_secret
+        self.with_subscriptions = subscriptions
+        self.subscriptions: dict[str, dict] = {}
+        self.subscription_posts = 0
+        self.notified: list[tuple[str, str, str, int | str]] = []  # url, op, event id, status
+        self._outbox: queue.Queue[tuple[dict, dict] | None] = queue.Queue()
+        self._sender: threading.Thread | None = None
         self.tokens: set[str] = set()
         self.programs: dict[str, dict] = {}
         self.events: dict[str, dict] = {}
@@ -172,13 +206,79 @@ class Vtn3:
                 self.cond.notify_all()
             return obj
 
+        if self.with_subscriptions:
+            self._subscription_routes(app, bearer)
         return app
+
+    def _subscription_routes(self, app: FastAPI, bearer) -> None:
+        @app.post("/subscriptions", status_code=201, dependencies=[Depends(bearer)])
+        def subscribe(body: Subscription) -> dict:
+            obj = self._provision(body.model_dump(mode="json", exclude_none=True), "SUBSCRIPTION")
+            with self.cond:
+                self.subscription_posts += 1
+                self.subscriptions[obj["id"]] = obj
+                self.cond.notify_all()
+            return obj
+
+        @app.get("/subscriptions", dependencies=[Depends(bearer)])
+        def subscriptions(programID: str | None = None, clientName: str | None = None) -> list:
+            return [
+                s
+                for s in self.subscriptions.values()
+                if programID in (None, s["programID"]) and clientName in (None, s["clientName"])
+            ]
+
+        @app.get("/subscriptions/{sid}", dependencies=[Depends(bearer)])
+        def subscription(sid: str) -> dict:
+            if sid not in self.subscriptions:
+                raise HTTPException(404, "Not Found")
+            return self.subscriptions[sid]
+
+        @app.delete("/subscriptions/{sid}", dependencies=[Depends(bearer)])
+        def unsubscribe(sid: str) -> dict:
+            with self.cond:
+                if sid not in self.subscriptions:
+                    raise HTTPException(404, "Not Found")
+                obj = self.subscriptions.pop(sid)
+                self.cond.notify_all()
+            return obj
+
+    # --- notifications -------------------------------------------------------------------
+    def _notify(self, operation: str, event: dict) -> None:
+        note = {"objectType": "EVENT", "operation": operation, "object": event}
+        for sub in list(self.subscriptions.values()):
+            if sub["programID"] != event["programID"]:
+                continue
+            for oo in sub["objectOperations"]:
+                if "EVENT" in oo["objects"] and operation in oo["operations"]:
+                    self._outbox.put((oo, note))
+
+    def _send(self) -> None:
+        with httpx.Client(timeout=5) as http:
+            while (item := self._outbox.get()) is not None:
+                oo, note = item
+                token = oo.get("bearerToken")
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                try:
+                    status: int | str = http.post(
+                        oo["callbackUrl"], json=note, headers=headers
+                    ).status_code
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                with self.cond:
+                    self.notified.append(
+                        (oo["callbackUrl"], note["operation"], note["object"]["id"], status)
+                    )
+                    self.cond.notify_all()
 
     def start(self) -> str:
         cfg = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning")
         self.server = uvicorn.Server(cfg)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._send, name="vtn3-notify", daemon=True)
+            self._sender.start()
         end = datetime.now(UTC).timestamp() + 10
         while not self.server.started:
             assert datetime.now(UTC).timestamp() < end, "the VTN did not start"
@@ -190,6 +290,14 @@ class Vtn3:
         if self.server is not None:
             self.server.should_exit = True
             self.thread.join(10)
+
+    def close(self) -> None:
+        """Stop the server and the notification sender."""
+        self.stop()
+        if self._sender is not None:
+            self._outbox.put(None)
+            self._sender.join(10)
+            self._sender = None
 
     # --- what the utility does (the business logic side) --------------------------------
     def _provision(self, obj: dict, kind: str, old: dict | None = None) -> dict:
@@ -210,6 +318,7 @@ class Vtn3:
         e = Event(programID=program_id, intervals=intervals, **kw)
         obj = self._provision(e.model_dump(mode="json", exclude_none=True), "EVENT")
         self.events[obj["id"]] = obj
+        self._notify("POST", obj)
         return obj["id"]
 
     def update_event(self, event_id: str, intervals: list[dict]) -> None:
@@ -217,9 +326,10 @@ class Vtn3:
         e = Event(**{**{k: v for k, v in old.items() if k != "intervals"}, "intervals": intervals})
         self.events[event_id] = self._provision(e.model_dump(mode="json", exclude_none=True),
                                                 "EVENT", old)  # fmt: skip
+        self._notify("PUT", self.events[event_id])
 
     def delete_event(self, event_id: str) -> None:
-        self.events.pop(event_id)
+        self._notify("DELETE", self.events.pop(event_id))
 
     def reports_of(self, event_id: str) -> list[dict]:
         return [r for r in self.reports if r["eventID"] == event_id]
