@@ -6,6 +6,7 @@ that drops and returns."""
 
 # No "from __future__ import annotations": c104 checks the callbacks' annotations as objects.
 
+import contextlib
 import threading
 from datetime import timedelta
 
@@ -21,6 +22,71 @@ from vpp.plan.prepare import horizon_for
 from vpp.store import repo
 
 CA = 7
+
+
+class LinkProxy:
+    """A TCP relay between the dispatch centre and the outstation: the link that drops and
+    returns is this relay's sockets closing, as a network would drop them. (c104's own
+    ``Connection.disconnect()`` / ``Client.stop()`` join its receive thread while holding the
+    GIL: a raw-frame callback arriving at that moment deadlocked the whole test worker.)"""
+
+    def __init__(self, target_port: int):
+        import socket
+
+        self.target = target_port
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.port = self.srv.getsockname()[1]
+        self.socks: list = []
+        self.lock = threading.Lock()
+        self.up = threading.Event()
+        self.up.set()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True, name="link-proxy").start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self.closed:
+            try:
+                a, _ = self.srv.accept()
+            except OSError:
+                return
+            if not self.up.is_set():
+                a.close()
+                continue
+            b = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.socks += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pipe, args=(x, y), daemon=True).start()
+
+    def _pipe(self, src, dst) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for x in (src, dst):
+            with contextlib.suppress(OSError):
+                x.close()
+
+    def drop(self) -> None:
+        """Close every relayed connection and refuse new ones until :meth:`restore`."""
+        import socket
+
+        self.up.clear()
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for x in socks:
+            with contextlib.suppress(OSError):
+                x.shutdown(socket.SHUT_RDWR)
+            x.close()
+
+    def restore(self) -> None:
+        self.up.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.drop()
+        self.srv.close()
 
 
 class Centre:
@@ -115,10 +181,14 @@ def station(service):
         Iec104Config(port=free_port(), common_address=CA, cyclic_s=0.5, refresh_s=0.1),
     )
     out.start()
-    centre = Centre(out.config.port)
+    link = LinkProxy(out.config.port)
+    centre = Centre(link.port)
+    centre.link = link
     centre.open()
     yield svc, out, centre
+    link.drop()  # no frame, no callback while c104 stops (see LinkProxy)
     centre.stop()
+    link.close()
     out.stop()
 
 
@@ -230,11 +300,18 @@ def test_link_drops_and_returns(station):
     target = float(0.5 * (lo + hi))
     assert centre.send_setpoint(target)
     until(lambda: out.open_connections == 1, "the outstation to see the link")
-    centre.con.disconnect()
+    centre.link.drop()  # the network drops the link
     until(lambda: out.open_connections == 0, "the outstation to see the link drop")
+    until(
+        lambda: (
+            centre.con.state not in (c104.ConnectionState.OPEN_MUTED, c104.ConnectionState.OPEN)
+        ),
+        "the centre to see the link drop",
+    )
     # The set-point holds while the link is down (it is a stored DR event with its hold).
     assert out.setpoint is not None and out.intake.status(out.setpoint.event_id) in IN_FORCE
     centre.got.clear()
+    centre.link.restore()
     centre.con.connect()
     centre.open()
     centre.interrogate()
