@@ -18,6 +18,7 @@ import numpy as np
 from controllers.problem import DispatchProblem, DispatchResult
 from vpp.accounting import dr_contract
 from vpp.accounting.flexibility import envelope, uncontrolled_net_kw
+from vpp.gridside.signals import MappingContext
 from vpp.park.model import DemandResponseEvent, DrWindow
 
 
@@ -145,3 +146,37 @@ def battery_soc_frac(problem: DispatchProblem) -> float | None:
     cap = sum(b.spec.e_kwh for b in problem.batteries)
     cap += sum(p.spec.battery.e_kwh for p in problem.pedfs)
     return None if cap <= 0 else float(e / cap)
+
+
+def down_flex_kw(port, start: datetime, end: datetime) -> float:
+    """The park's downward flexibility over ``[start, end)`` (kW, >= 0): the least, over the
+    window's intervals, of the plan's baseline less the offer's lowest import; 0 without a
+    plan or an interval of the window on its horizon. ``port``: the service
+    (:class:`vpp.gridside.intake.ServicePort`)."""
+    cur = port.current
+    if cur is None or cur.problem is None:
+        return 0.0
+    off = offer(cur.problem, cur.plan, cur.version)
+    m = off.mask(start, end)
+    if not m.any():
+        return 0.0
+    return float(max((off.baseline_kw[m] - off.p_import_min_kw[m]).min(), 0.0))
+
+
+def mapping_context(port, config, issuer: str) -> MappingContext:
+    """What the signal mapping rule needs (:class:`vpp.gridside.signals.MappingContext`) for
+    a VEN with ``config`` (``level_kw``, ``contract_type``, ``programs``,
+    ``confirm_lead_minutes``) on the park of ``port``; SIMPLE levels read the flexibility of
+    the plan in force when the call is mapped (:func:`down_flex_kw`)."""
+    site = port.site
+    conn = site.connection
+    return MappingContext(
+        import_limit_kw=float(min(conn.import_max_kw, conn.transformer_p_max_kw)),
+        down_flex_kw=lambda start, end: down_flex_kw(port, start, end),
+        level_kw=config.level_kw,
+        contract_type=config.contract_type,
+        programs=dict(config.programs),
+        confirm_lead_minutes=config.confirm_lead_minutes,
+        issuer=issuer,
+        tz=site.location.tz,
+    )

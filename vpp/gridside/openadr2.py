@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vpp.gridside.intake import IN_FORCE, DrIntake, ServicePort
-from vpp.gridside.offers import judge, offer
+from vpp.gridside.offers import judge, mapping_context, offer
 from vpp.gridside.signals import Interval, MappingContext, SignalError, dr_fields
 from vpp.park.model import PARK_METER
 from vpp.store.codec import dr_from_json
@@ -308,28 +308,7 @@ class OpenAdr2Ven:
         return rec.status
 
     def _context(self) -> MappingContext:
-        site = self.port.site
-        conn = site.connection
-        return MappingContext(
-            import_limit_kw=float(min(conn.import_max_kw, conn.transformer_p_max_kw)),
-            down_flex_kw=self._down_flex_kw,
-            level_kw=self.config.level_kw,
-            contract_type=self.config.contract_type,
-            programs=dict(self.config.programs),
-            confirm_lead_minutes=self.config.confirm_lead_minutes,
-            issuer=f"OpenADR 2.0b VTN {self.config.vtn_url}",
-            tz=site.location.tz,
-        )
-
-    def _down_flex_kw(self, start: datetime, end: datetime) -> float:
-        cur = self.port.current
-        if cur is None or cur.problem is None:
-            return 0.0
-        off = offer(cur.problem, cur.plan, cur.version)
-        m = off.mask(start, end)
-        if not m.any():
-            return 0.0
-        return float(max((off.baseline_kw[m] - off.p_import_min_kw[m]).min(), 0.0))
+        return mapping_context(self.port, self.config, f"OpenADR 2.0b VTN {self.config.vtn_url}")
 
     async def _watch(self) -> None:
         """Invitations answered optOut while awaiting an operator: optIn once confirmed."""
