@@ -52,17 +52,8 @@ def site(request: Request, _: Reader) -> dict[str, Any]:
 
 
 def _asset_rows(site) -> list[dict[str, Any]]:
-    a = site.assets
     rows: list[dict[str, Any]] = []
-    for kind, group in (
-        ("pv", a.pv_arrays),
-        ("battery", a.batteries),
-        ("ev_charger", a.ev_chargers),
-        ("shiftable", a.shiftable_loads),
-        ("curtailable", a.curtailable_loads),
-        ("base_load", a.base_loads),
-        ("pedf", a.pedf_buildings),
-    ):
+    for kind, group in site.assets.by_kind():
         for x in group:
             d = asdict(x)
             for k, v in d.items():

@@ -477,16 +477,8 @@ class UiFigures:
     # -- helpers shared by the views --------------------------------------------------------
     def asset_rows(self) -> list[SimpleNamespace]:
         """Every top-level asset as (name, kind, bus), in ``Assets.names()`` order."""
-        a = self.site.assets
-        out = []
-        for kind, group in (
-            ("pv", a.pv_arrays),
-            ("battery", a.batteries),
-            ("ev_charger", a.ev_chargers),
-            ("shiftable", a.shiftable_loads),
-            ("curtailable", a.curtailable_loads),
-            ("base_load", a.base_loads),
-            ("pedf", a.pedf_buildings),
-        ):
-            out.extend(SimpleNamespace(name=x.name, kind=kind, bus=x.bus) for x in group)
-        return out
+        return [
+            SimpleNamespace(name=x.name, kind=kind, bus=x.bus)
+            for kind, group in self.site.assets.by_kind()
+            for x in group
+        ]

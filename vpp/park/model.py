@@ -423,19 +423,20 @@ class Assets:
     base_loads: tuple[BaseLoad, ...] = ()
     pedf_buildings: tuple[PedfBuilding, ...] = ()
 
+    def by_kind(self) -> tuple[tuple[str, tuple], ...]:
+        """Each top-level group with its kind's name (as the API names it), in this order."""
+        return (
+            ("pv", self.pv_arrays),
+            ("battery", self.batteries),
+            ("ev_charger", self.ev_chargers),
+            ("shiftable", self.shiftable_loads),
+            ("curtailable", self.curtailable_loads),
+            ("base_load", self.base_loads),
+            ("pedf", self.pedf_buildings),
+        )
+
     def names(self) -> list[str]:
-        out: list[str] = []
-        for group in (
-            self.pv_arrays,
-            self.batteries,
-            self.ev_chargers,
-            self.shiftable_loads,
-            self.curtailable_loads,
-            self.base_loads,
-            self.pedf_buildings,
-        ):
-            out.extend(a.name for a in group)
-        return out
+        return [a.name for _, group in self.by_kind() for a in group]
 
 
 # --------------------------------------------------------------------------------------------
