@@ -4,16 +4,18 @@
 # start it again. Under CI (CI=true) a missing server is an error, never a skip:
 # VPP_REQUIRE_SERVICES=1 makes the database tests fail instead of skipping.
 set -uo pipefail
-pg_up() {
-    python - <<'PY'
+# port_up PORT: something accepts TCP connections on 127.0.0.1:PORT.
+port_up() {
+    python - "$1" <<'PY'
 import socket, sys
 s = socket.socket(); s.settimeout(1)
 try:
-    s.connect(("127.0.0.1", 5432)); sys.exit(0)
+    s.connect(("127.0.0.1", int(sys.argv[1]))); sys.exit(0)
 except OSError:
     sys.exit(1)
 PY
 }
+pg_up() { port_up 5432; }
 if ! pg_up; then
     if command -v pg_ctlcluster >/dev/null 2>&1; then
         echo "services: starting PostgreSQL" >&2
@@ -32,16 +34,7 @@ fi
 
 # The MQTT broker (Mosquitto) the field-device tests publish to, at 127.0.0.1:1883; the same
 # rules as for PostgreSQL: started if it is not up, an error under CI when it cannot be.
-mqtt_up() {
-    python - <<'PY'
-import socket, sys
-s = socket.socket(); s.settimeout(1)
-try:
-    s.connect(("127.0.0.1", 1883)); sys.exit(0)
-except OSError:
-    sys.exit(1)
-PY
-}
+mqtt_up() { port_up 1883; }
 if ! mqtt_up; then
     if command -v mosquitto >/dev/null 2>&1; then
         echo "services: starting Mosquitto" >&2
