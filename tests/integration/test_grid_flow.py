@@ -151,3 +151,45 @@ def test_golden_two_bus_line_matches_the_closed_form() -> None:
     assert flow.line_loading_percent[0, 0] == pytest.approx(i_ka / 0.2 * 100, rel=1e-7)
     ref = grid.power_flow_runpp(np.array([[p_mw * 1e3]]), np.array([[q_mvar * 1e3]]))
     assert ref.vm_pu[0, 1] == pytest.approx(v2, abs=1e-8)
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 3.0, 6.0])
+def test_chord_then_newton_equals_full_newton(demo_grid: GridModel, scale: float) -> None:
+    """The chord iterations on the flat start's Jacobian (with Newton-Raphson taking over
+    where they do not contract) reach the same solution as Newton-Raphson alone, from light
+    load to loads where the chord gives up and hands over."""
+    fast = demo_grid._fast
+    P, Q = _random_schedule(demo_grid, 48, seed=7)
+    S = fast.injections(scale * P, scale * Q)
+    V_ref, ok_ref, _ = fast._full_newton(S, np.tile(fast.V0, (len(S), 1)))
+    V, ok, _ = fast._newton(S)
+    np.testing.assert_array_equal(ok, ok_ref)
+    np.testing.assert_allclose(V[ok], V_ref[ok], atol=1e-9)
+
+
+def test_report_lists_violations_step_by_step_in_kind_order(demo_grid: GridModel) -> None:
+    """The whole-array violation search gives the step-by-step list: steps in order, within a
+    step over-, undervoltage, line, then trafo, elements in table order (a step that did not
+    converge: one entry)."""
+    P, Q = _random_schedule(demo_grid, 24, seed=3)
+    flow = demo_grid.power_flow(4.0 * P, 4.0 * Q)
+    assert 0 < (~flow.converged).sum() < 24  # steps that did not converge are listed too
+    lim = Limits(v_min_pu=0.97, v_max_pu=1.0, loading_max_percent=60.0)
+    got = [(v.step, v.element, v.kind) for v in demo_grid.report(flow, lim).violations]
+    want = []
+    net = demo_grid.net
+    for t in range(24):
+        if not flow.converged[t]:
+            want.append((t, "network", "not_converged"))
+            continue
+        vm = flow.vm_pu[t]
+        want += [(t, str(n), "overvoltage") for n, x in zip(net.bus.name, vm) if x > 1.0 + 1e-9]
+        want += [(t, str(n), "undervoltage") for n, x in zip(net.bus.name, vm) if x < 0.97 - 1e-9]
+        for kind, arr, names in (
+            ("line_loading", flow.line_loading_percent[t], net.line.name),
+            ("trafo_loading", flow.trafo_loading_percent[t], net.trafo.name),
+        ):
+            want += [(t, str(n), kind) for n, x in zip(names, arr) if x > 60.0 + 1e-9]
+    assert len(want) > 24  # the case has violations of several kinds
+    assert {k for _, _, k in want} >= {"undervoltage", "line_loading", "trafo_loading"}
+    assert got == want

