@@ -356,24 +356,32 @@ class GridModel:
 
     def report(self, flow: FlowResult, limits: Limits) -> GridReport:
         net = self.net
-        viol: list[Violation] = []
-        bus_names = [str(n) for n in net.bus.name]
         vm = flow.vm_pu
-        for t in range(vm.shape[0]):
-            if not flow.converged[t]:
+        lim = limits.loading_max_percent
+        # Every violation, step by step (within a step: over-, undervoltage, line, trafo),
+        # found with whole-array comparisons: the plan is checked several times a cycle.
+        checks = (
+            ("overvoltage", vm, vm > limits.v_max_pu + 1e-9, limits.v_max_pu, net.bus.name),
+            ("undervoltage", vm, vm < limits.v_min_pu - 1e-9, limits.v_min_pu, net.bus.name),
+            ("line_loading", flow.line_loading_percent,
+             flow.line_loading_percent > lim + 1e-9, lim, net.line.name),
+            ("trafo_loading", flow.trafo_loading_percent,
+             flow.trafo_loading_percent > lim + 1e-9, lim, net.trafo.name),
+        )  # fmt: skip
+        found: list[tuple[int, int, int]] = [
+            (int(t), -1, 0) for t in np.flatnonzero(~flow.converged)
+        ]
+        for c, (_, _, mask, _, _) in enumerate(checks):
+            mask = mask & flow.converged[:, None]
+            found.extend((int(t), c, int(i)) for t, i in zip(*np.nonzero(mask), strict=True))
+        found.sort()
+        viol: list[Violation] = []
+        for t, c, i in found:
+            if c < 0:
                 viol.append(Violation(t, "network", "not_converged", math.nan, math.nan))
                 continue
-            for i in np.flatnonzero(vm[t] > limits.v_max_pu + 1e-9):
-                viol.append(Violation(t, bus_names[i], "overvoltage", vm[t, i], limits.v_max_pu))
-            for i in np.flatnonzero(vm[t] < limits.v_min_pu - 1e-9):
-                viol.append(Violation(t, bus_names[i], "undervoltage", vm[t, i], limits.v_min_pu))
-            for kind, arr, names in (
-                ("line_loading", flow.line_loading_percent, net.line.name),
-                ("trafo_loading", flow.trafo_loading_percent, net.trafo.name),
-            ):
-                lim = limits.loading_max_percent
-                for i in np.flatnonzero(arr[t] > lim + 1e-9):
-                    viol.append(Violation(t, str(list(names)[i]), kind, arr[t, i], lim))
+            kind, arr, _, bound, names = checks[c]
+            viol.append(Violation(t, str(names.iloc[i]), kind, arr[t, i], bound))
         return GridReport(
             vm_min_pu=np.nanmin(vm, axis=1) if vm.size else np.zeros(0),
             vm_max_pu=np.nanmax(vm, axis=1) if vm.size else np.zeros(0),
