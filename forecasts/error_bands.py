@@ -67,9 +67,10 @@ class ErrorBands:
         self.nonneg_zero = nonneg_zero
         self._issued: deque[tuple[int, dict[str, np.ndarray]]] = deque()
         self._scale: dict[str, float] = {}
-        # (asset, group) -> deque of (t_s, relative error)
-        self._err: dict[tuple[str, int], deque[tuple[int, float]]] = {}
+        # (asset, group) -> the intervals and the relative errors measured there, oldest first
+        self._err: dict[tuple[str, int], _Errors] = {}
         self._seen: set[tuple[str, int]] = set()  # (asset, interval) already observed
+        self._longest = 0  # the longest forecast issued (intervals)
 
     # -- recording -------------------------------------------------------------------------
     def _k(self, t_s: float) -> int:
@@ -85,6 +86,7 @@ class ErrorBands:
             if len(v):
                 self._scale[n] = max(self._scale.get(n, 0.0), float(np.max(np.abs(v))))
         horizon = max((len(v) for v in p50.values()), default=0)
+        self._longest = max(self._longest, horizon)
         while self._issued and self._issued[0][0] + 4 * horizon < k0:
             self._issued.popleft()
 
@@ -97,19 +99,24 @@ class ErrorBands:
             return
         self._seen.add((name, k))
         floor = FLOOR_FRAC * self._scale.get(name, 0.0)
-        for k0, arrs in self._issued:
-            p = arrs.get(name)
+        found = []
+        for k0, arrs in reversed(self._issued):  # newest first: stop past the longest lead
             lead = k - k0
+            if lead >= self._longest:
+                break
+            p = arrs.get(name)
             if p is None or lead < 0 or lead >= len(p):
                 continue
+            found.append((k0, p))
+        for k0, p in reversed(found):  # samples kept in the order of issue
+            lead = k - k0
             den = abs(p[lead]) + floor
             if den <= 0:
                 continue
             if name in self.nonneg_zero and p[lead] <= 0:
                 continue
             g = int(lead_group(lead))
-            q = self._err.setdefault((name, g), deque())
-            q.append((k, (value_kw - p[lead]) / den))
+            self._errors(name, g).add(k, (value_kw - p[lead]) / den)
         self._forget(k)
 
     def note_scale(self, name: str, kw: float) -> None:
@@ -134,14 +141,19 @@ class ErrorBands:
             return
         e = (value_kw - forecast_kw) / den
         for g in range(len(LEAD_EDGES) + 1):
-            self._err.setdefault((name, g), deque()).append((k, e))
+            self._errors(name, g).add(k, e)
         self._forget(k)
+
+    def _errors(self, name: str, g: int) -> _Errors:
+        q = self._err.get((name, g))
+        if q is None:
+            q = self._err[(name, g)] = _Errors()
+        return q
 
     def _forget(self, k_now: int) -> None:
         k_old = k_now - int(self.window_s / self.step_s)
         for q in self._err.values():
-            while q and q[0][0] < k_old:
-                q.popleft()
+            q.drop_before(k_old)
         if len(self._seen) > 200_000:
             self._seen = {x for x in self._seen if x[1] >= k_old}
 
@@ -153,7 +165,7 @@ class ErrorBands:
             q = self._err.get((name, g))
             if q is None or len(q) < self.min_samples:
                 continue
-            e = np.fromiter((x[1] for x in q), dtype=float, count=len(q))
+            e = np.fromiter(q.e, dtype=float, count=len(q))
             lo, hi = np.percentile(e, self.q)
             out[g] = (float(lo), float(hi))
         return out
@@ -189,3 +201,26 @@ class ErrorBands:
         if not changed:
             return forecasts
         return replace(forecasts, p10=p10, p90=p90, source=f"{forecasts.source}+calibrated")
+
+
+class _Errors:
+    """Relative errors of one asset and lead group with the interval each was measured in,
+    oldest first (two deques: the errors are read as one array each cycle)."""
+
+    __slots__ = ("e", "k")
+
+    def __init__(self) -> None:
+        self.k: deque[int] = deque()
+        self.e: deque[float] = deque()
+
+    def __len__(self) -> int:
+        return len(self.e)
+
+    def add(self, k: int, e: float) -> None:
+        self.k.append(k)
+        self.e.append(float(e))
+
+    def drop_before(self, k_old: int) -> None:
+        while self.k and self.k[0] < k_old:
+            self.k.popleft()
+            self.e.popleft()
