@@ -182,14 +182,14 @@ def test_report_lists_violations_step_by_step_in_kind_order(demo_grid: GridModel
         if not flow.converged[t]:
             want.append((t, "network", "not_converged"))
             continue
-        vm = flow.vm_pu[t]
-        want += [(t, str(n), "overvoltage") for n, x in zip(net.bus.name, vm) if x > 1.0 + 1e-9]
-        want += [(t, str(n), "undervoltage") for n, x in zip(net.bus.name, vm) if x < 0.97 - 1e-9]
+        buses = list(zip(net.bus.name, flow.vm_pu[t], strict=True))
+        want += [(t, str(n), "overvoltage") for n, x in buses if x > 1.0 + 1e-9]
+        want += [(t, str(n), "undervoltage") for n, x in buses if x < 0.97 - 1e-9]
         for kind, arr, names in (
             ("line_loading", flow.line_loading_percent[t], net.line.name),
             ("trafo_loading", flow.trafo_loading_percent[t], net.trafo.name),
         ):
-            want += [(t, str(n), kind) for n, x in zip(names, arr) if x > 60.0 + 1e-9]
+            want += [(t, str(n), kind) for n, x in zip(names, arr, strict=True) if x > 60.0 + 1e-9]
     assert len(want) > 24  # the case has violations of several kinds
     assert {k for _, _, k in want} >= {"undervoltage", "line_loading", "trafo_loading"}
     assert got == want
