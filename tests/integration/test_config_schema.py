@@ -50,7 +50,22 @@ def _json(x: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 def _demo() -> dict[str, Any]:
     doc = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
-    doc["assets"]["ev_chargers"] = [{"name": "X-EV-1", "bus": "B01-LV", "p_max_kw": 22}]
+    doc["assets"]["ev_chargers"] = [
+        {"name": "X-EV-1", "bus": "B01-LV", "p_max_kw": 22},
+        {"name": "X-EV-2", "bus": "B01-LV", "p_max_kw": 22, "pilot": {"values_a": [8, 16]}},
+    ]
+    doc["limit_groups"] = [
+        {
+            "name": "X-pod",
+            "assets": ["X-EV-1"],
+            "import_max_kw": 20,
+            "export_max_kw": 5,
+            "current_max_a": 32,
+            "phase_current_max_a": 32,
+            "voltage_v": 400,
+            "power_factor": 0.95,
+        }
+    ]
     doc["ev_fleets"] = [{"name": "X-fleet", "chargers": ["X-EV-1"]}]
     doc["ev_sessions"] = [
         {

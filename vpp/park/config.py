@@ -35,6 +35,7 @@ from pydantic import TypeAdapter, ValidationError
 from vpp.park import dr_checks
 from vpp.park import model as m
 from vpp.park.calendar import park_calendar_problems
+from vpp.park.limit_groups import limit_group_problems
 from vpp.park.tariff_checks import tariff_problems
 
 
@@ -130,6 +131,7 @@ _PARK_KEYS = {
     "ev_fleets",
     "calendar",
     "field_devices",
+    "limit_groups",
 }
 
 
@@ -272,8 +274,10 @@ def _carbon(value: Any, park_path: Path) -> Any:
     }
 
 
-_GROUP_KEYS = {"prefix", "count", "bus", "p_max_kw", "p_min_kw", "v2g", "eta", "give_way", "fleet"}
-_GROUP_CHARGER_KEYS = ("bus", "p_max_kw", "p_min_kw", "v2g", "eta", "give_way")
+_GROUP_CHARGER_KEYS = (
+    *("bus", "p_max_kw", "p_min_kw", "v2g", "eta", "give_way", "phase", "voltage_v", "pilot"),
+)
+_GROUP_KEYS = {"prefix", "count", "fleet", *_GROUP_CHARGER_KEYS}
 
 
 def _expand_charger_groups(groups: Any, label: str) -> tuple[list[dict], list[dict]]:
@@ -470,6 +474,7 @@ def _semantic_problems(site: m.Site) -> Iterable[str]:
     yield from _range("dispatch.margin_window_days", d.margin_window_days, 1, 60)
     yield from _penalty_problems(site.penalties)
     yield from _field_problems(site)
+    yield from limit_group_problems(site)
 
 
 def _penalty_problems(pen: m.Penalties) -> Iterable[str]:

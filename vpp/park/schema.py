@@ -173,6 +173,18 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("EvCharger", "p_max_kw"): _POS,
     ("EvCharger", "p_min_kw"): _NONNEG,
     ("EvCharger", "eta"): _ETA,
+    ("EvCharger", "phase"): Bound(one_of=m.PHASES),
+    ("EvCharger", "voltage_v"): _POS,
+    ("PilotCurrents", "min_a"): _POS,
+    ("PilotCurrents", "step_a"): _POS,
+    ("PilotCurrents", "values_a"): Bound(exclusive_minimum=0, each=True),
+    ("LimitGroup", "name"): Bound(min_length=1),
+    ("LimitGroup", "import_max_kw"): _NONNEG,
+    ("LimitGroup", "export_max_kw"): _NONNEG,
+    ("LimitGroup", "current_max_a"): _NONNEG,
+    ("LimitGroup", "phase_current_max_a"): _NONNEG,
+    ("LimitGroup", "voltage_v"): _POS,
+    ("LimitGroup", "power_factor"): _ETA,
     ("EvChargerGroup", "prefix"): Bound(min_length=1),
     ("EvChargerGroup", "count"): Bound(minimum=1),
     ("ShiftableLoad", "e_kwh"): _NONNEG,
@@ -241,7 +253,16 @@ CROSS_CHECKS: dict[str, tuple[str, ...]] = {
     "Location": ("`tz` is a known IANA time zone",),
     "Network": ("`v_min_pu` < `v_max_pu`",),
     "Battery": ("`soc_min_frac` <= `soc_max_frac`",),
-    "EvCharger": ("`p_min_kw` <= `p_max_kw`",),
+    "EvCharger": (
+        "`p_min_kw` <= `p_max_kw`",
+        "with `pilot`, at least one pilot current gives a power in [`p_min_kw`, `p_max_kw`]",
+    ),
+    "PilotCurrents": ("`max_a` >= `min_a`",),
+    "LimitGroup": (
+        "names are unique; every asset, bus and child group it names exists; no group "
+        "contains itself through its children; at least one member and one limit",
+        "`voltage_v` is given with `current_max_a` or `phase_current_max_a`",
+    ),
     "ShiftableLoad": ("`p_min_kw` <= `p_max_kw`",),
     "PvArray": ("`weather` is a known `simbench:<PV profile>`",),
     "Profile": ("`source` is a known `simbench:<load profile>`",),
@@ -296,6 +317,8 @@ _UNIT_SUFFIXES = (
     ("_kw", "kW"),
     ("_kva", "kVA"),
     ("_kv", "kV"),
+    ("_a", "A"),
+    ("_v", "V"),
     ("_frac", "fraction (0-1)"),
     ("_prob", "probability (0-1)"),
     ("_pu", "p.u."),
@@ -353,6 +376,7 @@ YAML_MEANINGS: dict[tuple[str, str], str] = {
     ("ParkFile", "ev_sessions"): "Known EV sessions (naive times in the site's zone).",
     ("ParkFile", "ev_fleets"): "Seeded generators of EV sessions (demo, simulation).",
     ("ParkFile", "calendar"): "The park's own public holidays and make-up working days.",
+    ("ParkFile", "limit_groups"): "Named limits on groups of assets or buses (nested).",
     ("SiteHeader", "name"): "Name of the park.",
     ("SiteHeader", "location"): "Where the park is (PV geometry, time zone).",
     ("SiteHeader", "value_added_10k_cny_per_year"): "Value added of the park, for intensity.",
@@ -500,6 +524,10 @@ def tariff_schema() -> dict[str, Any]:
     return {"$schema": DIALECT, "title": "park-vpp tariff file", **root, "$defs": defs}
 
 
+_GROUP_CHARGER_FIELDS = ("bus", "p_max_kw", "p_min_kw", "v2g", "eta", "give_way")
+_GROUP_CHARGER_FIELDS += ("phase", "voltage_v", "pilot")
+
+
 def _add_yaml_defs(defs: dict[str, Any], site: dict[str, Any]) -> None:
     """The objects only the YAML has: charger groups, their fleet, a factor catalogue entry."""
     charger = defs["EvCharger"]["properties"]
@@ -507,7 +535,7 @@ def _add_yaml_defs(defs: dict[str, Any], site: dict[str, Any]) -> None:
     group_props = {
         "prefix": _prop("EvChargerGroup", "prefix", {"type": "string"}),
         "count": _prop("EvChargerGroup", "count", {"type": "integer"}),
-        **{k: charger[k] for k in ("bus", "p_max_kw", "p_min_kw", "v2g", "eta", "give_way")},
+        **{k: charger[k] for k in _GROUP_CHARGER_FIELDS},
         "fleet": _prop(
             "EvChargerGroup",
             "fleet",
