@@ -63,8 +63,15 @@ def bus_free(problem: DispatchProblem) -> bool:
 
 
 def split(problem: DispatchProblem) -> tuple[tuple[int, ...], DispatchProblem]:
-    """Indices of the aggregable chargers, and the problem left for the exact EV model."""
-    agg = tuple(i for i, ch in enumerate(problem.ev_chargers) if aggregable(ch))
+    """Indices of the aggregable chargers, and the problem left for the exact EV model.
+    A charger a limit group names stays exact: a virtual EV spanning chargers would hide
+    its row (``DispatchProblem.group_rows``)."""
+    grouped = {a for r in problem.group_rows for a in r.assets}
+    agg = tuple(
+        i
+        for i, ch in enumerate(problem.ev_chargers)
+        if aggregable(ch) and ch.spec.name not in grouped
+    )
     taken = set(agg)
     rest = tuple(ch for i, ch in enumerate(problem.ev_chargers) if i not in taken)
     return agg, dataclasses.replace(problem, ev_chargers=rest)

@@ -2,9 +2,9 @@
 
 ``check(problem, result)`` returns a list of violations (empty when all hold): energy balance
 per interval and per bus, SOC trajectories consistent with powers and efficiencies, SOC
-bounds, device limits, EV energy by departure, connection and PEDF converter limits, and the
-objective equal to the sum of its terms. A limit may be exceeded only by what the result
-reports as relaxed.
+bounds, device limits, EV energy by departure, connection, limit-group and PEDF converter
+limits, and the objective equal to the sum of its terms. A limit may be exceeded only by what
+the result reports as relaxed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from controllers import dr_rows, on_off
+from controllers import dr_rows, group_block, on_off
 from controllers.on_off import has_on_off
 from controllers.problem import DispatchProblem, DispatchResult
 
@@ -54,6 +54,8 @@ def check(problem: DispatchProblem, result: DispatchResult, tol_kw: float = 1e-3
     v += _device_checks(problem, result, tol)
     v += _ev_checks(problem, result, relaxed, dt)
     v += _site_checks(problem, result, relaxed, tol)
+    # Every limit-group row (controllers.group_block), to tol_kw + 1e-6 x the park's scale.
+    v += group_block.violations(problem, result, tol)
     total = sum(result.terms_cny.values())
     if result.terms_cny and abs(total - result.objective_cny) > 1e-3 + 1e-6 * abs(total):
         v.append(f"objective {result.objective_cny:.4f} != sum of its terms {total:.4f}")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
-from controllers import dr_block, dr_choice, dr_rows, on_off, relaxations
+from controllers import dr_block, dr_choice, dr_rows, group_block, on_off, relaxations
 from controllers.blocks import (
     BatteryBlock,
     Block,
@@ -72,6 +72,7 @@ def _key(problem: DispatchProblem, soft: bool, integer: bool, slots: int, window
         problem.buses,
         problem.reserve_cny_per_kwh_h,
         _network_rows(problem),
+        group_block.structure(problem),  # limit-group rows: assets and coefficients
         dr_block.row_count(problem),  # DR event rows, in blocks (controllers.dr_block)
         # The penalty weights are constants of the structure (shiftable and comfort
         # priorities come with the specs above; EV sessions' are Parameters).
@@ -129,6 +130,7 @@ class _Model:
             pr["dr_credit"].value @ dr_rows.baseline_kw(p)
         ) + dr_rows.revenue_at_aim_cny(p)
         dr_block.update(pr, self.slacks, p, big)
+        group_block.update(pr, p, big)
         pr["peak_max"].value = big
         pr["month_peak"].value = float(max(p.month_peak_import_kw, 0.0))
         pr["peak_margin"].value = np.maximum(np.nan_to_num(p.peak_margin()), 0.0)
@@ -263,6 +265,7 @@ def build_model(
     if p.pedfs:
         cons += _pedf(p, blocks, helper, params)
     cons += dr_block.build(p, helper, params, imp, exp)
+    cons += group_block.build(p, blocks, helper, params)
     rows = _network_rows(p)
     if rows:
         params["net_coeff"] = cp.Parameter((rows, len(p.buses)))

@@ -72,6 +72,9 @@ class EvSessionInput:
 class EvChargerInput:
     spec: EvCharger
     sessions: tuple[EvSessionInput, ...] = ()
+    # The powers the charger can be set to (kW at its grid terminal, ascending, 0 first), from
+    # its allowed pilot currents; empty: any power in ``[p_min_kw, p_max_kw]``, or 0.
+    steps_kw: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,26 @@ class NetworkConstraint:
     element: str
     coeff_per_kw: np.ndarray
     limit: np.ndarray
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """One linear limit of a configured limit group (a circuit, a panel, a pod of chargers, a
+    phase of a sub-circuit), over asset powers in the load convention, every interval ``t``:
+    ``sum_i coeff[i] * p_kw[assets[i], t] + fixed_kw[t] <= limit_kw``.
+
+    ``kind``: ``import`` or ``export`` (an export limit has ``coeff`` -1 and ``fixed_kw`` the
+    negated fixed part), or ``phase_A`` / ``phase_B`` / ``phase_C`` (a per-phase current limit
+    as a linear inner approximation, in kW). ``fixed_kw``: what no decision moves among the
+    group's members (base loads, PV that is not curtailable), per interval; None = 0.
+    """
+
+    group: str
+    kind: str
+    assets: tuple[str, ...]
+    coeff: tuple[float, ...]
+    limit_kw: float
+    fixed_kw: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +272,8 @@ class DispatchProblem:
     bus_error_up_kw: np.ndarray | None = None
     bus_error_down_kw: np.ndarray | None = None
     network: tuple[NetworkConstraint, ...] = ()
+    # Limit groups of the park's configuration, as rows on asset powers (GroupRow).
+    group_rows: tuple[GroupRow, ...] = ()
     penalties: Penalties = field(default_factory=Penalties)
     # Price of a kWh under a PEDF battery's reserve for one hour (``PedfInput.e_reserve_kwh``):
     # above any energy price, so that arbitrage never spends the reserve, and below what a kW

@@ -27,6 +27,7 @@ from api.ui.figures import (
     asset_means,
     series,
 )
+from controllers import group_block
 from vpp.grid.network import bus_q_kvar
 from vpp.park.model import PARK_METER, Horizon
 
@@ -359,6 +360,21 @@ def _plan_limits(cur) -> list[dict[str, Any]]:
                     "broken": bool(sign * (net[at[0]] - lim[at[0]]) > 1.0),
                 }
             )
+    for g in group_block.binding(p, r):  # limit groups of the park file, where they bind
+        out.append(
+            {
+                "element": g["group"],
+                "kind": f"group_{g['kind']}",
+                "source": "plan",
+                "value": round(g["value_kw"], 1),
+                "limit": round(g["limit_kw"], 1),
+                "unit": "kW",
+                "at": times[g["step"]].isoformat(),
+                "intervals": g["intervals"],
+                "utilisation": round(g["utilisation"], 4),
+                "broken": g["broken"],
+            }
+        )
     for c in p.network:
         out.append(
             {

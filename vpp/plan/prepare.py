@@ -37,10 +37,12 @@ from vpp.park.model import (
     PedfBuilding,
     ShiftableLoad,
     Site,
+    charger_steps_kw,
     session_give_way,
 )
 from vpp.park.state import Assumption, Forecasts, PlantState, ShiftableState
 from vpp.plan.dr_targets import DR_ACTIVE, dr_targets
+from vpp.plan.group_rows import group_rows
 
 PLAN_BASELINE = "forecast_uncontrolled"  # the DR baseline when none from history is given
 
@@ -148,6 +150,7 @@ def build_problem(
         bus_error_up_kw=risk * bus_up,
         bus_error_down_kw=risk * bus_down,
         network=network,
+        group_rows=group_rows(site, n, fc.get),
         penalties=site.penalties,
         time_limit_s=site.dispatch.time_limit_s,
         mip_rel_gap=site.dispatch.mip_rel_gap,
@@ -364,7 +367,11 @@ def _ev_inputs(
             )
         )
     return tuple(
-        EvChargerInput(c, tuple(sorted(by_charger[c.name], key=lambda x: x.arrival_k)))
+        EvChargerInput(
+            c,
+            tuple(sorted(by_charger[c.name], key=lambda x: x.arrival_k)),
+            charger_steps_kw(c),
+        )
         for c in chargers
     )
 
