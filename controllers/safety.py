@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controllers.problem import DispatchProblem
+from controllers.step_rounding import drop_lifts, round_chargers, stepped
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,11 @@ def clamp(
     out: dict[str, float] = {}
     events: list[Clamp] = []
     guard = plan_bus_kw is not None and plan_net_kw is not None
+    # With limit groups or pilot steps, chargers are rounded against every row at once
+    # (controllers.step_rounding), after the per-device clamp; without, as before.
+    rows_round = stepped(problem)
+    chargers = {c.spec.name for c in problem.ev_chargers} if rows_round else set()
+    lifted: list[str] = []  # loads lifted to their minimum running power (rows_round)
     if guard:
         rooms, park_room = _room_kw(problem, k, plan_bus_kw, plan_net_kw)
         bus_of = _asset_buses(problem)
@@ -254,11 +260,18 @@ def clamp(
         else:
             sent = _interval(lo, hi, value)
             reason = f"outside [{lo:.3f}, {hi:.3f}] kW" if abs(sent - value) > 1e-6 else ""
+            if name in chargers:
+                out[name] = sent
+                if reason:
+                    events.append(Clamp(name, float(value), sent, reason))
+                continue
             before = sent
             sent, why = _min_power(problem, name, sent, k)
             reason = reason or why
             sent = _interval(lo, hi, sent)
             raised = sent - before
+            if rows_round and raised > 1e-9:
+                lifted.append(name)  # kept only where every row keeps room (below)
             if guard and raised > 1e-9 and name in bus_of:
                 bus = bus_of[name]
                 if raised <= rooms.get(bus, 0.0) + 1e-9 and raised <= park_room + 1e-9:
@@ -275,4 +288,16 @@ def clamp(
             events.append(
                 Clamp(name, float(value) if value is not None else math.nan, sent, reason)
             )
+    if rows_round:
+        free = {c for c in chargers if c in out and c not in held and _finite(setpoints_kw[c])}
+        proposed = {c: float(setpoints_kw[c]) for c in free}
+        out, rounded = round_chargers(problem, k, out, proposed, lim)
+        out, dropped = drop_lifts(problem, k, out, lifted)
+        more = [Clamp(*e) for e in rounded]
+        more += [Clamp(n, float(setpoints_kw[n]), 0.0, why) for n, why in dropped]
+        events = [e for e in events if e.asset not in {m.asset for m in more}] + more
     return out, events
+
+
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(x)
