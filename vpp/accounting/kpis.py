@@ -38,6 +38,10 @@ with ``plan_``: those say what the dispatch intended. Definitions (all over the 
 * ``connection_*``, ``dr_cap_*``, ``dr_floor_*``: realised breaches of those limits
   (:mod:`vpp.accounting.limits`); ``unserved_kwh`` and ``pv_spilled_kwh``: demand a device
   could not carry and PV that could be neither used nor exported.
+* ``limit_groups`` (parks that declare limit groups): per group, realised import and export
+  breaches, the worst utilisation of its kW limits and, with a phase limit, each phase's
+  largest current (A), the intervals a phase passed its limit and the worst phase
+  utilisation; ``group_breach_steps`` sums the breached intervals of every group limit.
 * ``solver_failures``: cycles that fell back (last plan or rule controller).
 * ``plan_relaxation_cycles``: cycles whose plan relaxed a constraint a decision could have
   avoided (at or above the alarm tolerance of :mod:`controllers.relaxations`);
@@ -123,6 +127,9 @@ def compute(result) -> dict:
         - k["dr_compensation_cny"]
     )
     k["notes"] = _notes(result)
+    if result.site.limit_groups:  # realised limit-group figures (vpp.accounting.limits)
+        k["limit_groups"] = limits.group_kpis(result.site, result.series, result.horizon.dt_h)
+        k["group_breach_steps"] = limits.group_breach_steps(k["limit_groups"])
     run = result.horizon
     k["run"] = {
         "controller": result.controller,

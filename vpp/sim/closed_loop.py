@@ -31,7 +31,7 @@ from controllers import dr_rows, relaxations
 from controllers.baselines import CONTROLLERS
 from controllers.mpc import MpcController
 from controllers.problem import Controller
-from vpp.accounting import dr_baseline, kpis
+from vpp.accounting import dr_baseline, kpis, limits
 from vpp.accounting.counterfactual import uncontrolled_flex_kw
 from vpp.accounting.dr_history import DailyBaselines
 from vpp.grid.flow import blas_single_thread
@@ -209,6 +209,7 @@ def simulate(
     cycles = loop.cycles
     run = Horizon(start, step, n_steps)
     series = _series(site, park, run, cycles)
+    series.update(limits.group_series(site, park.asset_power))  # limit groups, realised
     events = loop.dr.answered()  # declined invitations are no calls: not settled
     settlements = dr_baseline.settle_run(
         events, run, series["import_kw"], baselines.on(run), site.dr_defaults
