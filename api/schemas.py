@@ -318,7 +318,9 @@ class BindingLimit(_Out):
     element: str
     kind: str = Field(
         description="line_loading, trafo_loading, overvoltage, undervoltage, "
-        "connection_import, dr_cap, dr_floor, network_row"
+        "connection_import, dr_cap, dr_floor, network_row; for a limit group of the park file "
+        "group_import, group_export, group_phase_A, group_phase_B, group_phase_C (element = "
+        "the group's name; a phase row's kW is its current limit's linear inner approximation)"
     )
     source: str = Field(description="plan or measured")
     value: float | None
