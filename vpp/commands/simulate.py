@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -79,8 +82,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_common(p)
-    p.add_argument("--controller", choices=["mpc", "rule", "uncontrolled"], default="mpc")
+    p.add_argument(
+        "--controller", choices=["mpc", "rule", "uncontrolled", "edf", "llf"], default="mpc"
+    )
     p.add_argument("--no-baseline", action="store_true", help="skip the uncontrolled baseline run")
+    p.add_argument(
+        "--parallel-baseline",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the uncontrolled baseline in a second process beside the controller's run "
+        f"(same results; default: from {PARALLEL_BASELINE_MIN_DAYS:g} simulated days on a "
+        "machine with two or more CPUs)",
+    )
     p.set_defaults(func=run)
 
 
@@ -196,10 +209,25 @@ def run(args: argparse.Namespace) -> int:
 
     site, start, events = prepare(args)
     kw = sim_options(args, events)
-    result = simulate(site, start, args.days, args.controller, progress=not args.quiet, **kw)
-    baseline = None
-    if not args.no_baseline and args.controller != "uncontrolled":
-        baseline = simulate(site, start, args.days, "uncontrolled", progress=not args.quiet, **kw)
+    want_baseline = not args.no_baseline and args.controller != "uncontrolled"
+    pool = future = None
+    if want_baseline and _parallel_baseline(args):
+        # The baseline depends on nothing the controller's run does: a second process runs
+        # it at the same time (spawned: a clean interpreter, no threads forked mid-run).
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        future = pool.submit(_baseline_run, args)
+    try:
+        result = simulate(site, start, args.days, args.controller, progress=not args.quiet, **kw)
+        baseline = None
+        if future is not None:
+            baseline = future.result()
+        elif want_baseline:
+            baseline = simulate(
+                site, start, args.days, "uncontrolled", progress=not args.quiet, **kw
+            )
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     write_run(result, args.out, baseline)
     if args.scenario is not None:
         print(f"scenario {args.scenario}: {args.start}, {args.days:g} days, {args.forecast}")
@@ -213,6 +241,30 @@ def run(args: argparse.Namespace) -> int:
     print("(all figures are the realised park's; plan_ figures are the plan's)")
     print(f"written: {args.out}/kpis.json, timeseries.csv, report.html")
     return 0
+
+
+PARALLEL_BASELINE_MIN_DAYS = 1.0  # below, a second interpreter's start-up outweighs the gain
+
+
+def _parallel_baseline(args: argparse.Namespace) -> bool:
+    """Whether the baseline runs in its own process (``--parallel-baseline``, else auto)."""
+    if getattr(args, "parallel_baseline", None) is not None:
+        return bool(args.parallel_baseline)
+    return args.days >= PARALLEL_BASELINE_MIN_DAYS and (os.cpu_count() or 1) >= 2
+
+
+def _baseline_run(args: argparse.Namespace):
+    """The uncontrolled baseline of ``run`` in a child process: the same park, days and
+    options, read again from the same arguments; quiet (the parent reports)."""
+    import contextlib
+    import io
+
+    from vpp.sim.closed_loop import simulate
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        site, start, events = prepare(args)
+        kw = sim_options(args, events)
+        return simulate(site, start, args.days, "uncontrolled", progress=False, **kw)
 
 
 def sim_options(args: argparse.Namespace, events) -> dict:
