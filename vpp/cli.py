@@ -20,6 +20,7 @@ COMMANDS = (
     "forecast",
     "simulate",
     "compare",
+    "sweep",
     "carbon",
     "grid",
     "config",
