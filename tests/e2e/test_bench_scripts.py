@@ -62,6 +62,10 @@ SMALLEST = {
         ["--warmup-s", "2", "--loads", "1", "--live-s", "3", "--duration-s", "2", "--readers", "2"],
         "first meaningful paint",
     ),
+    "sweep.py": (
+        ["--cases", "2", "--runs", "1", "--days", "0.0105"],
+        ("speed-up", "per-task overhead", "worker RSS peak"),
+    ),
     "scenarios.py": (
         ["--scenarios", "pedf_campus_spring_festival", "--seeds", "1", "--days", "0.03"],
         SCENARIO_TABLE,
