@@ -29,6 +29,7 @@ import numpy as np
 
 from controllers import dr_rows, relaxations
 from controllers.baselines import CONTROLLERS
+from controllers.ev_schedulers import CONTROLLERS as EV_CONTROLLERS
 from controllers.mpc import MpcController
 from controllers.problem import Controller
 from vpp.accounting import dr_baseline, kpis, limits
@@ -47,7 +48,7 @@ from vpp.sim.dr_calls import DrCalls
 from vpp.sim.realised import RealisedGrid
 from vpp.sim.simulated_park import SimOptions, SimulatedPark
 
-CONTROLLER_NAMES = ("mpc", "rule", "uncontrolled")
+CONTROLLER_NAMES = ("mpc", "rule", "uncontrolled", "edf", "llf")
 
 
 def make_controller(name: str) -> Controller:
@@ -55,6 +56,8 @@ def make_controller(name: str) -> Controller:
         return MpcController()
     if name in CONTROLLERS:
         return CONTROLLERS[name]()
+    if name in EV_CONTROLLERS:
+        return EV_CONTROLLERS[name]()
     raise ValueError(f"unknown controller {name!r}; expected one of {CONTROLLER_NAMES}")
 
 
