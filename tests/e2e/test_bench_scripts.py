@@ -44,6 +44,10 @@ SMALLEST = {
     "grid.py": (["--runs", "1", "--plain-runs", "1"], "closed loop (MpcController"),
     "forecasters.py": (["--runs-fit", "1", "--runs-predict", "1"], "predict loads"),
     "simulate.py": (["--days", "0.05"], "projected 30 days"),
+    "garage.py": (
+        ["--days", "0.05", "--controllers", "mpc,edf"],
+        ("zero realised breaches", "solve per interval"),
+    ),
     "ingest.py": (["--assets", "3", "--minutes", "5"], "postgresql"),
     "api_latency.py": (
         ["--duration-s", "2", "--readers", "4", "--writers", "1", "--batch", "10"],
