@@ -135,9 +135,22 @@ _PARK_KEYS = {
 }
 
 
-def _label(path: Path) -> str:
+def file_label(path: Path) -> str:
+    """How an error names a data file: its folder and name (``parks/demo.yaml``)."""
     parts = path.parts
     return str(Path(*parts[-2:])) if len(parts) >= 2 else str(path)
+
+
+_label = file_label
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (a scenario, a sweep), or a ConfigError that
+    names the file and what is wrong with it."""
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{file_label(path)}: expected a mapping at the top level"])
+    return raw
 
 
 def _read_yaml(path: Path) -> Any:

@@ -42,7 +42,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import yaml
 
-from vpp.park.config import ConfigError, load_dr_file, load_site
+from vpp.park.config import (
+    ConfigError,
+    file_label,
+    load_dr_file,
+    load_site,
+    read_yaml_mapping,
+)
 from vpp.park.coverage import calendar_problem, planned_days, tariff_problem
 from vpp.park.model import DemandResponseEvent, Horizon, Site
 from vpp.plan.history_forecasters import FORECASTS, MeasuredHistory, NaiveModel, asset_names
@@ -109,28 +115,12 @@ def find_scenario(name_or_path: str, folder: str | Path = SCENARIO_DIR) -> Path:
 # ------------------------------------------------------------------------------------------
 # Loading
 # ------------------------------------------------------------------------------------------
-def _label(path: Path) -> str:
-    parts = path.parts
-    return str(Path(*parts[-2:])) if len(parts) >= 2 else str(path)
-
-
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file, its park and its DR file. Raises
     :class:`ConfigError` with every problem as ``FILE: field.path: message``."""
     path = Path(path)
-    label = _label(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"{label}: not valid YAML{where}"]) from None
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{label}: expected a mapping at the top level"])
+    label = file_label(path)
+    raw = read_yaml_mapping(path)
     problems: list[str] = []
     bad = sorted(set(raw) - set(KEYS), key=str)
     problems += [f"{k}: unknown key; expected one of {list(KEYS)}" for k in bad]

@@ -49,9 +49,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
-
-from vpp.park.config import ConfigError, load_dr_file, load_site, load_tariff
+from vpp.park.config import (
+    ConfigError,
+    file_label,
+    load_dr_file,
+    load_site,
+    load_tariff,
+    read_yaml_mapping,
+)
 from vpp.park.coverage import calendar_problem, planned_days, tariff_problem
 from vpp.park.model import RISK_FRAC_MAX, DemandResponseEvent, Site
 from vpp.plan.history_forecasters import FORECASTS
@@ -169,29 +174,12 @@ def base_from_scenario(path: str | Path) -> Base:
 # ------------------------------------------------------------------------------------------
 # Reading the file
 # ------------------------------------------------------------------------------------------
-def _label(path: Path) -> str:
-    parts = path.parts
-    return str(Path(*parts[-2:])) if len(parts) >= 2 else str(path)
-
-
 def _kind(value: Any) -> str:
     return "nothing" if value is None else type(value).__name__
 
 
 def read_raw(path: Path) -> dict:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"{_label(path)}: not valid YAML{where}"]) from None
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{_label(path)}: expected a mapping at the top level"])
-    return raw
+    return read_yaml_mapping(path)
 
 
 def load_spec(path: str | Path, base: Base) -> Sweep:
@@ -199,7 +187,7 @@ def load_spec(path: str | Path, base: Base) -> Sweep:
 
     Raises :class:`ConfigError` with every problem as ``FILE: field.path: message``."""
     path = Path(path)
-    label = _label(path)
+    label = file_label(path)
     raw = read_raw(path)
     problems: list[str] = []
     bad = sorted(set(raw) - set(KEYS), key=str)
