@@ -173,7 +173,7 @@ def test_a_scenario_as_base_gives_its_days_dr_and_truth(tmp_path):
 
 def test_example_sweeps_load(base):
     sw = load_spec(ROOT / "configs" / "sweeps" / "example.yaml", base)
-    assert len(sw) == 12
+    assert len(sw) == 6
     sc = base_from_scenario(ROOT / "configs" / "scenarios" / "manufacturing_dr_week.yaml")
     sw = load_spec(ROOT / "configs" / "sweeps" / "manufacturing_dr.yaml", sc)
     assert len(sw) == 2 * 5 * 3 * 2 * 2 + 5 * 3 * 2 * 2  # and one reference per variant
