@@ -129,7 +129,7 @@ def load_scenario(path: str | Path) -> Scenario:
     if forecast not in FORECASTS:
         problems.append(f"forecast: must be one of {list(FORECASTS)}, got {forecast!r}")
     days = _number(raw, "days", problems, lo=0.0, hi=DAYS_MAX, lo_open=True)
-    day = _day(raw.get("start"), "start", problems)
+    day = parse_day(raw.get("start"), "start", problems)
     park_file = _file(raw, "park", path, problems)
     dr_file = _file(raw, "dr", path, problems) if raw.get("dr") is not None else None
     truth = raw.get("truth", {}) or {}
@@ -222,9 +222,11 @@ def _integer(raw: dict, key: str, problems: list[str], lo: int, hi: int, where: 
     return v
 
 
-def _day(v: Any, path: str, problems: list[str]) -> date | None:
+def parse_day(v: Any, path: str, problems: list[str], starts: str = "the run") -> date | None:
+    """A day from a data file's field (``YYYY-MM-DD``), or None with the problem noted under
+    ``path``; ``starts`` names what starts at 00:00 of it (in the message)."""
     if isinstance(v, datetime):
-        problems.append(f"{path}: expected a day (YYYY-MM-DD; the run starts at 00:00), got {v}")
+        problems.append(f"{path}: expected a day (YYYY-MM-DD; {starts} starts at 00:00), got {v}")
         return None
     if isinstance(v, date):
         return v

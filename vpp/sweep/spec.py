@@ -61,6 +61,7 @@ from vpp.park.coverage import calendar_problem, planned_days, tariff_problem
 from vpp.park.model import RISK_FRAC_MAX, DemandResponseEvent, Site
 from vpp.plan.history_forecasters import FORECASTS
 from vpp.sim.closed_loop import CONTROLLER_NAMES
+from vpp.sim.scenarios import parse_day
 from vpp.sim.simulated_park import SimOptions
 
 KEYS = (
@@ -227,7 +228,7 @@ def _defaults(raw: dict, base: Base, problems: list[str]) -> dict:
         days = None
     start = base.start
     if "start" in raw:
-        start = _day(raw["start"], "start", problems)
+        start = _case_day(raw["start"], "start", problems)
     forecast = raw.get("forecast", base.forecast or "naive")
     if forecast not in FORECASTS:
         problems.append(f"forecast: must be one of {list(FORECASTS)}, got {forecast!r}")
@@ -241,21 +242,6 @@ def _defaults(raw: dict, base: Base, problems: list[str]) -> dict:
 
 def _is_number(v: Any) -> bool:
     return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
-
-
-def _day(v: Any, where: str, problems: list[str]) -> date | None:
-    if isinstance(v, datetime):
-        problems.append(f"{where}: expected a day (YYYY-MM-DD; a case starts at 00:00), got {v}")
-        return None
-    if isinstance(v, date):
-        return v
-    if isinstance(v, str):
-        try:
-            return date.fromisoformat(v)
-        except ValueError:
-            pass
-    problems.append(f"{where}: expected a day, YYYY-MM-DD, got {v!r}")
-    return None
 
 
 # ------------------------------------------------------------------------------------------
@@ -273,7 +259,7 @@ def axis_value(name: str, v: Any, where: str, spec: Path, problems: list[str]) -
             problems.append(f"{where}: expected a whole number in [0, 2**32), got {v!r}")
         return v
     if name == "start":
-        d = _day(v, where, problems)
+        d = _case_day(v, where, problems)
         return None if d is None else d.isoformat()
     if name in ("battery_scale", "pv_scale"):
         return _number(v, where, problems, 0.0, SCALE_MAX, lo_open=True)
@@ -552,3 +538,7 @@ def case_key(
         "code": code_version(),
     }
     return _sha(json.dumps(doc, sort_keys=True, default=str).encode())[:20]
+
+
+def _case_day(v: Any, where: str, problems: list[str]) -> date | None:
+    return parse_day(v, where, problems, starts="a case")
