@@ -10,11 +10,35 @@ backend). PostgreSQL unreachable: the case is skipped, unless ``VPP_REQUIRE_SERV
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
+import sys
+import threading
 import uuid
 
 import pytest
+
+
+def _serialise_ast_parse() -> None:
+    """CPython before 3.11.8 keeps the AST constructor's recursion depth in state shared by
+    every thread (gh-106905): two threads in ``ast.parse`` at once can raise
+    ``SystemError: AST constructor recursion depth mismatch``. The suite runs services with
+    threads while Hypothesis, schemathesis and pytest parse source; one such race failed a
+    CI run (``test_api_hostile``, as a FlakyFailure). One lock around ``ast.parse`` here."""
+    if sys.version_info >= (3, 11, 8) or getattr(ast.parse, "_vpp_serialised", False):
+        return
+    lock, parse = threading.RLock(), ast.parse
+
+    def serialised(*args, **kwargs):
+        with lock:
+            return parse(*args, **kwargs)
+
+    serialised._vpp_serialised = True  # type: ignore[attr-defined]
+    ast.parse = serialised
+
+
+_serialise_ast_parse()
 
 PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "test"
 PG_USERS = ("postgres", "root")
