@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controllers import group_block, invariants
 from controllers.mpc import MpcController
@@ -141,6 +143,59 @@ def test_base_loads_are_fixed_parts(site):
     ]
     np.testing.assert_allclose(rows[0].fixed_kw, 2.0)
     np.testing.assert_allclose(rows[1].fixed_kw, -2.0)
+
+
+def test_the_fixed_part_carries_the_forecast_margin_on_the_side_that_loads_the_row(site):
+    with_base = dataclasses.replace(
+        site,
+        assets=dataclasses.replace(site.assets, base_loads=(BASE,)),
+        limit_groups=(
+            LimitGroup("pod", assets=("pod-0", "base"), import_max_kw=3.0, export_max_kw=1.0),
+            LimitGroup("ph", assets=("lp-0", "base"), phase_current_max_a=40.0, voltage_v=400.0),
+        ),
+    )
+    rows = group_rows(
+        with_base,
+        N,
+        lambda n: np.full(N, 2.0),
+        lambda n: np.full(N, 0.5),
+        lambda n: np.full(N, 0.3),
+    )
+    imp, exp = rows[0], rows[1]
+    np.testing.assert_allclose(imp.fixed_kw, 2.5)  # P50 + the spread above it
+    np.testing.assert_allclose(exp.fixed_kw, -1.7)  # export: the load may come in lower
+    plain = group_rows(with_base, N, lambda n: np.full(N, 2.0))
+    for with_margin, without in zip(rows[2:], plain[2:], strict=True):
+        # every facet is at least as tight as without a margin, and tighter where the base
+        # load moves it
+        assert np.all(with_margin.fixed_kw >= without.fixed_kw - 1e-12)
+    assert any(np.all(a.fixed_kw > b.fixed_kw) for a, b in zip(rows[2:], plain[2:], strict=True))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    spread=st.floats(0.0, 20.0),
+    error=st.floats(-1.0, 1.0),
+)
+def test_a_margin_that_covers_the_error_keeps_the_realised_group_within_its_limit(
+    site, spread, error
+):
+    """The plan's decisions with the true base load (P50 + an error within the spread) keep
+    the group's import row: the margin is what makes the plan hold when the forecast errs."""
+    with_base = dataclasses.replace(
+        site,
+        assets=dataclasses.replace(site.assets, base_loads=(BASE,)),
+        limit_groups=(
+            LimitGroup("pod", assets=(*(c.name for c in POD), "base"), import_max_kw=60.0),
+        ),
+    )
+    p50 = 10.0
+    rows = group_rows(with_base, N, lambda n: np.full(N, p50), lambda n: np.full(N, spread))
+    r = MpcController().dispatch(_problem(rows))
+    assert r.ok
+    true_base = p50 + error * spread
+    ev = sum(np.asarray(r.assets[c.name].p_kw) for c in POD)
+    assert np.all(ev + true_base <= 60.0 + 1e-5)
 
 
 def test_binding_groups_reach_the_plans_binding_list(site):
