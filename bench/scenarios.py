@@ -3,15 +3,18 @@
 and what the simulated park did (the realised KPIs) side by side.
 
     .venv/bin/python bench/scenarios.py [--scenarios NAME|FILE,...] [--seeds 3] [--days D]
-        [--controllers mpc,rule,uncontrolled] [--risk 0,0.5,1] [--workers 2] [--json OUT]
+        [--controllers mpc,rule,uncontrolled] [--risk 0,0.5,1] [--tracking on|off|both]
+        [--workers 2] [--json OUT]
 
 Each case (scenario x controller x seed) is one :func:`vpp.sim.closed_loop.simulate` with
 ``grid=True`` (the planner validates and corrects each dispatch with the AC power flow; the
 realised AC flow of what every bus drew runs after the run whatever the controller), on the
 scenario's park, DR calls, start, forecast and truth (:mod:`vpp.sim.scenarios`). ``--days``
 shortens (or lengthens) every scenario from its own start; ``--risk`` runs ``mpc`` once per
-``risk_frac`` (the park's ``dispatch.risk_frac`` replaced). Cases run in ``--workers``
-processes.
+``risk_frac`` (the park's ``dispatch.risk_frac`` replaced); ``--tracking off`` turns the
+local loop on the park meter off (``dispatch.grid_point_tracking``, :mod:`controllers.tracking`)
+for every controller, ``both`` runs ``mpc`` with and without it (column ``mpc no-track``).
+Cases run in ``--workers`` processes.
 
 One table per scenario: a row per figure, a column per controller, each cell the median over
 the seeds and [min-max]. Figures are the realised park's, except those named ``plan_``:
@@ -27,7 +30,8 @@ the seeds and [min-max]. Figures are the realised park's, except those named ``p
   the planner's AC check; ``plan_relaxation_cycles``: plans that relaxed an avoidable limit;
 - ``dr_events_effective`` of ``dr_events_settled`` (``dr_events_declined``: invitations the
   park declined, not settled); ``ev_sessions_short`` of ``ev_sessions``,
-  ``ev_short_kwh``; ``unserved_kwh``; ``solver_failures``; ``wall_s`` per case.
+  ``ev_short_kwh``; ``unserved_kwh``; ``solver_failures``; ``tracking_kwh``: the battery
+  energy the local loop moved away from the plan (both ways); ``wall_s`` per case.
 
 Above each table, the naive forecaster's error on the scenario's truth (day-ahead forecasts
 issued every 3 h over the run, :func:`vpp.sim.scenarios.forecast_error`): what "honestly wrong"
@@ -82,6 +86,7 @@ FIGURES = (
     ("ev_short_kwh", "kwh"),
     ("unserved_kwh", "kwh"),
     ("solver_failures", "count"),
+    ("tracking_kwh", "kwh"),
     ("wall_s", "seconds"),
 )
 TOL = 1e-9  # as the network check's own comparison (vpp.grid.network)
@@ -97,10 +102,12 @@ class Case:
     seed: int
     days: float | None
     risk: float | None  # mpc's risk_frac; None: the park's own
+    tracking: bool = True  # dispatch.grid_point_tracking
 
     @property
     def label(self) -> str:
-        return self.controller if self.risk is None else f"{self.controller} r={self.risk:g}"
+        out = self.controller if self.risk is None else f"{self.controller} r={self.risk:g}"
+        return out if self.tracking else f"{out} no-track"
 
 
 def run_case(case: Case) -> dict:
@@ -112,6 +119,10 @@ def run_case(case: Case) -> dict:
     if case.risk is not None:
         site = dataclasses.replace(
             site, dispatch=dataclasses.replace(site.dispatch, risk_frac=case.risk)
+        )
+    if not case.tracking:
+        site = dataclasses.replace(
+            site, dispatch=dataclasses.replace(site.dispatch, grid_point_tracking=False)
         )
     days = sc.days if case.days is None else case.days
     t0 = time.perf_counter()
@@ -133,6 +144,7 @@ def run_case(case: Case) -> dict:
         "seed": case.seed,
         "days": days,
         "risk_frac": site.dispatch.risk_frac,
+        "grid_point_tracking": site.dispatch.grid_point_tracking,
         "forecast": sc.forecast,
         "figures": figures(r, wall),
         # What the table cannot say: each DR event's settlement, who gave way, and why each
@@ -188,6 +200,7 @@ def figures(r, wall_s: float) -> dict:
         "ev_short_kwh": k["ev_unmet_kwh"],
         "unserved_kwh": k["unserved_kwh"],
         "solver_failures": k["solver_failures"],
+        "tracking_kwh": float(np.sum(np.abs(s.get("tracking_kw", np.zeros(n))))) * r.horizon.dt_h,
         "wall_s": wall_s,
     }
 
@@ -269,6 +282,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--days", type=float, help="run length from each scenario's start (days)")
     ap.add_argument("--controllers", default=",".join(CONTROLLERS))
     ap.add_argument("--risk", type=_floats, help="risk_frac values to sweep for mpc, e.g. 0,0.5,1")
+    ap.add_argument(
+        "--tracking",
+        choices=("on", "off", "both"),
+        default="on",
+        help="the local loop on the park meter: on (default), off, or both for mpc",
+    )
     ap.add_argument("--workers", type=int, default=2, help="worker processes (2)")
     ap.add_argument("--json", type=Path, metavar="OUT", help="write every case's figures")
     return ap.parse_args(argv)
@@ -284,7 +303,11 @@ def cases_of(args: argparse.Namespace, paths: list[str]) -> list[Case]:
         for seed in range(args.seeds):
             for c in ctrls:
                 risks = args.risk if (c == "mpc" and args.risk) else [None]
-                out += [Case(path, c, seed, args.days, r) for r in risks]
+                if args.tracking == "both" and c == "mpc":
+                    tracks = [True, False]
+                else:
+                    tracks = [args.tracking != "off"]
+                out += [Case(path, c, seed, args.days, r, t) for r in risks for t in tracks]
     # The slowest first (mpc, with the AC check), so that the pool ends together.
     return sorted(out, key=lambda x: x.controller != "mpc")
 
@@ -324,7 +347,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         fc_rows = [j.result() for j in fc_jobs]
     labels = list(dict.fromkeys(c.label for c in cases if c.controller == "mpc"))
-    labels += [c for c in CONTROLLERS[1:] if any(x.controller == c for x in cases)]
+    others = sorted(
+        (c for c in cases if c.controller != "mpc"), key=lambda c: CONTROLLERS.index(c.controller)
+    )
+    labels += list(dict.fromkeys(c.label for c in others))
     for sc in scenarios.values():
         mine = [r for r in rows if r["scenario"] == sc.name]
         days = sc.days if args.days is None else args.days

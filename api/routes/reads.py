@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.auth import Perm, Principal, require
 from controllers import relaxations
@@ -77,12 +77,40 @@ class SetpointOut(BaseModel):
     held: str | None = None  # why the asset is held at its safe setpoint (stale telemetry)
 
 
+class TrackedBatteryOut(BaseModel):
+    name: str
+    planned_kw: float | None
+    lo_kw: float | None = Field(description="the least it may be sent (kW, load convention)")
+    hi_kw: float | None = Field(description="the most it may be sent (kW, load convention)")
+
+
+class TrackingOut(BaseModel):
+    """The local loop's target over the interval (controllers.tracking): the batteries move
+    on the park meter's readings to keep its net import within ``floor_kw``..``cap_kw`` and,
+    with an ``aim_kw`` (a followed DR interval), at it. A gateway that runs its own loop
+    uses this; null bounds are none."""
+
+    start: datetime
+    end: datetime
+    planned_import_kw: float | None
+    cap_kw: float | None
+    floor_kw: float | None
+    aim_kw: float | None
+    batteries: list[TrackedBatteryOut]
+    why: list[str]
+
+
 class SetpointsOut(BaseModel):
     cycle_id: int
     plan_version: int
     at: datetime
     fallback: str | None
     setpoints: list[SetpointOut]
+    tracking: TrackingOut | None = Field(
+        None,
+        description="what the batteries hold at the park meter between cycles; null when "
+        "the park does not track (dispatch.grid_point_tracking) or no battery may move",
+    )
 
 
 def _setpoints_doc(cur, asset: str | None) -> dict[str, Any]:
@@ -98,6 +126,7 @@ def _setpoints_doc(cur, asset: str | None) -> dict[str, Any]:
             {"asset": a, "kind": kinds.get(a, "unknown"), "p_kw": round(p, 3), "held": held.get(a)}
             for a, p in sp.items()
         ],
+        "tracking": cur.tracking.as_dict() if cur.tracking is not None else None,
     }
 
 

@@ -41,6 +41,17 @@ def test_setpoints_plan_forecasts_flexibility(api):
     assert "B02-bess" in names and sp["plan_version"] == 1
     one = client.get("/api/v1/setpoints", params={"asset": "B02-bess"}, headers=h["viewer"])
     assert [x["asset"] for x in one.json()["setpoints"]] == ["B02-bess"]
+    # What a gateway's local loop holds at the park meter until the next cycle, with each
+    # battery's room around the setpoint it was sent.
+    tr = sp["tracking"]
+    assert tr is not None and tr["start"] == sp["at"]
+    assert tr["cap_kw"] is not None and tr["floor_kw"] is not None
+    assert tr["floor_kw"] <= tr["planned_import_kw"] <= tr["cap_kw"] + 1e-6
+    sent = {x["asset"]: x["p_kw"] for x in sp["setpoints"]}
+    assert {b["name"] for b in tr["batteries"]} <= set(sent)
+    for b in tr["batteries"]:
+        assert b["lo_kw"] <= sent[b["name"]] <= b["hi_kw"]
+        assert b["planned_kw"] == pytest.approx(sent[b["name"]], abs=1e-3)
     plan = client.get("/api/v1/plan", headers=h["viewer"]).json()
     assert len(plan["p_net_kw"]) == len(plan["times"]) == 16
     # The objective's money and its penalty weights apart; relaxations as alarm lines.

@@ -97,6 +97,8 @@ KPI_NAMES = (
     "connection_import_breach_steps",
     "connection_import_breach_kwh",
     "connection_export_breach_steps",
+    "tracking_kwh",
+    "tracking_steps",
     "solver_failures",
     "plan_relaxation_cycles",
     "plan_penalty",
@@ -118,6 +120,11 @@ def compute(result) -> dict:
     k["solver_failures"] = int(sum(1 for c in result.cycles if c.fallback is not None))
     k["plan_relaxation_cycles"] = int(sum(1 for c in result.cycles if c.plan_relaxations))
     k["plan_penalty"] = float(sum(c.plan_penalty for c in result.cycles))
+    # The local loop on the park meter (controllers.tracking): battery energy moved away from
+    # the plan, both ways, and the intervals in which it moved the batteries at all.
+    moved = np.abs(np.asarray(result.series.get("tracking_kw", np.zeros(0)), dtype=float))
+    k["tracking_kwh"] = float(np.sum(moved) * result.horizon.dt_h)
+    k["tracking_steps"] = int(np.sum(moved > 1e-6))
     k["cycle_time_p50_ms"] = float(np.percentile(cyc, 50)) if cyc.size else 0.0
     k["cycle_time_p95_ms"] = float(np.percentile(cyc, 95)) if cyc.size else 0.0
     k["total_cost_cny"] = (

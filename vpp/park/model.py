@@ -783,6 +783,12 @@ class DispatchSettings:
     # only the stated P10/P90 (the configured profiles state none: no margin at all).
     margin_bands: MarginBands = MarginBands.MEASURED
     margin_window_days: float = 7.0
+    # Grid-point tracking between cycles (controllers.tracking): the batteries move on the
+    # park meter's readings to hold it inside the plan's corridor (the connection, a DR cap or
+    # floor, the month's peak so far) and, inside a followed DR event's interval, at the
+    # plan's import, within each battery's room. Off: the batteries hold their planned
+    # setpoints whatever the meter reads. The baseline "uncontrolled" never tracks.
+    grid_point_tracking: bool = True
 
 
 RISK_FRAC_MAX = 3.0

@@ -21,9 +21,10 @@ from typing import Protocol
 
 import numpy as np
 
-from controllers import invariants, safety
+from controllers import invariants, safety, tracking
 from controllers.baselines import RuleController
 from controllers.problem import Controller, DispatchProblem, DispatchResult
+from controllers.tracking import TrackingTarget
 from vpp.park.model import DemandResponseEvent, Horizon, Site
 from vpp.park.state import DrProgress, Forecasts, PlantState
 from vpp.plan import give_way, prepare
@@ -66,6 +67,18 @@ class CycleReport:
     grid: object | None = None  # the network report when a validator ran
     timings_s: dict[str, float] = field(default_factory=dict)
     forecasts: Forecasts | None = None  # what the problem was built from
+    # What the local loop holds at the park meter over the first interval (None: no battery
+    # may move); the driver runs it when the park's dispatch says so (vpp.sim, vpp.runtime).
+    tracking: TrackingTarget | None = None
+
+
+def tracking_for(site: Site, report: CycleReport) -> TrackingTarget | None:
+    """The cycle's tracking target for the driver: None unless the park tracks its meter
+    (``dispatch.grid_point_tracking``) and a controller is in charge (the baseline
+    "uncontrolled" does nothing between cycles, as it does nothing in them)."""
+    if not site.dispatch.grid_point_tracking or report.controller == "uncontrolled":
+        return None
+    return report.tracking
 
 
 def shift_plan(plan: DispatchResult, horizon: Horizon) -> DispatchResult | None:
@@ -204,6 +217,10 @@ def _finish(at, state, problem, forecasts, result, grid, used, fallback, errors,
         plan_net_kw=float(result.p_net_kw[0]) if len(result.p_net_kw) else None,
     )
     result = hold_plan(problem, result, state.stale_assets)
+    held = frozenset(n for n, s in result.assets.items() if s.held)
+    target = tracking.target(
+        problem, result, setpoints, safety.limits_kw(problem, 0), state.stale_assets | held
+    )
     notes = prepare.assumption_notes(state.assumptions)
     result.messages += [m for m in notes if m not in result.messages]
     t["validate_s"] = time.perf_counter() - t0
@@ -222,6 +239,7 @@ def _finish(at, state, problem, forecasts, result, grid, used, fallback, errors,
         grid,
         t,
         forecasts,
+        target,
     )
 
 

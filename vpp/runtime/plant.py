@@ -5,7 +5,10 @@ interval of physics) and a service that may publish several times in an interval
 event or a telemetry surprise re-solves at once) meet in :class:`SteppedPlant`: the last
 setpoints published in an interval are the ones its physics uses, and the step runs when a
 later interval's state is read. Intervals without a cycle (a misfire) hold the last
-setpoints, as a real device would.
+setpoints, as a real device would. The local loop on the park meter (:meth:`track`,
+:mod:`controllers.tracking`) runs in the interval its target is for, on the interval's
+realised net import (the simulated park's model of it); an interval without a cycle holds
+the setpoints and does not track.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from controllers.tracking import TrackingTarget
 from vpp.park.model import PARK_METER
 from vpp.park.state import PlantState
 from vpp.plan.cycle import PlantDriver
@@ -31,6 +35,7 @@ class SteppedPlant:
     def __init__(self, inner: PlantDriver, step: timedelta):
         self.inner, self.step = inner, step
         self._pending: tuple[datetime, dict[str, float]] | None = None
+        self._tracking: TrackingTarget | None = None
         self._unsent: list[dict[str, Any]] = []
         self._last_stale: frozenset[str] = frozenset()
 
@@ -44,6 +49,11 @@ class SteppedPlant:
         k = floor_to(at, self.step)
         self.flush(k)
         self._pending = (k, dict(setpoints_kw))
+        self._tracking = None  # a new plan: the cycle says what to track (track)
+
+    def track(self, at: datetime, target: TrackingTarget | None) -> None:
+        """Hold the park meter at ``target`` over its interval (None: stop)."""
+        self._tracking = target
 
     def flush(self, at: datetime) -> None:
         """Run the physics of every interval that ended by ``at``."""
@@ -52,7 +62,11 @@ class SteppedPlant:
         k, sp = self._pending
         now = floor_to(at, self.step)
         while k < now:
-            self.inner.apply(k, sp)
+            t = self._tracking if self._tracking is not None and self._tracking.active(k) else None
+            if t is not None:
+                self.inner.apply(k, sp, t)
+            else:
+                self.inner.apply(k, sp)
             self._collect(k)
             k += self.step
         self._pending = (k, sp)

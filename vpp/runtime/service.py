@@ -24,6 +24,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from controllers.problem import Controller, DispatchProblem, DispatchResult
+from controllers.tracking import TrackingTarget
 from vpp.park.model import PARK_METER, Site
 from vpp.park.state import Forecasts, PlantState
 from vpp.park.telemetry_checks import Refusal, TelemetryBounds, asset_ranges, check_readings
@@ -34,6 +35,7 @@ from vpp.plan.cycle import (
     PlantDriver,
     fallback_cycle,
     plain_dispatch,
+    tracking_for,
 )
 from vpp.runtime.clock import Clock
 from vpp.runtime.dr_lifecycle import DrLifecycle
@@ -69,6 +71,7 @@ class Current:
     forecasts: Forecasts | None = None
     fallback: str | None = None
     status: str = ""
+    tracking: TrackingTarget | None = None  # what the local loop holds (controllers.tracking)
 
 
 @dataclass
@@ -360,6 +363,9 @@ class Runtime(DrLifecycle):
         t0 = time.perf_counter()
         commands = self.commands_fn(rep) if self.commands_fn else rep.setpoints_kw
         self._noted("driver", self.driver.apply, at, commands)
+        track = getattr(self.driver, "track", None)  # the local loop on the park meter
+        if track is not None:
+            self._noted("driver", track, at, tracking_for(self.site, rep))
         rep.timings_s["publish_s"] = time.perf_counter() - t0
         rep.timings_s["total_s"] = sum(
             rep.timings_s[k] for k in ("state_s", "planner_s", "store_s", "publish_s")
@@ -383,6 +389,7 @@ class Runtime(DrLifecycle):
             rep.forecasts,
             rep.fallback,
             rep.result.status,
+            tracking_for(self.site, rep),
         )
         self.cycles_run += 1
         self.last_error = None

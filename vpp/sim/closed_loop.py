@@ -40,7 +40,7 @@ from vpp.park.calendar import is_workday
 from vpp.park.carbon_factors import emission_factor_kg_per_kwh
 from vpp.park.model import DemandResponseEvent, Horizon, Site
 from vpp.park.tariff import export_price_cny_per_kwh, import_price_cny_per_kwh
-from vpp.plan.cycle import CycleReport, plain_dispatch, plan_cycle, run_cycle
+from vpp.plan.cycle import CycleReport, plain_dispatch, plan_cycle, run_cycle, tracking_for
 from vpp.plan.history_forecasters import MeasuredHistory, asset_names, make_forecaster
 from vpp.plan.prepare import horizon_for
 from vpp.sim import give_way, realised
@@ -313,7 +313,7 @@ class _Loop:
             self.site, at, self.park, self.fc, self.ctrl, visible, self.last_plan,
             self.dispatch_fn, False, base_kw, self.dr.progress(at, visible),
         )  # fmt: skip
-        self.park.apply(at, device_commands(report))
+        self.park.apply(at, device_commands(report), tracking_for(self.site, report))
         cycle_s = time.perf_counter() - t0
         truth = self.park.truth(Horizon(at, self.step_td, 1))
         self.history.append(at, {n: float(truth[n][0]) for n in self.measured})

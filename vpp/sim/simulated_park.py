@@ -88,6 +88,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from controllers import tracking
+from controllers.tracking import TrackingTarget
 from vpp.accounting.counterfactual import uncontrolled_delivered_kwh, uncontrolled_shiftable_state
 from vpp.park import profiles, sessions
 from vpp.park.model import (
@@ -131,6 +133,7 @@ RECORD_FIELDS = (
     "base_kw",
     "unserved_kw",
     "pv_spilled_kw",
+    "tracking_kw",
 )
 
 
@@ -200,6 +203,8 @@ class SimulatedPark:
         self.month_peak_import_kw = 0.0
         self._last_state: PlantState | None = None
         self._rec = _Records()
+        # The local loop's move of each battery in the last interval (kW, + = more charge).
+        self.tracking_kw: dict[str, float] = {}
         self._bus_of = _grid_terminals(site)
         self.clock = start
         self.start = start
@@ -420,8 +425,17 @@ class SimulatedPark:
         if month != self._month:
             self._month, self.month_peak_import_kw = month, 0.0
 
-    def apply(self, at: datetime, setpoints_kw: dict[str, float]) -> None:
-        """Advance the park over the interval starting at ``at`` (see the module docstring)."""
+    def apply(
+        self,
+        at: datetime,
+        setpoints_kw: dict[str, float],
+        tracking: TrackingTarget | None = None,
+    ) -> None:
+        """Advance the park over the interval starting at ``at`` (see the module docstring).
+
+        ``tracking``: the local loop's target for the interval (:mod:`controllers.tracking`);
+        it moves the batteries it names on the interval's realised net import, within their
+        room and their physical limits (the loop at its limit: instant and exact)."""
         self._draw_until(at)
         self._retire(at)
         self._roll_month(at)
@@ -443,9 +457,9 @@ class SimulatedPark:
             p[b.name] = truth[b.name]
             base += truth[b.name]
         bat = unserved = spilled = 0.0
-        for b in a.batteries:
-            p[b.name] = self._battery(b, setpoints_kw.get(b.name, 0.0))
-            bat += p[b.name]
+        planned = {
+            b.name: self._battery_power(b, setpoints_kw.get(b.name, 0.0)) for b in a.batteries
+        }
         for pe in a.pedf_buildings:
             parts, out = self._pedf(pe, truth, setpoints_kw)
             p.update(parts)
@@ -460,6 +474,11 @@ class SimulatedPark:
         ev, ev_car = self._evs(at, setpoints_kw, p)
         shift = self._shiftables(at, setpoints_kw, p)
         pv_used = -sum(p[x.name] for x in a.pv_arrays) - sum(p[x.pv.name] for x in a.pedf_buildings)
+        held = self._tracked(at, tracking, base + flex + shift + ev + bat - pv_used, planned)
+        for b in a.batteries:
+            p[b.name] = self._battery(b, held[b.name])
+            bat += p[b.name]
+            self.tracking_kw[b.name] = p[b.name] - planned[b.name]
         net = base + flex + shift + ev + bat - pv_used
         imp, exp = max(net, 0.0), max(-net, 0.0)
         self.month_peak_import_kw = max(self.month_peak_import_kw, imp)
@@ -480,6 +499,8 @@ class SimulatedPark:
             "base_kw": base,
             "unserved_kw": unserved,
             "pv_spilled_kw": spilled,
+            # the local loop's move of the batteries (kW, + = more charge than planned)
+            "tracking_kw": sum(self.tracking_kw.values()),
         }
         self._record(at, row, p)
         self.clock = at + self.step
@@ -514,6 +535,33 @@ class SimulatedPark:
         """Move the stored energy by ``p_kw`` (within its limits) over one interval."""
         eta = b.eta_charge if p_kw >= 0 else 1.0 / b.eta_discharge
         self.battery_e_kwh[b.name] += eta * p_kw * self.dt_h
+
+    def _battery_power(self, b: Battery, p_kw: float) -> float:
+        """The power the battery would take (+) or give (-) at setpoint ``p_kw``."""
+        if p_kw is None or not math.isfinite(p_kw):
+            return 0.0
+        lo, hi = self._battery_limits_kw(b)
+        return min(max(p_kw, lo), hi)
+
+    def _tracked(
+        self,
+        at: datetime,
+        t: TrackingTarget | None,
+        net_without_batteries_kw: float,
+        planned: dict[str, float],
+    ) -> dict[str, float]:
+        """Battery setpoints after the local loop: the planned ones moved by
+        :func:`controllers.tracking.correct` on the meter the planned ones would give."""
+        if t is None or not t.active(at):
+            return planned
+        meter = net_without_batteries_kw + sum(planned.values())
+        moved = tracking.correct(t, meter, {n: planned[n] for n in planned})
+        out = dict(planned)
+        for name, sp in moved.items():
+            if name in out:
+                spec = self._bats[name]
+                out[name] = self._battery_power(spec, sp)
+        return out
 
     def _battery(self, b: Battery, p_kw: float) -> float:
         """Power actually taken (+) or given (-), and the SOC moved; within every limit."""
