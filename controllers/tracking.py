@@ -206,7 +206,7 @@ def correct(
     # What the meter would read with every battery at its planned setpoint.
     base = measured_import_kw - sum(now[b.name] - b.planned_kw for b in t.batteries)
     d = wanted_change_kw(t, base)
-    out = {b.name: b.planned_kw for b in t.batteries}
+    out = {b.name: min(max(b.planned_kw, b.lo_kw), b.hi_kw) for b in t.batteries}
     if d == 0.0:
         return out
     room = {

@@ -287,7 +287,9 @@ def devices(request: Request, _: Reader) -> dict[str, Any]:
     protocol and address, ``state`` (ok or fault, and why: no answer, offline, a command
     refused), what its last accepted command allows (``sent_kw``, load convention) and for
     which cycle; ``noncompliant``: chargers whose station exceeds its charging profile
-    (planned at their metered draw); the OCPP server and the MQTT link. Without field
-    devices: ``{"devices": {}}``."""
+    (planned at their metered draw); the OCPP server and the MQTT link; ``tracking``: what
+    the local loop on the park meter did this interval and the last (corrections written,
+    the last per battery, the last meter reading, failures). Without field devices:
+    ``{"devices": {}}``."""
     report = getattr(request.app.state.runtime.driver, "health", None)
     return report() if callable(report) else {"devices": {}}

@@ -212,6 +212,34 @@ def _check_delivered(p, cur) -> None:
         )
 
 
+def _tracked(p, cur) -> None:
+    """Between cycles the park meter reads above the cycle's cap: the local loop discharges
+    the PCS by the excess, through the same guarded Modbus write, and /devices says so."""
+    drv, modbus, client = p["driver"], p["modbus"], p["client"]
+    tr = cur.tracking
+    assert tr is not None and tr.start <= cur.at < tr.end, tr
+    pcs = next(b for b in tr.batteries if b.name == "pcs-1")
+    excess = min(30.0, pcs.planned_kw - pcs.lo_kw)
+    assert excess > 5.0, pcs
+    body = {
+        "ts": (p["clock"].now() + timedelta(seconds=20)).isoformat(),
+        "p_kw": tr.cap_kw + excess,
+    }
+    before = drv.mqtt.stats["stored"] + drv.mqtt.stats["refused"]
+    p["pub"].publish(p["topic"], json.dumps(body), qos=1).wait_for_publish(5)
+    assert drv.mqtt.wait_stored(before + 1, 10)
+    want_w = -(pcs.planned_kw - excess) * 1000
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and abs(modbus.units[3].setpoint_w() - want_w) > 1.0:
+        time.sleep(0.05)
+    assert modbus.units[3].setpoint_w() == pytest.approx(want_w, abs=1.0)
+    dev = client.get("/api/v1/devices", headers=headers(p["keys"]["viewer"])).json()
+    active = dev["tracking"]["active"]
+    assert active["corrections"] >= 1 and active["last_correction_kw"]["pcs-1"] == pytest.approx(
+        pcs.planned_kw - excess, abs=1e-3
+    )
+
+
 def test_field_park_runs_end_to_end(park):
     p = park
     rt, drv, clock, client = p["rt"], p["driver"], p["clock"], p["client"]
@@ -223,6 +251,8 @@ def test_field_park_runs_end_to_end(park):
         assert cur is not None and cur.fallback is None, rt.last_error
         _check_delivered(p, cur)
         assert drv.last_fanout_s < 5.0
+        if k == 0:
+            _tracked(p, cur)
         if flagged_at is None and "EV-07" in drv.health()["noncompliant"]:
             flagged_at = k
         clock.set(clock.now() + STEP)

@@ -8,6 +8,9 @@
   (:mod:`vpp.drivers.sunspec`), read at every cycle, written with a read-back.
 - Assets (and the park meter) with an MQTT topic: readings stored as they arrive through
   the runtime's ingest (:mod:`vpp.drivers.mqtt_telemetry`).
+- Between cycles, the park meter's readings drive the local tracking loop
+  (:mod:`vpp.drivers.tracking_loop`, :meth:`FieldDriver.track`): battery corrections go
+  out through the same guarded Modbus write as the cycle's setpoints.
 
 How a setpoint flows: the cycle calls :meth:`FieldDriver.apply` with the plan's first
 interval (after the safety clamp, stale assets already at their safe setpoint); every
@@ -35,9 +38,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from controllers.tracking import TrackingTarget
 from vpp.drivers import limits, ocpp_auth, ocpp_state, register_maps, sunspec
 from vpp.drivers.mqtt_telemetry import MqttTelemetry
 from vpp.drivers.ocpp_cs import CentralSystem
+from vpp.drivers.tracking_loop import TrackingLoop
 from vpp.park.model import PARK_METER, EvCharger, Site
 from vpp.park.state import Assumption, PlantState
 
@@ -194,6 +199,7 @@ class FieldDriver:
         self.loop: FieldLoop | None = None
         self._telemetry: list[dict[str, Any]] = []
         self._ingest = ingest
+        self.tracker = TrackingLoop(self._track_write, self._track_usable, self.clock, self._soon)
         self._build_ocpp()
         self._build_modbus()
         self._build_mqtt()
@@ -275,12 +281,26 @@ class FieldDriver:
         self._ingest = ingest
 
     def _ingest_mqtt(self, rows: list[dict[str, Any]], source: str):
-        for r in rows:
-            if r["asset"] == PARK_METER:
-                self.peak.add(r["ts"], r.get("p_kw"))
+        """Store the readings through the runtime's checks; only the readings it accepted
+        feed the month's peak and the tracking loop (an implausible meter reading must
+        neither set a peak nor move a battery). The store down: nothing feeds them."""
         if self._ingest is None:
             raise RuntimeError("no telemetry store bound yet")
-        return self._ingest(rows, source)
+        report = self._ingest(rows, source)
+        refused = {x.index for x in getattr(report, "refused", ())}
+        newest = None
+        for i, r in enumerate(rows):
+            if r["asset"] != PARK_METER or i in refused:
+                continue
+            self.peak.add(r["ts"], r.get("p_kw"))
+            if r.get("p_kw") is not None and (newest is None or r["ts"] >= newest["ts"]):
+                newest = r
+        if newest is not None:  # a batch's older readings are superseded by its newest
+            try:
+                self.tracker.on_reading(newest["ts"], newest["p_kw"])
+            except Exception:  # the readings are stored whatever the loop does
+                log.exception("tracking: park meter reading at %s not used", newest["ts"])
+        return report
 
     def start(self) -> None:
         """Start the OCPP server, the MQTT client; Modbus connects on first use."""
@@ -295,6 +315,7 @@ class FieldDriver:
         return None if self.cs is None else self.cs.port
 
     def close(self) -> None:
+        self.tracker.supersede()
         if self.mqtt is not None:
             self.mqtt.close()
         if self.loop is not None:
@@ -452,14 +473,18 @@ class FieldDriver:
         """Send every device its setpoint at once; a device's failure is recorded, never
         raised (the others are sent theirs)."""
         assert self.loop is not None, "FieldDriver.start() first"
+        self.tracker.supersede()  # nothing computed for the last interval goes out after this
         t0 = self._fanout_t0 = time.perf_counter()
         self.last_latency_s = {}
-        self.loop.call(self._fan_out(at, dict(setpoints_kw)), self.budget_s() + 5.0)
+        # + one tracked write: the fan-out first waits for one in flight (tracking_loop)
+        wait_s = self.budget_s() + self._write_timeout_s() + 5.0
+        self.loop.call(self._fan_out(at, dict(setpoints_kw)), wait_s)
         self.last_fanout_s = time.perf_counter() - t0
 
     async def _fan_out(self, at: datetime, sp: dict[str, float]) -> None:
         cpu0 = time.thread_time()
         try:
+            await self.tracker.quiesce()  # a tracked write in flight ends before any of these
             await self._fan_out_all(at, sp)
         finally:  # the event loop's own CPU for it (the rest of the wall time is waiting)
             self.last_fanout_cpu_s = time.thread_time() - cpu0
@@ -488,23 +513,65 @@ class FieldDriver:
     async def _send_link(self, names: list[str], sp: dict[str, float], at: datetime) -> None:
         """The devices behind one Modbus connection, one after the other."""
         for name in names:
-            dev, st = self.devices[name], self.status[name]
             p = sp.get(name)  # PV without a setpoint: the limit released
             try:
-                wr = await self._guard(dev.write(p), name, self.fd.modbus_timeout_s * 6 + 1.0)
+                await self._write_device(name, p, at)
             except sunspec.DeviceError as exc:
-                st.write_fault = str(exc)
                 what = "the limit's release" if p is None else f"setpoint {p:.1f} kW"
                 log.warning("field: %s: %s not delivered: %s", name, what, exc)
                 continue
-            st.write_fault = ""
-            st.sent_kw, st.sent_for, st.detail = wr.sent_kw, at, wr.detail
             self.last_latency_s[name] = time.perf_counter() - self._fanout_t0
-            st.clipped += int(wr.clipped)
-            if wr.clipped:
-                log.warning(
-                    "field: %s: %s kW is outside the device's limits: sent %s", name, p, wr.detail
-                )
+
+    async def _write_device(self, name: str, p: float | None, at: datetime) -> sunspec.WriteResult:
+        """One device's write, guarded (time-out, limits), with its status bookkeeping;
+        raises :class:`sunspec.DeviceError` after recording it."""
+        dev, st = self.devices[name], self.status[name]
+        try:
+            wr = await self._guard(dev.write(p), name, self._write_timeout_s())
+        except sunspec.DeviceError as exc:
+            st.write_fault = str(exc)
+            raise
+        st.write_fault = ""
+        st.sent_kw, st.sent_for, st.detail = wr.sent_kw, at, wr.detail
+        st.clipped += int(wr.clipped)
+        if wr.clipped:
+            log.warning(
+                "field: %s: %s kW is outside the device's limits: sent %s", name, p, wr.detail
+            )
+        return wr
+
+    # ---------------------------------------------------------------------------------------
+    # Grid-point tracking (between cycles)
+    # ---------------------------------------------------------------------------------------
+    def track(self, at: datetime, target: TrackingTarget | None) -> None:
+        """Hold the park meter to ``target`` from the meter's readings until the next
+        cycle's :meth:`apply`; None (or an interval already over) stops tracking and the
+        batteries keep the cycle's setpoints. Thread-safe."""
+        self.tracker.set_target(at, target)
+
+    def tracking_status(self) -> dict[str, Any]:
+        """What the tracking loop did this interval and the last (JSON-ready)."""
+        return self.tracker.status()
+
+    async def _track_write(self, name: str, p_kw: float, at: datetime) -> float:
+        wr = await self._write_device(name, p_kw, at)
+        assert wr.sent_kw is not None  # a battery's write always stands for a power
+        return wr.sent_kw
+
+    def _track_usable(self, name: str) -> bool:
+        dev, st = self.devices.get(name), self.status.get(name)
+        return dev is not None and dev.kind == "battery" and st is not None and not st.fault
+
+    def _soon(self, coro) -> None:
+        loop = self.loop
+        if loop is None:  # not started, or closed: nothing is sent
+            coro.close()
+            raise RuntimeError("the field driver is not started")
+        loop.soon(coro)
+
+    def _write_timeout_s(self) -> float:
+        """What one Modbus device's write (limits read, enable, setpoint, read-back) may take."""
+        return self.fd.modbus_timeout_s * 6 + 1.0
 
     def _charger_command(self, name: str, p_kw: float, unit: str) -> tuple[float, float]:
         ch = self.chargers[name]
@@ -581,12 +648,14 @@ class FieldDriver:
     # Health
     # ---------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        """Every device's state, the non-compliant chargers, the OCPP server and MQTT."""
+        """Every device's state, the non-compliant chargers, the OCPP server, MQTT and the
+        tracking loop."""
         out: dict[str, Any] = {
             "devices": {n: s.as_dict() for n, s in sorted(self.status.items())},
             "faults": {n: s.fault for n, s in sorted(self.status.items()) if s.fault},
             "noncompliant": {},
             "fanout_s": self.last_fanout_s,
+            "tracking": self.tracking_status(),  # the local loop on the park meter
         }
         if self.cs is not None:
             for name, ch in self.chargers.items():

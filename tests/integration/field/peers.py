@@ -134,6 +134,7 @@ class SimUnit:
     start: int = BASE
     silent: bool = False  # stops answering (a request waits for ever)
     refuse_writes: bool = False  # answers writes with an exception reply
+    delay_s: float = 0.0  # answers every request this late (a slow gateway)
     writes: list[tuple[int, list[int]]] = field(default_factory=list)
     written: asyncio.Event | None = None
     violations: list[str] = field(default_factory=list)  # writes outside the device's limits
@@ -153,6 +154,8 @@ class SimUnit:
     async def action(self, fc, start, address, count, registers, values):
         if self.silent:
             await asyncio.sleep(3600)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if values is not None and fc in (6, 16):
             if self.refuse_writes:
                 return ExcCodes.DEVICE_FAILURE
