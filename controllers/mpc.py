@@ -173,6 +173,12 @@ class _Model:
                 coeff[r] = c.coeff_per_kw
                 lim[r] = finite(c.limit, big)
             pr["net_coeff"].value = coeff
+            # The rows' elements name their slacks: the model is re-used while the loop adds
+            # rows, so the names of its first build would leave the new rows unnamed and
+            # their relaxations unreported (a plan paying millions in penalties, "no limit").
+            for sl in self.slacks:
+                if sl.constraint == "network":
+                    sl.assets[:] = [c.element for c in p.network] + ["-"] * (rows - len(p.network))
             # The Parameter part of the bus loads moves to the right-hand side (DPP).
             pr["net_limit"].value = lim - coeff @ self._bus_const_value(p)
 

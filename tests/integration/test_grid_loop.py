@@ -10,7 +10,14 @@ import pytest
 
 from controllers.mpc import MpcController
 from vpp.grid import scenarios as grid_scenarios
-from vpp.grid.loop import RowMemory, describe, dispatch_ac_feasible, validate_result
+from vpp.grid.loop import (
+    SENSITIVITY_FLOOR,
+    RowMemory,
+    correction_rows,
+    describe,
+    dispatch_ac_feasible,
+    validate_result,
+)
 from vpp.grid.network import GridModel
 from vpp.park.config import load_site
 
@@ -74,6 +81,33 @@ def test_inflexible_overload_is_said_plainly_and_least_violating_kept(demo_site)
     assert any("T-B05" in m for m in loop.messages)
     sev = [r.severity() for r in loop.reports]
     assert validate_result(grid, result).severity() == pytest.approx(min(sev), rel=1e-6)
+
+
+def test_a_row_no_plan_can_meet_is_named_and_moves_only_the_buses_that_matter(demo_site) -> None:
+    """The plan says which limit it could not keep (its slack named after the element, also
+    when the model built for fewer rows is re-used), and the row holds the buses of weak
+    sensitivity at the plan: the cars elsewhere are not shed to shave a hopeless row."""
+    problem, site, options = grid_scenarios.ev_valley(demo_site)
+    curt = tuple(
+        dataclasses.replace(c, baseline_kw=np.full(problem.n, 2400.0)) for c in problem.curtailables
+    )
+    problem = dataclasses.replace(problem, curtailables=curt)
+    grid, result, _loop = _run(problem, site, options, max_rounds=2)
+    assert ("network", "T-B05") in {(r.constraint, r.asset) for r in result.relaxed}
+    report = validate_result(grid, result)
+    rows, _ = correction_rows(grid, report, problem, result, 1, {})
+    assert rows
+    for row in rows:
+        c = np.abs(row.coeff_per_kw)
+        assert np.all((c == 0) | (c >= SENSITIVITY_FLOOR * c.max() - 1e-12)), row.name
+    # every car not under T-B05 gets its energy
+    b05 = {b for b in problem.buses if "B05" in b}
+    for ch in problem.ev_chargers:
+        if ch.spec.bus in b05:
+            continue
+        need = sum(s.e_needed_kwh for s in ch.sessions)
+        got = float(result.assets[ch.spec.name].p_kw.sum()) * problem.dt_h * ch.spec.eta
+        assert got == pytest.approx(need, rel=1e-3, abs=1e-3), ch.spec.name
 
 
 def test_rows_carried_to_the_next_cycle_save_the_correction_round(demo_site) -> None:
