@@ -24,8 +24,8 @@ What the target holds (net import at the park meter, kW, + import):
   itself, since the event is settled on energy: the meter is held there, both directions.
 
 Each battery's room is what the safety layer allows it this interval
-(:func:`controllers.safety.limits_kw`, SOC included) and, for charging, what its bus's limit
-leaves above the plan; a battery that is stale, held or inside a PEDF building is not used.
+(:func:`controllers.safety.limits_kw`, SOC included) and what its bus's limit leaves around
+the plan (above it for charging, below it for discharging into a bus that exports); a battery that is stale, held or inside a PEDF building is not used.
 Whatever the reading, :func:`correct` never leaves a battery's room.
 """
 
@@ -148,7 +148,8 @@ def target(
             continue
         lo, hi = limits_kw.get(name, (0.0, 0.0))
         sp = float(setpoints_kw[name])
-        hi = min(hi, sp + _bus_room_kw(problem, b.spec.bus, plan_bus))
+        up, down = _bus_room_kw(problem, b.spec.bus, plan_bus)
+        hi, lo = min(hi, sp + up), max(lo, sp - down)
         lo, hi = min(lo, sp), max(hi, sp)  # the sent setpoint is always in its own room
         if hi - lo > 1e-9:
             rooms.append(BatteryRoom(name, sp, lo, hi))
@@ -160,14 +161,18 @@ def target(
     )
 
 
-def _bus_room_kw(problem: DispatchProblem, bus: str, plan_bus: dict[str, float]) -> float:
-    """How much more the bus may draw than planned (>= 0; +inf without a bus limit)."""
+def _bus_room_kw(
+    problem: DispatchProblem, bus: str, plan_bus: dict[str, float]
+) -> tuple[float, float]:
+    """How much more the bus may draw than planned, and how much less (kW, >= 0; +inf
+    without a bus limit). A building transformer's limit holds both ways: the bus may not
+    export more than its import limit either."""
     if bus not in problem.buses or bus not in plan_bus:
-        return math.inf
+        return math.inf, math.inf
     lim = float(np.asarray(problem.bus_max(), dtype=float)[problem.bus_index(bus)])
     if not math.isfinite(lim):
-        return math.inf
-    return max(lim - plan_bus[bus], 0.0)
+        return math.inf, math.inf
+    return max(lim - plan_bus[bus], 0.0), max(lim + plan_bus[bus], 0.0)
 
 
 def wanted_change_kw(t: TrackingTarget, measured_import_kw: float) -> float:

@@ -124,9 +124,10 @@ def test_the_target_of_a_plan_takes_its_corridor_and_the_rooms_soc_and_bus() -> 
     assert t.aim_kw is None
     (room,) = t.batteries
     lo, hi = limits_kw(p, 0)["bat"]
-    assert room.lo_kw == pytest.approx(lo)
-    # charging more may not take the bus over its 380 kW limit
+    # discharging more may not make the bus export beyond the same limit
     bus_plan = float(r.bus_p_kw["b1"][0])
+    assert room.lo_kw == pytest.approx(max(lo, sp["bat"] - max(380.0 + bus_plan, 0.0)))
+    # charging more may not take the bus over its 380 kW limit
     assert room.hi_kw == pytest.approx(min(hi, sp["bat"] + max(380.0 - bus_plan, 0.0)))
     # a stale battery is not moved: no target
     assert target(p, r, sp, limits_kw(p, 0), frozenset({"bat"})) is None
