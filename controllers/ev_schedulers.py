@@ -22,13 +22,9 @@ import numpy as np
 from controllers.baselines import _Heuristic
 from controllers.ev_allocate import Allocator
 from controllers.problem import AssetSchedule, DispatchProblem, EvChargerInput, EvSessionInput
+from controllers.session_power import session_key
 
-SESSION_KEY = "session_kw:"  # detail key prefix of a session's power (kW)
 E_DONE_KWH = 1e-6  # a session with less than this left is served
-
-
-def session_key(session_id: str) -> str:
-    return f"{SESSION_KEY}{session_id}"
 
 
 def _need_kw(ch: EvChargerInput, s: EvSessionInput, left_kwh: float, dt_h: float) -> float:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Perm, Principal, require
 from controllers import relaxations
+from controllers.session_power import sessions_of
 from vpp.accounting import flexibility
 from vpp.plan.prepare import ASSUMED
 from vpp.store import repo
@@ -197,6 +198,12 @@ def plan(
                 "p_kw": _arr(s.p_kw),
                 "e_kwh": _arr(s.e_kwh),
                 "held": s.held or None,  # held at its safe setpoint: p_kw is what it is sent
+                # an EV charger: the power of each session it serves (kW per step)
+                **(
+                    {"sessions": {k: _arr(v) for k, v in sessions_of(s.detail).items()}}
+                    if s.kind == "ev_charger"
+                    else {}
+                ),
             }
             for n, s in chosen.items()
         },

@@ -240,6 +240,19 @@ def _tracked(p, cur) -> None:
     )
 
 
+def _sessions_planned(p) -> None:
+    """The plan of a charger with a car names the car's session and its kW."""
+    h = headers(p["keys"]["viewer"])
+    plan = p["client"].get("/api/v1/plan", headers=h).json()
+    served = {
+        n: a for n, a in plan["assets"].items() if a["kind"] == "ev_charger" and a["sessions"]
+    }
+    assert len(served) >= 16, sorted(plan["assets"])  # 16 cars plugged in by the fixture
+    for a in served.values():
+        total = [sum(x) for x in zip(*a["sessions"].values(), strict=True)]
+        assert total == pytest.approx(a["p_kw"], abs=1e-6)
+
+
 def test_field_park_runs_end_to_end(park):
     p = park
     rt, drv, clock, client = p["rt"], p["driver"], p["clock"], p["client"]
@@ -253,6 +266,7 @@ def test_field_park_runs_end_to_end(park):
         assert drv.last_fanout_s < 5.0
         if k == 0:
             _tracked(p, cur)
+            _sessions_planned(p)
         if flagged_at is None and "EV-07" in drv.health()["noncompliant"]:
             flagged_at = k
         clock.set(clock.now() + STEP)

@@ -54,6 +54,12 @@ def test_setpoints_plan_forecasts_flexibility(api):
         assert b["planned_kw"] == pytest.approx(sent[b["name"]], abs=1e-3)
     plan = client.get("/api/v1/plan", headers=h["viewer"]).json()
     assert len(plan["p_net_kw"]) == len(plan["times"]) == 16
+    # every charger's plan, session by session: the sessions' kW sum to the charger's
+    chargers = {n: a for n, a in plan["assets"].items() if a["kind"] == "ev_charger"}
+    assert chargers and all("sessions" in a for a in chargers.values())
+    for a in (a for a in chargers.values() if a["sessions"]):
+        total = [sum(x) for x in zip(*a["sessions"].values(), strict=True)]
+        assert total == pytest.approx(a["p_kw"], abs=1e-6)
     # The objective's money and its penalty weights apart; relaxations as alarm lines.
     assert plan["objective_cost_cny"] + plan["objective_penalty"] == pytest.approx(
         plan["objective_cny"]

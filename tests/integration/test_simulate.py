@@ -128,6 +128,17 @@ def test_outputs_are_complete_and_offline(mpc_run, tmp_path) -> None:
     assert doc["baseline"]["controller"] == "uncontrolled"
     lines = (tmp_path / "timeseries.csv").read_text().splitlines()
     assert len(lines) == 97 and "import_kw" in lines[0] and "dr_cap_kw" in lines[0]
+    # Each EV session's realised power: its energy into the car is what the session got.
+    import pandas as pd
+
+    per = pd.read_csv(tmp_path / "sessions.csv")
+    assert list(per.columns) == ["time", "session_id", "charger", "p_kw", "to_car_kw"]
+    into = per.groupby("session_id")["to_car_kw"].sum() * mpc_run.horizon.dt_h
+    # (a car plugged in before the run started was charged before it, too)
+    done = {s.session_id: s.delivered_kwh for s in mpc_run.sessions if s.arrival >= START}
+    assert done and set(done) <= set(into.index)
+    for sid, kwh in done.items():
+        assert into[sid] == pytest.approx(kwh, abs=1e-3), sid
     page = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in page
     assert "http://" not in page and "https://" not in page

@@ -24,6 +24,7 @@ import numpy as np
 from controllers import invariants, safety, tracking
 from controllers.baselines import RuleController
 from controllers.problem import Controller, DispatchProblem, DispatchResult
+from controllers.session_power import SESSION_KEY, with_session_power
 from controllers.tracking import TrackingTarget
 from vpp.park.model import DemandResponseEvent, Horizon, Site
 from vpp.park.state import DrProgress, Forecasts, PlantState
@@ -217,6 +218,7 @@ def _finish(at, state, problem, forecasts, result, grid, used, fallback, errors,
         plan_net_kw=float(result.p_net_kw[0]) if len(result.p_net_kw) else None,
     )
     result = hold_plan(problem, result, state.stale_assets)
+    result = with_session_power(problem, result)  # kW per EV session, as well as per charger
     held = frozenset(n for n, s in result.assets.items() if s.held)
     target = tracking.target(
         problem, result, setpoints, safety.limits_kw(problem, 0), state.stale_assets | held
@@ -307,7 +309,7 @@ def _pedf_members(pe) -> list[str]:
 def _held_schedule(s, p_kw: np.ndarray, reason: str):
     """``s`` held at ``p_kw``: storage keeps its energy (a held battery is sent 0 kW), no
     curtailment or charging in its detail."""
-    detail = dict(s.detail)
+    detail = {k: v for k, v in s.detail.items() if not k.startswith(SESSION_KEY)}
     for k in _HELD_ZERO_DETAIL:
         if k in detail:
             detail[k] = np.zeros_like(np.asarray(detail[k], dtype=float))

@@ -110,6 +110,8 @@ class SimResult:
     month_peak_before_kw: dict[str, float] = field(default_factory=dict)
     kpis: dict = field(default_factory=dict)
     wall_s: float = 0.0
+    # The realised power of each EV session per interval (SimulatedPark.session_power).
+    session_power: list[dict] = field(default_factory=list)
 
 
 def device_commands(report: CycleReport) -> dict[str, float]:
@@ -235,6 +237,7 @@ def simulate(
         battery_e_end_kwh=dict(park.battery_e_kwh),
         demand_prorate=demand_prorate,
         month_peak_before_kw=before,
+        session_power=park.session_power(),
     )
     result.kpis = kpis.compute(result)
     result.wall_s = time.perf_counter() - wall0

@@ -1,5 +1,6 @@
-"""Outputs of a simulation: ``kpis.json``, ``timeseries.csv`` and a self-contained
-``report.html`` (matplotlib figures inlined as base64 PNG; no CDN, opens offline)."""
+"""Outputs of a simulation: ``kpis.json``, ``timeseries.csv``, ``sessions.csv`` (EV sessions'
+realised kW per interval) and a self-contained ``report.html`` (matplotlib figures inlined
+as base64 PNG; no CDN, opens offline)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ def timeseries_frame(result) -> pd.DataFrame:
 
 
 def write_run(result, out: Path, baseline=None) -> None:
-    """Write ``kpis.json``, ``timeseries.csv`` and ``report.html`` for one run."""
+    """Write ``kpis.json``, ``timeseries.csv``, ``sessions.csv`` (with EV sessions: the
+    realised kW of each session per interval) and ``report.html`` for one run."""
     out.mkdir(parents=True, exist_ok=True)
     doc = dict(result.kpis)
     if baseline is not None:
@@ -79,6 +81,10 @@ def write_run(result, out: Path, baseline=None) -> None:
         doc["baseline"]["controller"] = baseline.controller
     (out / "kpis.json").write_text(json.dumps(_clean(doc), indent=1), encoding="utf-8")
     timeseries_frame(result).to_csv(out / "timeseries.csv", float_format="%.4f")
+    rows = getattr(result, "session_power", None)
+    if rows:
+        frame = pd.DataFrame(rows).set_index("time")
+        frame.to_csv(out / "sessions.csv", float_format="%.4f")
     runs = [result] + ([baseline] if baseline is not None else [])
     (out / "report.html").write_text(render(result.site.name, runs), encoding="utf-8")
 

@@ -205,6 +205,8 @@ class SimulatedPark:
         self._rec = _Records()
         # The local loop's move of each battery in the last interval (kW, + = more charge).
         self.tracking_kw: dict[str, float] = {}
+        # (interval start, session id, charger, kW drawn, kW into the car) per plugged car
+        self._session_rows: list[tuple[datetime, str, str, float, float]] = []
         self._bus_of = _grid_terminals(site)
         self.clock = start
         self.start = start
@@ -638,6 +640,7 @@ class SimulatedPark:
                 pk = into = 0.0
             self._delivered[s.session_id] = got + into * dt
             p[name] = pk
+            self._session_rows.append((at, s.session_id, name, pk, into))
             total += pk
             to_car += into
         return total, to_car
@@ -665,6 +668,13 @@ class SimulatedPark:
     # ----------------------------------------------------------------------------------------
     # Records
     # ----------------------------------------------------------------------------------------
+    def session_power(self) -> list[dict]:
+        """The realised power of every plugged EV session, per interval: rows of
+        ``{time, session_id, charger, p_kw, to_car_kw}`` (long form: a charger serves one
+        car at a time)."""
+        keys = ("time", "session_id", "charger", "p_kw", "to_car_kw")
+        return [dict(zip(keys, row, strict=True)) for row in self._session_rows]
+
     def times(self) -> list[datetime]:
         return list(self._rec.at)
 
