@@ -25,7 +25,8 @@ What the target holds (net import at the park meter, kW, + import):
 
 Each battery's room is what the safety layer allows it this interval
 (:func:`controllers.safety.limits_kw`, SOC included) and what its bus's limit leaves around
-the plan (above it for charging, below it for discharging into a bus that exports); a battery that is stale, held or inside a PEDF building is not used.
+the plan (above it for charging, below it for discharging into a bus that exports); a
+battery that is stale, held or inside a PEDF building is not used.
 Whatever the reading, :func:`correct` never leaves a battery's room.
 """
 
