@@ -169,10 +169,14 @@ class _Model:
             rows = pr["net_coeff"].shape[0]
             coeff = np.zeros((rows, len(p.buses)))
             lim = np.full((rows, p.n), big)
+            margin = np.zeros((rows, p.n))
             for r, c in enumerate(p.network):
                 coeff[r] = c.coeff_per_kw
                 lim[r] = finite(c.limit, big)
+                if c.margin is not None:
+                    margin[r] = np.maximum(np.nan_to_num(np.asarray(c.margin, float)), 0.0)
             pr["net_coeff"].value = coeff
+            pr["net_margin"].value = margin
             # The rows' elements name their slacks: the model is re-used while the loop adds
             # rows, so the names of its first build would leave the new rows unnamed and
             # their relaxations unreported (a plan paying millions in penalties, "no limit").
@@ -281,7 +285,15 @@ def build_model(
         # A free copy of the bus loads: the sensitivities (Parameters) may multiply it, while
         # the device variables themselves have Parameter bounds (DPP forbids the product).
         bus_free = cp.Variable((len(p.buses), n), name="bus_load_kw")
-        cons += [bus_free == bus_var, params["net_coeff"] @ bus_free <= params["net_limit"] + s_net]
+        # The forecast-error margin inside each row is priced, not hard (term
+        # margin_shortfall): the plan may use it to serve what would otherwise give way.
+        params["net_margin"] = cp.Parameter((rows, n), nonneg=True)
+        m_net = cp.Variable((rows, n), bounds=[0, params["net_margin"]], name="net_margin_kw")
+        helper.add_term("margin_shortfall", pen.network_margin_cny_per_kwh * p.dt_h * cp.sum(m_net))
+        cons += [
+            bus_free == bus_var,
+            params["net_coeff"] @ bus_free <= params["net_limit"] + m_net + s_net,
+        ]
     terms: dict[str, cp.Expression] = {
         "energy_import": params["price_imp"] @ imp,
         "energy_export": -(params["price_exp"] @ exp),

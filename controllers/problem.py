@@ -154,6 +154,10 @@ class NetworkConstraint:
     element: str
     coeff_per_kw: np.ndarray
     limit: np.ndarray
+    # The part of the row's tightening that is a margin for forecast error (>= 0, in the
+    # row's units, per step; None: none): the plan may use it, at the price of
+    # ``Penalties.network_margin_cny_per_kwh`` (term ``margin_shortfall``), never beyond.
+    margin: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

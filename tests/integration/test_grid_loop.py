@@ -12,7 +12,9 @@ from controllers.mpc import MpcController
 from vpp.grid import scenarios as grid_scenarios
 from vpp.grid.loop import (
     SENSITIVITY_FLOOR,
+    UNCONTROLLABLE,
     RowMemory,
+    controllable_buses,
     correction_rows,
     describe,
     dispatch_ac_feasible,
@@ -108,6 +110,31 @@ def test_a_row_no_plan_can_meet_is_named_and_moves_only_the_buses_that_matter(de
         need = sum(s.e_needed_kwh for s in ch.sessions)
         got = float(result.assets[ch.spec.name].p_kw.sum()) * problem.dt_h * ch.spec.eta
         assert got == pytest.approx(need, rel=1e-3, abs=1e-3), ch.spec.name
+
+
+def test_an_element_no_decision_moves_gets_no_row_and_the_loop_says_so(demo_site) -> None:
+    """T-B05 overloaded by base load alone, with nothing controllable under it: no row (it
+    would only add a constant penalty to every plan), a line that says why."""
+    problem, site, options = grid_scenarios.ev_valley(demo_site)
+    b05 = {b for b in problem.buses if b.startswith("B05")}
+    base = tuple(
+        dataclasses.replace(b, p_kw=np.asarray(b.p_kw) + (2500.0 if b.bus in b05 else 0.0))
+        for b in problem.base_loads
+    )
+    problem = dataclasses.replace(
+        problem,
+        base_loads=base,
+        curtailables=tuple(c for c in problem.curtailables if c.spec.bus not in b05),
+        ev_chargers=tuple(c for c in problem.ev_chargers if c.spec.bus not in b05),
+    )
+    assert not any(controllable_buses(problem)[problem.bus_index(b)] for b in b05)
+    _grid, result, loop = _run(problem, site, options, max_rounds=2)
+    assert "T-B05" in {v.element for v in loop.reports[0].violations}
+    t_b05 = [t for t in loop.tightened if t.element == "T-B05"]
+    assert t_b05 and all(t.reason == UNCONTROLLABLE for t in t_b05)
+    assert not [r for r in loop.rows if r.element == "T-B05"]
+    assert not [r for r in result.relaxed if r.constraint == "network" and r.asset == "T-B05"]
+    assert any("T-B05" in line and "no controllable asset" in line for line in describe(loop))
 
 
 def test_rows_carried_to_the_next_cycle_save_the_correction_round(demo_site) -> None:

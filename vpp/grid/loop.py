@@ -43,6 +43,7 @@ LOADING_MARGIN_FRAC = 0.02  # of the loading limit, per round the element stays 
 VOLTAGE_MARGIN_PU = 0.002
 # A row's bus sensitivities below this share of its strongest are held at the plan's value.
 SENSITIVITY_FLOOR = 0.05
+UNCONTROLLABLE = "uncontrollable"  # a Tightening's reason: no decision moves the element
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ class Tightening:
     limit: float
     margin: float
     # "violated": the plan itself broke the limit; "at_risk": only the plan under the forecast
-    # error bounds did. ``error_margin_max`` is the largest u[t] of the row (its unit: %
-    # loading or pu, as ``limit``).
+    # error bounds did; "uncontrollable": no decision moves it, so no row was added.
+    # ``error_margin_max`` is the largest u[t] of the row (its unit: % loading or pu, as
+    # ``limit``).
     reason: str = "violated"
     error_margin_max: float = 0.0
 
@@ -83,6 +85,9 @@ class LoopReport:
     # (the final round's stressed checks), and those checks' reports (up, then down).
     at_risk_elements: list[str] = field(default_factory=list)
     stressed: list[GridReport] = field(default_factory=list)
+    # The network rows of the problem the kept dispatch solved (learnt and carried): what
+    # the plan's explanation of who gave way must see.
+    rows: tuple[NetworkConstraint, ...] = ()
 
     @property
     def cost_of_fix_cny(self) -> float:
@@ -128,7 +133,12 @@ class RowMemory:
             limit = np.full(problem.n, np.inf)
             old = np.asarray(r.limit, dtype=float)[shift:]
             limit[: len(old)] = old[: problem.n]
-            carried.append(dataclasses.replace(r, limit=limit))
+            margin = None
+            if r.margin is not None:
+                margin = np.zeros(problem.n)
+                m_old = np.asarray(r.margin, dtype=float)[shift:]
+                margin[: len(m_old)] = m_old[: problem.n]
+            carried.append(dataclasses.replace(r, limit=limit, margin=margin))
         return dataclasses.replace(problem, network=problem.network + tuple(carried))
 
     def learn(self, problem: DispatchProblem, result: DispatchResult) -> None:
@@ -192,6 +202,7 @@ def dispatch_ac_feasible(
     if memory is not None and results[best].ok:
         memory.learn(problems[best], results[best])
     out = _loop_report(results, reports, best, tightened, solve_s, validate_s)
+    out.rows = problems[best].network
     _name_at_risk(out, reports[best], stressed[best])
     return results[best], out
 
@@ -285,6 +296,7 @@ def correction_rows(
     cols = np.array([grid.buses.index(b) for b in problem.buses])
     p0 = np.stack([np.asarray(result.bus_p_kw.get(b, np.zeros(problem.n))) for b in problem.buses])
     err_up, err_down = problem.bus_error_kw()
+    controllable = controllable_buses(problem)
     sens_cache: dict[int, object] = {}
     rows, notes = [], []
     for (element, kind), (worst, reason) in sorted(_worst_of(report, stress).items()):
@@ -309,15 +321,34 @@ def correction_rows(
         # chargers of another building through a 1 % voltage coupling, and at the network
         # penalty that outbid their cars' energy.
         c = np.where(np.abs(c) >= SENSITIVITY_FLOOR * scale, c, 0.0)
+        name = f"{element} {kind} r{rnd}"
+        u_max = float(u.max(initial=0.0))
+        note = Tightening(
+            rnd, name, element, kind, t, worst.value, worst.limit, margin, reason, u_max
+        )
+        if not np.any(c[controllable] != 0.0):
+            # No decision moves it (no controllable asset where it is sensitive): a row would
+            # only add a constant penalty to every plan. Said, and left to the realised check.
+            notes.append(dataclasses.replace(note, reason=UNCONTROLLABLE))
+            continue
         limit = bound - x0 + c @ p0 - u
         x0_ok = np.where(np.isfinite(limit), limit, np.inf)
-        name = f"{element} {kind} r{rnd}"
-        rows.append(NetworkConstraint(name, element, c / scale, x0_ok / scale))
-        u_max = float(u.max(initial=0.0))
-        notes.append(
-            Tightening(rnd, name, element, kind, t, worst.value, worst.limit, margin, reason, u_max)
-        )
+        # the margin u inside the limit: the plan may use it at a price, never the limit
+        rows.append(NetworkConstraint(name, element, c / scale, x0_ok / scale, u / scale))
+        notes.append(note)
     return rows, notes
+
+
+def controllable_buses(problem: DispatchProblem) -> np.ndarray:
+    """Per bus of ``problem.buses``: whether any decision of the dispatch sits there."""
+    buses = set()
+    buses |= {b.spec.bus for b in problem.batteries}
+    buses |= {x.spec.bus for x in problem.pv if x.spec.curtailable}
+    buses |= {c.spec.bus for c in problem.ev_chargers}
+    buses |= {s.spec.bus for s in problem.shiftables}
+    buses |= {c.spec.bus for c in problem.curtailables}
+    buses |= {pe.spec.bus for pe in problem.pedfs}
+    return np.array([b in buses for b in problem.buses], dtype=bool)
 
 
 def _row_data(grid: GridModel, report: GridReport, sens, element: str, kind: str, hits: int):
@@ -390,6 +421,12 @@ def describe(report: LoopReport) -> list[str]:
         f"extra solve time {report.extra_solve_s:.3f} s"
     ]
     for t in report.tightened:
+        if t.reason == UNCONTROLLABLE:
+            out.append(
+                f"  round {t.round}: {t.element} {t.kind} {t.worst_value:.4g} (limit "
+                f"{t.limit:.4g}) at step {t.worst_step}: no controllable asset moves it, no row"
+            )
+            continue
         how = "was" if t.reason == "violated" else "would be, under the forecast-error bounds,"
         out.append(
             f"  round {t.round}: {t.element} {t.kind} {how} {t.worst_value:.4g} "

@@ -712,6 +712,11 @@ class Penalties:
     pedf_converter_cny_per_kwh: float = 20_000.0
     connection_cny_per_kwh: float = 20_000.0
     network_cny_per_kwh: float = 20_000.0
+    # A kWh of the forecast-error margin a network row keeps inside its limit, used: above
+    # what any energy price or demand charge could buy (a kW over 15 minutes at 32 CNY per
+    # kW-month is 128 per kWh), below every give-way level, so that a car, a shiftable load
+    # or a DR call is served out of the margin before it is shed, never out of the limit.
+    network_margin_cny_per_kwh: float = 500.0
     # A kWh curtailed from a curtailable load whose give_way is normal (x the last factor for
     # last), on top of its cost; give_way first adds nothing (curtailed whenever it pays).
     comfort_cny_per_kwh: float = 2_000.0

@@ -72,6 +72,18 @@ class CycleReport:
     # may move); the driver runs it when the park's dispatch says so (vpp.sim, vpp.runtime).
     tracking: TrackingTarget | None = None
 
+    @property
+    def solved(self) -> DispatchProblem:
+        """The problem the plan solved: ``problem`` with the AC loop's network rows."""
+        return solved_problem(self.problem, self.grid)
+
+
+def solved_problem(problem: DispatchProblem, grid: object | None) -> DispatchProblem:
+    """``problem`` with the network rows the AC loop's kept dispatch solved (its report's
+    ``rows``); ``problem`` itself without a loop or rows."""
+    rows = tuple(getattr(grid, "rows", ()) or ())
+    return replace(problem, network=rows) if rows else problem
+
 
 def tracking_for(site: Site, report: CycleReport) -> TrackingTarget | None:
     """The cycle's tracking target for the driver: None unless the park tracks its meter
@@ -161,7 +173,8 @@ def plan_cycle(
     t0 = time.perf_counter()
     result, grid, used, fallback, errors = _dispatch(controller, problem, last_plan, dispatch_fn)
     t["dispatch_s"] = time.perf_counter() - t0
-    result = give_way.explain_plan(problem, result, dr_events)  # who gave way, and why
+    # Who gave way, and why: against the problem the plan solved, the AC loop's rows included.
+    result = give_way.explain_plan(solved_problem(problem, grid), result, dr_events)
     return _finish(at, state, problem, forecasts, result, grid, used, fallback, errors, t)
 
 

@@ -73,13 +73,13 @@ def record(report: CycleReport, park, events: Iterable[DemandResponseEvent] = ()
         The DR events the plan honoured (to name them).
     """
     events = tuple(events)
-    p, r = report.problem, report.result
+    p, r = report.solved, report.result  # the AC loop's rows included: they give way too
     notes = tuple(give_way.notes(p, r, events))
     return GiveWayRecord(notes, _curtailed(report, park, events), _windows(report.at, park))
 
 
 def _curtailed(report: CycleReport, park, events: tuple) -> tuple[Curtailed, ...]:
-    p, r = report.problem, report.result
+    p, r = report.solved, report.result
     planned = curtailment_causes(p, r, 0, give_way.dr_event_ids(events, p.horizon))
     if not planned:
         return ()
