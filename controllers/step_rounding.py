@@ -126,6 +126,14 @@ def _needs_energy(ch: EvChargerInput, k: int) -> bool:
     return any(s.arrival_k <= k < s.departure_k and s.e_needed_kwh > 1e-6 for s in ch.sessions)
 
 
+def _last_chance(ch: EvChargerInput, k: int) -> bool:
+    """A car that leaves at the end of interval ``k`` and still needs energy: what rounding
+    down takes from it now, no later interval gives back."""
+    return any(
+        s.arrival_k <= k < s.departure_k == k + 1 and s.e_needed_kwh > 1e-6 for s in ch.sessions
+    )
+
+
 def _priority(ch: EvChargerInput, k: int) -> int:
     here = [s for s in ch.sessions if s.arrival_k <= k < s.departure_k]
     return min((_RANK.get(str(s.give_way), 1) for s in here), default=1)
@@ -163,7 +171,7 @@ def round_chargers(
         if x <= TOL_KW or up is None:
             continue
         needs = steps[name] is None and x < pmin[name] and _needs_energy(c, k)
-        if not (x >= 0.5 * (out[name] + up) - TOL_KW or needs):
+        if not (x >= 0.5 * (out[name] + up) - TOL_KW or needs or _last_chance(c, k)):
             continue
         trial = dict(out, **{name: up})
         before, after = row_excess_kw(rows, out), row_excess_kw(rows, trial)

@@ -188,3 +188,28 @@ def test_a_load_lifted_to_its_minimum_power_keeps_the_group_rows():
         assert sent["pump"] == pytest.approx(expect)
         if expect == 0.0:
             assert "group g/import" in next(e.reason for e in events if e.asset == "pump")
+
+
+def test_a_car_in_its_last_interval_is_rounded_up_where_there_is_room():
+    """Rounding down takes energy no later interval gives back when the car leaves at the
+    end of this one: it goes to the step above (within every limit), not the nearest."""
+    pilot = PilotCurrents(values_a=(8.0, 16.0, 24.0, 32.0))
+    c = EvCharger("c0", "b1", 22.2, eta=1.0, pilot=pilot)
+    step = charger_steps_kw(c)[1]
+    roomy = (LimitGroup("pod", assets=("c0",), import_max_kw=4.0 * step),)
+    p = _problem([c], roomy, np.array([100.0, 100.0]), 200.0, [True])
+    staying = clamp(p, {"c0": 1.2 * step})[0]
+    assert staying["c0"] == pytest.approx(step)  # nearest: 1 step (a later interval makes up)
+    last = dataclasses.replace(
+        p,
+        ev_chargers=tuple(
+            dataclasses.replace(ch, sessions=(dataclasses.replace(ch.sessions[0], departure_k=1),))
+            for ch in p.ev_chargers
+        ),
+    )
+    assert clamp(last, {"c0": 1.2 * step})[0]["c0"] == pytest.approx(2 * step)
+    tight = (LimitGroup("pod", assets=("c0",), import_max_kw=1.5 * step),)
+    last_tight = dataclasses.replace(
+        last, group_rows=_problem([c], tight, np.array([100.0, 100.0]), 200.0, [True]).group_rows
+    )
+    assert clamp(last_tight, {"c0": 1.2 * step})[0]["c0"] == pytest.approx(step)  # no room
