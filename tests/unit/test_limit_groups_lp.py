@@ -128,14 +128,17 @@ def test_unknown_member_is_refused():
         MpcController().dispatch(p)
 
 
+def _with_base(site, *groups: LimitGroup):
+    """The site with the base load BASE and only ``groups``."""
+    assets = dataclasses.replace(site.assets, base_loads=(BASE,))
+    return dataclasses.replace(site, assets=assets, limit_groups=groups)
+
+
+POD_WITH_BASE = LimitGroup("pod", assets=("pod-0", "base"), import_max_kw=3.0, export_max_kw=1.0)
+
+
 def test_base_loads_are_fixed_parts(site):
-    with_base = dataclasses.replace(
-        site,
-        assets=dataclasses.replace(site.assets, base_loads=(BASE,)),
-        limit_groups=(
-            LimitGroup("pod", assets=("pod-0", "base"), import_max_kw=3.0, export_max_kw=1.0),
-        ),
-    )
+    with_base = _with_base(site, POD_WITH_BASE)
     rows = group_rows(with_base, N, lambda name: np.full(N, 2.0))
     assert [(r.kind, r.assets, r.coeff, r.limit_kw) for r in rows] == [
         ("import", ("pod-0",), (1.0,), 3.0),
@@ -146,13 +149,10 @@ def test_base_loads_are_fixed_parts(site):
 
 
 def test_the_fixed_part_carries_the_forecast_margin_on_the_side_that_loads_the_row(site):
-    with_base = dataclasses.replace(
+    with_base = _with_base(
         site,
-        assets=dataclasses.replace(site.assets, base_loads=(BASE,)),
-        limit_groups=(
-            LimitGroup("pod", assets=("pod-0", "base"), import_max_kw=3.0, export_max_kw=1.0),
-            LimitGroup("ph", assets=("lp-0", "base"), phase_current_max_a=40.0, voltage_v=400.0),
-        ),
+        POD_WITH_BASE,
+        LimitGroup("ph", assets=("lp-0", "base"), phase_current_max_a=40.0, voltage_v=400.0),
     )
     rows = group_rows(
         with_base,
@@ -182,12 +182,8 @@ def test_a_margin_that_covers_the_error_keeps_the_realised_group_within_its_limi
 ):
     """The plan's decisions with the true base load (P50 + an error within the spread) keep
     the group's import row: the margin is what makes the plan hold when the forecast errs."""
-    with_base = dataclasses.replace(
-        site,
-        assets=dataclasses.replace(site.assets, base_loads=(BASE,)),
-        limit_groups=(
-            LimitGroup("pod", assets=(*(c.name for c in POD), "base"), import_max_kw=60.0),
-        ),
+    with_base = _with_base(
+        site, LimitGroup("pod", assets=(*(c.name for c in POD), "base"), import_max_kw=60.0)
     )
     p50 = 10.0
     rows = group_rows(with_base, N, lambda n: np.full(N, p50), lambda n: np.full(N, spread))
