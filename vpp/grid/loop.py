@@ -333,8 +333,11 @@ def correction_rows(
             continue
         limit = bound - x0 + c @ p0 - u
         x0_ok = np.where(np.isfinite(limit), limit, np.inf)
-        # the margin u inside the limit: the plan may use it at a price, never the limit
-        rows.append(NetworkConstraint(name, element, c / scale, x0_ok / scale, u / scale))
+        # The margins inside the limit the plan may use at a price, never the limit itself:
+        # the forecast-error margin u, and for a row that is only at risk (within its limit
+        # at P50) the linearisation margin as well; a violated row keeps that one hard.
+        soft = u + (margin if reason == "at_risk" else 0.0)
+        rows.append(NetworkConstraint(name, element, c / scale, x0_ok / scale, soft / scale))
         notes.append(note)
     return rows, notes
 
