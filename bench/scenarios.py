@@ -211,7 +211,7 @@ def figures(r, wall_s: float) -> dict:
         "ev_short_kwh": k["ev_unmet_kwh"],
         "unserved_kwh": k["unserved_kwh"],
         "solver_failures": k["solver_failures"],
-        "tracking_kwh": float(np.sum(np.abs(s.get("tracking_kw", np.zeros(n))))) * r.horizon.dt_h,
+        "tracking_kwh": k["tracking_kwh"],
         "wall_s": wall_s,
     }
 

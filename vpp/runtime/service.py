@@ -363,9 +363,10 @@ class Runtime(DrLifecycle):
         t0 = time.perf_counter()
         commands = self.commands_fn(rep) if self.commands_fn else rep.setpoints_kw
         self._noted("driver", self.driver.apply, at, commands)
+        tracked = tracking_for(self.site, rep)
         track = getattr(self.driver, "track", None)  # the local loop on the park meter
         if track is not None:
-            self._noted("driver", track, at, tracking_for(self.site, rep))
+            self._noted("driver", track, at, tracked)
         rep.timings_s["publish_s"] = time.perf_counter() - t0
         rep.timings_s["total_s"] = sum(
             rep.timings_s[k] for k in ("state_s", "planner_s", "store_s", "publish_s")
@@ -389,7 +390,7 @@ class Runtime(DrLifecycle):
             rep.forecasts,
             rep.fallback,
             rep.result.status,
-            tracking_for(self.site, rep),
+            tracked,
         )
         self.cycles_run += 1
         self.last_error = None

@@ -557,20 +557,12 @@ class SimulatedPark:
         if t is None or not t.active(at):
             return planned
         meter = net_without_batteries_kw + sum(planned.values())
-        moved = tracking.correct(t, meter, {n: planned[n] for n in planned})
-        out = dict(planned)
-        for name, sp in moved.items():
-            if name in out:
-                spec = self._bats[name]
-                out[name] = self._battery_power(spec, sp)
-        return out
+        moved = tracking.correct(t, meter, planned)
+        return {n: self._battery_power(self._bats[n], moved.get(n, p)) for n, p in planned.items()}
 
     def _battery(self, b: Battery, p_kw: float) -> float:
         """Power actually taken (+) or given (-), and the SOC moved; within every limit."""
-        if p_kw is None or not math.isfinite(p_kw):
-            p_kw = 0.0
-        lo, hi = self._battery_limits_kw(b)
-        p = min(max(p_kw, lo), hi)
+        p = self._battery_power(b, p_kw)
         self._battery_move(b, p)
         return p
 
