@@ -11,6 +11,7 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -324,8 +325,8 @@ class ModbusPeer:
 # --------------------------------------------------------------------------------------------
 # OCPP charge points
 # --------------------------------------------------------------------------------------------
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class _Handlers16(Cp16):
@@ -407,8 +408,10 @@ class ChargePointSim:
         voltage_v: float = 230.0,
         phases: int = 3,
         validate: bool = True,
+        clock: Callable[[], datetime] | None = None,
     ):
         self.sid, self.version, self.url, self.key = sid, version, url, key
+        self.clock = clock or (lambda: datetime.now(UTC))  # stamps its messages
         self.connectors, self.units, self.follows = connectors, units, follows
         self.voltage_v, self.phases, self.validate = voltage_v, phases, validate
         self.limits_w: dict[int, float] = {}  # connector (0 = station) -> W
@@ -423,6 +426,9 @@ class ChargePointSim:
         self.got_profile = asyncio.Event()
         self.closed = asyncio.Event()
         self.hang = False
+
+    def _now(self) -> str:
+        return _stamp(self.clock())
 
     def on_profile(self, cid: int, profile: dict, version: str) -> None:
         sched = profile["charging_schedule"]
@@ -488,7 +494,7 @@ class ChargePointSim:
             for c in range(1, self.connectors + 1):
                 await self.cp.call(
                     call201.StatusNotification(
-                        timestamp=_now(), connector_status="Available", evse_id=c, connector_id=1
+                        timestamp=self._now(), connector_status="Available", evse_id=c, connector_id=1
                     )
                 )
 
@@ -507,7 +513,7 @@ class ChargePointSim:
                     connector_id=cid,
                     id_tag="TAG-" + self.sid,
                     meter_start=int(self.energy_wh[cid]),
-                    timestamp=_now(),
+                    timestamp=self._now(),
                 )
             )
             self.tx[cid] = str(r.transaction_id)
@@ -517,7 +523,7 @@ class ChargePointSim:
         await self.cp.call(
             call201.TransactionEvent(
                 event_type="Started",
-                timestamp=_now(),
+                timestamp=self._now(),
                 trigger_reason="CablePluggedIn",
                 seq_no=0,
                 transaction_info={"transaction_id": tx, "charging_state": "EVConnected"},
@@ -542,7 +548,7 @@ class ChargePointSim:
 
     def _mv201(self, cid: int) -> dict:
         return {
-            "timestamp": _now(),
+            "timestamp": self._now(),
             "sampled_value": [
                 {
                     "value": self.draw_w(cid),
@@ -564,7 +570,7 @@ class ChargePointSim:
             self.energy_wh[cid] += self.draw_w(cid) * dt_s / 3600.0
             if self.version == "1.6":
                 mv = {
-                    "timestamp": _now(),
+                    "timestamp": self._now(),
                     "sampled_value": [
                         {
                             "value": f"{self.draw_w(cid):.1f}",
@@ -586,7 +592,7 @@ class ChargePointSim:
                 await self.cp.call(
                     call201.TransactionEvent(
                         event_type="Updated",
-                        timestamp=_now(),
+                        timestamp=self._now(),
                         trigger_reason="MeterValuePeriodic",
                         seq_no=1,
                         transaction_info={"transaction_id": self.tx[cid]},
@@ -602,14 +608,14 @@ class ChargePointSim:
         if self.version == "1.6":
             await self.cp.call(
                 call16.StopTransaction(
-                    meter_stop=int(self.energy_wh[cid]), timestamp=_now(), transaction_id=int(tx)
+                    meter_stop=int(self.energy_wh[cid]), timestamp=self._now(), transaction_id=int(tx)
                 )
             )
         else:
             await self.cp.call(
                 call201.TransactionEvent(
                     event_type="Ended",
-                    timestamp=_now(),
+                    timestamp=self._now(),
                     trigger_reason="EVDeparted",
                     seq_no=2,
                     transaction_info={"transaction_id": tx, "stopped_reason": "EVDisconnected"},
