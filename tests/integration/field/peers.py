@@ -494,7 +494,10 @@ class ChargePointSim:
             for c in range(1, self.connectors + 1):
                 await self.cp.call(
                     call201.StatusNotification(
-                        timestamp=self._now(), connector_status="Available", evse_id=c, connector_id=1
+                        timestamp=self._now(),
+                        connector_status="Available",
+                        evse_id=c,
+                        connector_id=1,
                     )
                 )
 
@@ -608,7 +611,9 @@ class ChargePointSim:
         if self.version == "1.6":
             await self.cp.call(
                 call16.StopTransaction(
-                    meter_stop=int(self.energy_wh[cid]), timestamp=self._now(), transaction_id=int(tx)
+                    meter_stop=int(self.energy_wh[cid]),
+                    timestamp=self._now(),
+                    transaction_id=int(tx),
                 )
             )
         else:
