@@ -159,3 +159,36 @@ def test_a_followed_call_whose_window_has_begun_is_kept_unless_giving_up_saves_a
     early._dr_followed = {"SG-1": True}
     d = early.dispatch(_problem(0.01)).dr_decisions["SG-1"]
     assert "committed" not in d.says
+
+
+def test_a_call_that_needs_a_forecast_margin_is_weighed_on_money_not_on_the_margin_price() -> None:
+    """The call of :func:`_problem` at 2 CNY/kWh (36 CNY earned on 18 kWh) with the battery
+    nearly empty (10 kWh): following it means charging 10-15 kW in hour 0, where a network row
+    holds the bus at 100 kW with a 30 kW forecast-error margin above (its limit, 130 kW, is
+    hard). Using the margin is priced in the LP at 500 CNY/kWh (term margin_shortfall), about
+    6,000 CNY: counted as money, that made the call "cost" far more than it earns and it was
+    not followed. The margin is a hedge, not money: the call is followed, the plan stays
+    within the hard limit, and the decision says it uses the margin and at what price."""
+    from controllers.problem import NetworkConstraint
+
+    base = _problem(2.0)
+    low = replace(base.batteries[0], e_init_kwh=10.0)
+    row = NetworkConstraint(
+        "bus b1 loading",
+        "trafo-1",
+        np.array([1.0]),
+        np.array([100.0, 1e4, 1e4, 1e4]),
+        margin=np.array([30.0, 0.0, 0.0, 0.0]),
+    )
+    p = replace(base, batteries=(low,), network=(row,))
+    r = MpcController().dispatch(p)
+    assert r.ok, r.status
+    d = r.dr_decisions["SG-1"]
+    assert d.weighed and d.followed, d.says
+    assert d.effective, d.says
+    assert r.terms_cny["margin_shortfall"] > 1_000.0  # the plan pays the margin's price
+    assert d.extra_cost_cny < d.earns_cny < 40.0  # on money, following pays
+    assert "uses more of the forecast-error margins" in d.says, d.says
+    charge_kw = r.assets["bat"].p_kw[0]
+    assert charge_kw > 0.0 and 100.0 + charge_kw <= 130.0 + 1e-6  # within the hard limit
+    assert invariants.check(p, r) == []
