@@ -325,10 +325,6 @@ class ModbusPeer:
 # --------------------------------------------------------------------------------------------
 # OCPP charge points
 # --------------------------------------------------------------------------------------------
-def _stamp(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 class _Handlers16(Cp16):
     sim: ChargePointSim
 
@@ -428,7 +424,7 @@ class ChargePointSim:
         self.hang = False
 
     def _now(self) -> str:
-        return _stamp(self.clock())
+        return self.clock().astimezone(UTC).isoformat().replace("+00:00", "Z")
 
     def on_profile(self, cid: int, profile: dict, version: str) -> None:
         sched = profile["charging_schedule"]
