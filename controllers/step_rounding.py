@@ -20,9 +20,13 @@ and the DR cap) and the connection's export limit.
 3. **up**: in priority order, a charger rounded down goes to the allowed power above (at
    most its device limit) when its plan value is at least half-way there, or, without pilot
    steps, when the plan gave it something below its minimum and its car still needs energy
-   (the car stops when full), and only when no row it raises goes over its limit (a row
-   already over may not get worse). A move that breaks no row cannot make any row break:
-   rows it lowers only gain room.
+   (the car stops when full), or when, rounded down, its car could not get the energy it
+   needs even at full power in the intervals it has left (in its last interval: whenever it
+   is still short). Such cars go first, and may step down, lowest priority first, chargers
+   whose cars can still finish later. A move is kept only when no row it raises goes over
+   its limit (checked on the final setpoints, those stepped down included; a row already
+   over may not get worse). A move that breaks no row cannot make any row break: rows it
+   lowers only gain room.
 
 Hence every row that held with the chargers rounded down (1-2) holds at the end; the moves
 change chargers only. What it cannot do: a row broken by other assets or by fixed loads alone
@@ -126,12 +130,19 @@ def _needs_energy(ch: EvChargerInput, k: int) -> bool:
     return any(s.arrival_k <= k < s.departure_k and s.e_needed_kwh > 1e-6 for s in ch.sessions)
 
 
-def _last_chance(ch: EvChargerInput, k: int) -> bool:
-    """A car that leaves at the end of interval ``k`` and still needs energy: what rounding
-    down takes from it now, no later interval gives back."""
-    return any(
-        s.arrival_k <= k < s.departure_k == k + 1 and s.e_needed_kwh > 1e-6 for s in ch.sessions
-    )
+def _behind(ch: EvChargerInput, k: int, down_kw: float, top_kw: float, dt_h: float) -> bool:
+    """A car that, given ``down_kw`` in interval ``k``, could not get the energy it still needs
+    even at ``top_kw`` (the charger's highest allowed power) in every interval it has left:
+    what rounding down takes from it now, no later interval gives back. In its last interval
+    that is any car still short after ``down_kw``."""
+    for s in ch.sessions:
+        if not (s.arrival_k <= k < s.departure_k) or s.e_needed_kwh <= 1e-6:
+            continue
+        top = min(top_kw, s.p_max_kw) if s.p_max_kw > 0 else top_kw
+        later_kwh = (s.departure_k - k - 1) * top * ch.spec.eta * dt_h
+        if s.e_needed_kwh - down_kw * ch.spec.eta * dt_h > later_kwh + 1e-9:
+            return True
+    return False
 
 
 def _priority(ch: EvChargerInput, k: int) -> int:
@@ -164,24 +175,71 @@ def round_chargers(
         out[name] = down
     rows = rows_at(problem, k)
     _shed(rows, out, chs, steps, pmin, why)
-    for c in chs:
+    top = {
+        c.spec.name: steps[c.spec.name][-1] if steps[c.spec.name] else lim[c.spec.name][1]
+        for c in chs
+    }
+
+    def behind(c: EvChargerInput, kw: float) -> bool:
+        return _behind(c, k, kw, top[c.spec.name], problem.dt_h)
+
+    # Cars that would leave short go first: they may take room from cars that have time.
+    order = sorted(chs, key=lambda c: not behind(c, out[c.spec.name]))
+    donors: set[str] = set()  # stepped down to give room: not rounded up again
+    for c in order:
         name = c.spec.name
+        if name in donors:
+            continue
         x = sent[name]  # the plan's value within the device's limits
         up = _next_up(out[name], steps[name], pmin[name], lim[name][1])
         if x <= TOL_KW or up is None:
             continue
         needs = steps[name] is None and x < pmin[name] and _needs_energy(c, k)
-        if not (x >= 0.5 * (out[name] + up) - TOL_KW or needs or _last_chance(c, k)):
+        late = behind(c, out[name])
+        if not (x >= 0.5 * (out[name] + up) - TOL_KW or needs or late):
             continue
         trial = dict(out, **{name: up})
-        before, after = row_excess_kw(rows, out), row_excess_kw(rows, trial)
-        if all(a <= TOL_KW or a <= b + TOL_KW for a, b in zip(after, before, strict=True)):
+        before = row_excess_kw(rows, out)
+        lowered = _make_room(rows, trial, before, name, chs, steps, pmin, behind) if late else []
+        after = row_excess_kw(rows, trial)
+        if _holds(after, before):
             why[name] = "rounded up to an allowed power, within every limit"
-            out[name] = up
+            for d in lowered:
+                why[d] = f"stepped down to give room to {name}, whose car would leave short"
+                donors.add(d)
+            out.update(trial)
         else:
             why[name] = "rounded down: rounding up would break " + _broken(rows, after)
     events = [(n, proposed[n], out[n], why[n]) for n in why if abs(out[n] - proposed[n]) > TOL_KW]
     return out, events
+
+
+def _holds(after: list[float], before: list[float]) -> bool:
+    """Every row within its limit, or no further over it than before."""
+    return all(a <= TOL_KW or a <= b + TOL_KW for a, b in zip(after, before, strict=True))
+
+
+def _make_room(rows, trial, before, name, chs, steps, pmin, behind) -> list[str]:
+    """Step down, lowest priority first, chargers (not ``name``) drawing on a row ``trial``
+    breaks, each only while its own car can still finish at full power later, until every
+    row holds; ``trial`` is changed in place. Returns the chargers stepped down."""
+    lowered: list[str] = []
+    for c in reversed(chs):
+        d = c.spec.name
+        while d != name and trial[d] > TOL_KW:
+            excess = row_excess_kw(rows, trial)
+            if _holds(excess, before):
+                return lowered
+            over = [i for i, e in enumerate(excess) if e > TOL_KW]
+            if not any(rows[i][1].get(d, 0.0) > 0 for i in over):
+                break
+            lower = _next_down(trial[d], steps[d], pmin[d])
+            if behind(c, lower):
+                break
+            trial[d] = lower
+            if d not in lowered:
+                lowered.append(d)
+    return lowered
 
 
 def _broken(rows, excess: list[float]) -> str:

@@ -190,6 +190,49 @@ def test_a_load_lifted_to_its_minimum_power_keeps_the_group_rows():
             assert "group g/import" in next(e.reason for e in events if e.asset == "pump")
 
 
+def _with_need(p, e_kwh: float, departure_k: int | None = None):
+    """``p`` with each charger's session needing ``e_kwh`` (and leaving at ``departure_k``)."""
+    out = []
+    for ch in p.ev_chargers:
+        s = dataclasses.replace(ch.sessions[0], e_needed_kwh=e_kwh)
+        if departure_k is not None:
+            s = dataclasses.replace(s, departure_k=departure_k)
+        out.append(dataclasses.replace(ch, sessions=(s,)))
+    return dataclasses.replace(p, ev_chargers=tuple(out))
+
+
+def test_a_car_that_rounding_down_would_leave_short_goes_up_and_may_take_room_from_one_with_time():
+    """Two intervals of 15 min left, a car that needs a little more than one step now and full
+    power next: rounded down it could not finish, so it goes to the step above. In a pod with
+    room for 3 steps, where another car planned at 2 steps needs little, that car gives a step:
+    the late car gets 2 steps, the pod stays within its limit, and the car with time keeps
+    enough to finish in the next interval."""
+    pilot = PilotCurrents(values_a=(8.0, 16.0, 24.0, 32.0))
+    c0 = EvCharger("c0", "b1", 22.2, eta=1.0, pilot=pilot)
+    c1 = EvCharger("c1", "b1", 22.2, eta=1.0, pilot=pilot)
+    step = charger_steps_kw(c0)[1]
+    pod = (LimitGroup("pod", assets=("c0", "c1"), import_max_kw=3.0 * step + 1e-3),)
+    p = _problem([c0, c1], pod, np.array([100.0, 100.0]), 200.0, [True, True])
+    late_need = (1.2 * step + 4 * step) * 0.25  # 1.2 steps now, full power (4 steps) next
+    evs = (
+        _with_need(p, late_need).ev_chargers[0],
+        _with_need(p, 0.5 * step * 0.25).ev_chargers[1],
+    )
+    p = dataclasses.replace(p, ev_chargers=evs)
+    sent, events = clamp(p, {"c0": 1.2 * step, "c1": 2.0 * step})
+    assert sent["c0"] == pytest.approx(2 * step)
+    assert sent["c1"] == pytest.approx(step)
+    assert sent["c0"] + sent["c1"] <= 3.0 * step + 1e-3
+    why = {e.asset: e.reason for e in events}
+    assert "give room to c0" in why["c1"]
+    # With 1.2 steps of need left after this interval's full power later, not behind: nearest.
+    easy = dataclasses.replace(
+        p, ev_chargers=(_with_need(p, 1.2 * step * 0.25).ev_chargers[0], evs[1])
+    )
+    sent, _ = clamp(easy, {"c0": 1.2 * step, "c1": 2.0 * step})
+    assert sent["c0"] == pytest.approx(step) and sent["c1"] == pytest.approx(2 * step)
+
+
 def test_a_car_in_its_last_interval_is_rounded_up_where_there_is_room():
     """Rounding down takes energy no later interval gives back when the car leaves at the
     end of this one: it goes to the step above (within every limit), not the nearest."""
@@ -198,8 +241,9 @@ def test_a_car_in_its_last_interval_is_rounded_up_where_there_is_room():
     step = charger_steps_kw(c)[1]
     roomy = (LimitGroup("pod", assets=("c0",), import_max_kw=4.0 * step),)
     p = _problem([c], roomy, np.array([100.0, 100.0]), 200.0, [True])
-    staying = clamp(p, {"c0": 1.2 * step})[0]
-    assert staying["c0"] == pytest.approx(step)  # nearest: 1 step (a later interval makes up)
+    # 2 kWh to go and a second interval to come: nearest, 1 step (the next interval makes up).
+    p_small = _with_need(p, 2.0)
+    assert clamp(p_small, {"c0": 1.2 * step})[0]["c0"] == pytest.approx(step)
     last = dataclasses.replace(
         p,
         ev_chargers=tuple(

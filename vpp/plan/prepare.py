@@ -331,6 +331,12 @@ def _ev_inputs(
             continue
         c = spec[s.charger]
         p_max = min(c.p_max_kw, s.p_max_kw) if s.p_max_kw else c.p_max_kw
+        steps = charger_steps_kw(c)
+        if len(steps) > 1:
+            # The most a stepped charger gives is its top pilot step (32 A x 208 V = 6.656 kW
+            # under a 6.66 kW rating): a plan at the rating would count energy full power
+            # cannot deliver, and the car would leave a few Wh short.
+            p_max = min(p_max, steps[-1])
         a_k, d_k = horizon.index_of(s.arrival), horizon.index_of(s.departure)
         if d_k <= a_k:
             continue
