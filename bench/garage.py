@@ -7,7 +7,10 @@ Runs each controller over the garage's weekdays (re-planned every 5 minutes, the
 park) and prints, realised: delivered % of the requested EV energy, sessions fully served,
 peak import kW, the worst utilisation of every limit group (import and per phase) and its
 breach steps, energy cost, demand charge, the bill (their sum) and the median and worst
-solve time per interval. Then the issue's goals, each as met or missed.
+solve time per interval. Then the offline optimum (controllers.ev_offline: every session and
+the realised base load known in hindsight, continuous powers, the connection limit only): a
+lower bound on the bill of any controller that serves every session, and so on how far below
+EDF/LLF any controller's bill can go. Then the issue's goals, each as met or missed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from controllers.ev_offline import OfflineSession, offline_bill_bound  # noqa: E402
 from vpp.park.config import load_site  # noqa: E402
 from vpp.sim.closed_loop import make_controller, simulate  # noqa: E402
 
@@ -43,6 +47,41 @@ class Timed:
             return self.inner.dispatch(problem)
         finally:
             self.solve_s.append(time.perf_counter() - t)
+
+
+def offline_bound(site, r) -> dict:
+    """The offline optimum of the garage's bill over run ``r`` (its sessions, its realised base
+    load, its tariff and demand pro-rating): see controllers.ev_offline."""
+    run = r.horizon
+    t0 = run.start
+    step_s = run.step.total_seconds()
+    chargers = {c.name: c for c in site.assets.ev_chargers}
+    sessions = []
+    for s in r.sessions:
+        c = chargers[s.charger]
+        sessions.append(
+            OfflineSession(
+                start_k=round((s.arrival - t0).total_seconds() / step_s),
+                end_k=round((s.departure - t0).total_seconds() / step_s),
+                p_max_kw=c.p_max_kw,
+                e_kwh=s.requested_kwh,
+                eta=c.eta,
+            )
+        )
+    months = r.kpis["demand_by_month"]
+    if len(months) != 1:
+        raise SystemExit("the offline bound assumes a run inside one calendar month")
+    rate = months[0]["rate_cny_per_kw_month"] * months[0]["covered_frac"]
+    b = offline_bill_bound(
+        r.series["base_kw"],
+        r.series["price_cny_per_kwh"],
+        run.dt_h,
+        sessions,
+        demand_cny_per_kw=rate,
+        import_max_kw=site.connection.import_max_kw,
+        peak_floor_kw=months[0]["peak_before_run_kw"],
+    )
+    return b.__dict__
 
 
 def run_one(site, start: datetime, days: float, controller: str) -> dict:
@@ -78,6 +117,7 @@ def run_one(site, start: datetime, days: float, controller: str) -> dict:
         "solve_p50_s": solve[len(solve) // 2] if solve else None,
         "solve_max_s": solve[-1] if solve else None,
         "dispatch_calls": len(solve),
+        "offline": offline_bound(site, r),
     }
 
 
@@ -91,6 +131,12 @@ def show(rows: list[dict]) -> None:
             f"{r['cycle_p95_ms']:.0f} ms  solve p50 {1000 * (r['solve_p50_s'] or 0):.0f} ms "
             f"max {1000 * (r['solve_max_s'] or 0):.0f} ms  breaches {r['group_breach_steps']} "
             f"(connection {r['connection_breach_steps']})  wall {r['wall_s']:.0f} s"
+        )
+        b = r["offline"]
+        print(
+            f"{'':14}offline optimum of this run: bill {b['bill_cny']:.2f} CNY (energy "
+            f"{b['energy_cost_cny']:.2f}, demand {b['demand_charge_cny']:.2f}, peak "
+            f"{b['peak_import_kw']:.2f} kW)"
         )
         for g, v in r["limits"].items():
             ph = v["phase_utilisation_max"]
@@ -116,6 +162,15 @@ def goals(rows: list[dict]) -> list[str]:
         out.append(
             f"mpc bill {cut:.1f} % below the better of EDF/LLF (goal 25 %): "
             f"{'met' if cut >= 25.0 else 'MISSED'}"
+        )
+        bound = m["offline"]["bill_cny"]
+        room = 100.0 * (1.0 - bound / best) if best > 0 else 0.0
+        out.append(
+            f"offline optimum (hindsight, continuous, connection limit only) {bound:.2f} CNY: "
+            f"{room:.1f} % below the better of EDF/LLF, the most any controller serving every "
+            f"session can cut; the 25 % goal is "
+            + ("within reach" if room >= 25.0 else "out of reach of any controller")
+            + f"; mpc is {100.0 * (m['bill_cny'] / bound - 1.0):.1f} % above it"
         )
     if "mpc" in by:
         m = by["mpc"]
