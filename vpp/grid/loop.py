@@ -23,6 +23,14 @@ its largest coefficient, so its unit (and the controller's slack on it) is kW at
 sensitive bus: the network penalty per kWh then means the same for every row. Rows from
 earlier rounds stay; an element that is still violated gets a new row with a wider margin.
 
+Where the park's network is unbalanced (single-phase or line-to-line chargers on it,
+:func:`vpp.grid.unbalanced.applies`), each plan is also run through pandapower's three-phase
+flow at the step sent and the steps nearest a limit (``phase``: a
+:class:`vpp.grid.unbalanced.PhaseCheck`). An element over its limit on its worst phase is a
+violation like any other; its row is the balanced one with the limit divided by the
+unbalance found (worst phase / balanced loading), or a voltage bound moved by the worst
+phase's offset, and the checks under the forecast-error bounds apply the same unbalance.
+
 The controller stays pure: it sees only arrays. If no dispatch within the rows exists (the
 inflexible load alone overloads a transformer), the controller relaxes them at its network
 penalty; the loop keeps the least-violating dispatch and names the element.
@@ -38,6 +46,7 @@ import numpy as np
 
 from controllers.problem import Controller, DispatchProblem, DispatchResult, NetworkConstraint
 from vpp.grid.network import GridModel, GridReport, Violation, bus_q_kvar
+from vpp.grid.unbalanced import PhaseCheck, apply_unbalance, fold, steps_to_check
 
 LOADING_MARGIN_FRAC = 0.02  # of the loading limit, per round the element stays violated
 VOLTAGE_MARGIN_PU = 0.002
@@ -159,6 +168,7 @@ def dispatch_ac_feasible(
     grid: GridModel,
     max_rounds: int = 3,
     memory: RowMemory | None = None,
+    phase: PhaseCheck | None = None,
 ) -> tuple[DispatchResult, LoopReport]:
     """A dispatch that holds in the AC power flow, or the least-violating one, and a report.
 
@@ -169,6 +179,10 @@ def dispatch_ac_feasible(
     grid : the park network with its limits.
     max_rounds : re-solves allowed after the first dispatch.
     memory : rows learnt in earlier cycles (:class:`RowMemory`), applied first and updated.
+    phase : the park's unbalanced flow (:class:`vpp.grid.unbalanced.PhaseCheck`), where its
+        network is unbalanced: each plan is also checked per phase at the step sent and the
+        steps nearest a limit (:func:`vpp.grid.unbalanced.steps_to_check`), and an element
+        over its limit on a phase gets a row on the balanced model at its unbalance.
     """
     missing = sorted(set(problem.buses) - set(grid.buses))
     if missing:
@@ -187,6 +201,8 @@ def dispatch_ac_feasible(
         q = _plan_q_kvar(grid, result)
         report = validate_result(grid, result, q)
         stress = stressed_reports(grid, result, current, q)
+        if phase is not None and result.ok:
+            check_phases(phase, result, report, stress)
         validate_s.append(time.perf_counter() - t0)
         results.append(result)
         reports.append(report)
@@ -205,6 +221,18 @@ def dispatch_ac_feasible(
     out.rows = problems[best].network
     _name_at_risk(out, reports[best], stressed[best])
     return results[best], out
+
+
+def check_phases(
+    phase: PhaseCheck, result: DispatchResult, report: GridReport, stress: list[GridReport]
+) -> None:
+    """The unbalanced flow of the plan at the steps nearest a limit, folded into its balanced
+    ``report``; the checks under the forecast-error bounds take the unbalance it found."""
+    schedules = {name: np.asarray(a.p_kw, dtype=float) for name, a in result.assets.items()}
+    found = phase.check(schedules, report, steps_to_check(report), report.limits)
+    fold(report, found)
+    for r in stress:
+        apply_unbalance(r, report.unbalance)
 
 
 def _all_ok(report: GridReport, stress: list[GridReport]) -> bool:
@@ -361,10 +389,17 @@ def _row_data(grid: GridModel, report: GridReport, sens, element: str, kind: str
     if kind in ("overvoltage", "undervoltage"):
         i = grid.element_names("bus").index(element)
         margin = VOLTAGE_MARGIN_PU * hits
-        bound = lim.v_max_pu - margin if kind == "overvoltage" else lim.v_min_pu + margin
+        # Unbalanced: the worst phase lies ``off`` pu beyond the balanced voltage.
+        off = max(report.unbalance.get((element, kind), 0.0), 0.0)
+        if kind == "overvoltage":
+            bound = lim.v_max_pu - margin - off
+        else:
+            bound = lim.v_min_pu + margin + off
         return sens.vm_pu[i], flow.vm_pu[:, i], bound, margin
     margin = LOADING_MARGIN_FRAC * lim.loading_max_percent * hits
-    bound = lim.loading_max_percent - margin
+    # Unbalanced: the worst phase runs at ``u`` times the balanced loading.
+    u = max(report.unbalance.get((element, kind), 1.0), 1.0)
+    bound = (lim.loading_max_percent - margin) / u
     if kind == "trafo_loading":
         i = grid.element_names("trafo").index(element)
         return sens.trafo_percent[i], flow.trafo_loading_percent[:, i], bound, margin

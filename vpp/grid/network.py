@@ -184,6 +184,13 @@ class GridReport:
     limits: Limits
     flow: FlowResult = field(repr=False, default=None)  # type: ignore[assignment]
     messages: list[str] = field(default_factory=list)
+    # The flow's element names by kind ("bus", "line", "trafo"), in its columns' order.
+    element_names: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    # Where the unbalanced flow checked this schedule (vpp.grid.unbalanced): the steps, and
+    # per (element, kind) the unbalance it found (loading: worst phase / balanced; voltage:
+    # pu the worst phase lies beyond the balanced value).
+    phase_steps: list[int] = field(default_factory=list)
+    unbalance: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -393,6 +400,11 @@ class GridModel:
             violations=viol,
             limits=limits,
             flow=flow,
+            element_names={
+                "bus": tuple(map(str, net.bus.name)),
+                "line": tuple(map(str, net.line.name)),
+                "trafo": tuple(map(str, net.trafo.name)),
+            },
         )
 
     def sensitivity(self, V: np.ndarray) -> Sensitivity:

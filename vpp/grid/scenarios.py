@@ -12,6 +12,10 @@ buses plus the :class:`GridOptions` and (possibly modified) :class:`Site` to val
   park whose B12 warehouse roof carries 1.8 MWp behind a 2 MVA transformer at the end of a
   4 km 95 mm2 cable, with the utility holding the 10 kV bus at 1.03 pu: the export pushes
   B12's voltages over 1.05 pu unless PV is curtailed or the B11 battery charges.
+* :func:`single_phase_night` - the B01 office's 30 chargers, single-phase on phase A in a
+  variant of the demo park, charging from 22:00 with the cheapest hour first: the balanced
+  flow puts T-B01 (1000 kVA) at about 75 % while its phase A runs over 100 %; only the
+  unbalanced flow (``runpp_3ph``) sees it, and spreading the charging over the night fixes it.
 """
 
 from __future__ import annotations
@@ -146,4 +150,36 @@ def pv_noon(site: Site) -> tuple[DispatchProblem, Site, GridOptions]:
     return problem, site, GridOptions(ext_grid_vm_pu=1.03)
 
 
-__all__ = ["ev_valley", "pv_noon", "pv_site"]
+def single_phase_site(site: Site) -> Site:
+    """The demo park with B01's 30 chargers on phase A (7 kW at 230 V line-to-neutral)."""
+    chargers = tuple(
+        dataclasses.replace(c, phase="A", voltage_v=400.0) if c.bus == "B01-LV" else c
+        for c in site.assets.ev_chargers
+    )
+    return dataclasses.replace(site, assets=dataclasses.replace(site.assets, ev_chargers=chargers))
+
+
+def single_phase_night(site: Site) -> tuple[DispatchProblem, Site, GridOptions]:
+    """B01's single-phase chargers from 22:00 to 02:00, 12 kWh each, the first hour cheapest."""
+    site = single_phase_site(site)
+    horizon = Horizon(datetime(2026, 7, 15, 22, 0, tzinfo=TZ), timedelta(minutes=15), N)
+    price = _prices(22, (22, 8))
+    price[:4] = 0.13  # a cheap first hour pulls every car to full power at once
+    base = tuple(
+        BaseLoadInput(
+            b.name,
+            b.bus,
+            np.full(N, 0.6 * b.profile.scale if b.bus == "B01-LV" else 0.3 * b.profile.scale),
+        )
+        for b in site.assets.base_loads
+    )
+    chargers = tuple(
+        EvChargerInput(c, (EvSessionInput(c.name, 0, 16, 12.0, c.p_max_kw),))
+        for c in site.assets.ev_chargers
+        if c.bus == "B01-LV"
+    )
+    problem = _problem(site, horizon, price, base_loads=base, ev_chargers=chargers)
+    return problem, site, GridOptions()
+
+
+__all__ = ["ev_valley", "pv_noon", "pv_site", "single_phase_night", "single_phase_site"]

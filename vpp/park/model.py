@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Literal
 
 import numpy as np
 
@@ -151,6 +152,10 @@ class Network:
     loading_max_percent: float = 100.0
     pandapower_json: str | None = None
     simbench_code: str | None = None
+    # The AC checks add pandapower's unbalanced three-phase flow (vpp.grid.unbalanced):
+    # "auto" when a single-phase or line-to-line charger sits on the park's own network,
+    # "on" always, "off" never. Zero-sequence data are typical values (ZeroSequence).
+    unbalanced: Literal["auto", "on", "off"] = "auto"
 
 
 # --------------------------------------------------------------------------------------------

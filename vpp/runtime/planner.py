@@ -276,12 +276,15 @@ def make_dispatch_fn(site: Site, enabled: bool) -> DispatchFn:
     except ImportError:
         log.warning("network validation unavailable (vpp.grid.network); plans are not AC-checked")
         return plain_dispatch
+    from vpp.grid import unbalanced
+
     grid = GridModel.from_site(site)
     memory = RowMemory()  # binding network rows carried from cycle to cycle
+    phase = unbalanced.PhaseCheck(site) if unbalanced.applies(site) else None
 
     def dispatch(controller, problem):
         return dispatch_ac_feasible(
-            controller, problem, grid, max_rounds=AC_MAX_ROUNDS, memory=memory
+            controller, problem, grid, max_rounds=AC_MAX_ROUNDS, memory=memory, phase=phase
         )
 
     return dispatch

@@ -396,14 +396,18 @@ def _month_of(t: datetime, site: Site) -> str:
 
 
 def _grid_dispatch(site: Site):
+    from vpp.grid import unbalanced
     from vpp.grid.loop import RowMemory, dispatch_ac_feasible
     from vpp.grid.network import GridModel
 
     model = GridModel.from_site(site)
     memory = RowMemory()
+    phase = unbalanced.PhaseCheck(site) if unbalanced.applies(site) else None
 
     def fn(controller: Controller, problem):
-        return dispatch_ac_feasible(controller, problem, model, max_rounds=2, memory=memory)
+        return dispatch_ac_feasible(
+            controller, problem, model, max_rounds=2, memory=memory, phase=phase
+        )
 
     return fn
 

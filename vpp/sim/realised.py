@@ -20,6 +20,7 @@ from datetime import datetime
 
 import numpy as np
 
+from vpp.grid import unbalanced
 from vpp.grid.network import GridModel, GridOptions, GridReport, tan_phi
 from vpp.park.model import Site
 
@@ -91,13 +92,45 @@ def check(
     known = {b: v for b, v in bus_p_kw.items() if b in model.buses}
     q_known = {b: v for b, v in q.items() if b in known}
     report = model.validate(known, q_known)
+    phase_only: set[tuple[str, str, int]] = set()
+    if unbalanced.applies(site):
+        phase_only = _check_phases(site, report, asset_p_kw, len(times), options)
     done = summarise(report, times)
+    if phase_only:
+        done.note = (
+            f"unbalanced three-phase flow (runpp_3ph) checked every interval; "
+            f"{len({k[2] for k in phase_only})} interval(s) over a limit on a phase only"
+        )
+    elif unbalanced.applies(site):
+        done.note = "unbalanced three-phase flow (runpp_3ph) checked every interval"
     if plans is not None and report.violations:
         planned = {b: np.asarray(plans.bus_p_kw.get(b, np.zeros_like(v))) for b, v in known.items()}
         near = {t.name: [t.lv_bus] for t in site.network.transformers}
         near |= {b: [b] for b in known}  # a bus's voltage: the bus itself first
-        explain(done, report, model.validate(planned, q_known), known, plans, times, near)
+        explain(
+            done, report, model.validate(planned, q_known), known, plans, times, near, phase_only
+        )
     return done
+
+
+def _check_phases(site: Site, report: GridReport, asset_p_kw, n: int, options: GridOptions):
+    """The unbalanced flow of every realised interval folded into the balanced ``report``
+    (its violations and its per-interval worst figures: the worst phase); returns the
+    ``(element, kind, step)`` over a limit on a phase only."""
+    phase = unbalanced.PhaseCheck(site, options.load_power_factor)
+    schedules = {name: np.asarray(asset_p_kw(name), dtype=float) for name in phase.loads}
+    found = phase.check(schedules, report, list(range(n)), report.limits)
+    unbalanced.fold(report, found)
+    for arr, by_step, pick in (
+        (report.trafo_loading_max_percent, found.trafo_loading_max_percent, max),
+        (report.line_loading_max_percent, found.line_loading_max_percent, max),
+        (report.vm_min_pu, found.vm_min_pu, min),
+        (report.vm_max_pu, found.vm_max_pu, max),
+    ):
+        for t, x in by_step.items():
+            if t < len(arr):
+                arr[t] = pick(float(arr[t]), x)
+    return {(v.element, v.kind, v.step) for v in found.violations}
 
 
 def explain(
@@ -108,6 +141,7 @@ def explain(
     plans: AppliedPlans,
     times: Sequence[datetime],
     near: dict[str, list[str]] | None = None,
+    phase_only: set[tuple[str, str, int]] = frozenset(),
 ) -> None:
     """Say, for each element the park overloaded, why no plan kept it within its limit: each
     row of ``done.by_element`` gains ``intervals_<cause>`` counts and ``why_worst`` (a sentence
@@ -120,7 +154,9 @@ def explain(
     kept there (``beyond_margin`` when the deviation exceeded it: a risk level set higher
     would have covered it at a price; within it, the row's linearisation fell short).
     ``near`` names, per element, the buses to look at first (a transformer's LV bus); where
-    none of them strayed, every bus is considered.
+    none of them strayed, every bus is considered. ``phase_unbalance``: the interval's
+    violation is on one phase only (``phase_only``, from the unbalanced flow), the balanced
+    figure being within the limit.
     """
     near = near or {}
     plan_bad = {(v.element, v.kind, v.step) for v in planned.violations}
@@ -128,8 +164,15 @@ def explain(
         key = (row["element"], row["kind"])
         steps = sorted({v.step for v in real.violations if (v.element, v.kind) == key})
         causes = {"plan": 0, "forecast_error_beyond_margin": 0, "forecast_error_within_margin": 0}
+        if phase_only:
+            causes["phase_unbalance"] = 0
         worst_text = ""
         for t in steps:
+            if (*key, t) in phase_only:
+                causes["phase_unbalance"] += 1
+                if times[t].isoformat() == row["worst_at"]:
+                    worst_text = "over its limit on one phase; the balanced loading was within it"
+                continue
             if (*key, t) in plan_bad:
                 causes["plan"] += 1
                 continue
