@@ -47,3 +47,13 @@ def test_four_hours_keep_every_realised_limit(site, controller):
         assert g.get("phase_utilisation_max", 0.0) <= 1.0 + 1e-9, name
     # The morning's arrivals fill the transformer: the limit is reached, not just kept.
     assert k["limit_groups"]["transformer"]["utilisation_max"] > 0.95
+
+
+def test_the_learned_forecasts_run_on_a_park_without_pv(site):
+    """`vpp compare`'s default forecast (the forecasts package) on the garage, which has no PV:
+    it crashed with "PvForecaster: no PV arrays given"; now the loads alone are modelled."""
+    start = datetime(2026, 9, 14, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    r = simulate(site, start, 1 / 24, "mpc", forecast="model")
+    assert r.forecast == "model"
+    assert len(r.cycles) == 12
+    assert r.kpis["group_breach_steps"] == 0

@@ -286,6 +286,7 @@ def _violation_causes(k: dict) -> str:
         "plan": "the plan itself",
         "forecast_error_beyond_margin": "forecast error beyond the margin",
         "forecast_error_within_margin": "forecast error within the margin",
+        "phase_unbalance": "one phase over (the balanced loading within)",
     }
     parts = []
     for cause, text in names.items():
@@ -307,7 +308,7 @@ def summary_line(result) -> str:
         f"{k['stored_energy_cost_cny']:,.0f} - DR {0.0 if dr is None else dr:,.0f}; peak "
         f"{k['peak_import_kw']:,.0f} kW, CO2 {k['co2_t']:,.1f} t, EV unmet "
         f"{k['ev_unmet_kwh']:,.1f} kWh; network violations "
-        f"{'not checked' if viol is None else viol} intervals (plan: "
+        f"{'not checked (no network)' if viol is None else f'{viol} intervals'} (plan: "
         f"{'not checked' if plan is None else plan}{_violation_causes(k)}), DR effective "
         f"{k['dr_events_effective']} of {k['dr_events']}"
     )

@@ -324,18 +324,23 @@ class ModelForecasts:
         self.pv_names, self.loads = asset_names(site)
         specs = pv_specs(site)
         self.recent_days = 8
-        self.load = LoadForecaster(
-            seed=seed, max_rows=60_000, rows_per_series=6_000, calendar=site.calendar
-        )
-        self.load.fit_many([history.series(n, fit_days) for n in self.loads])
-        self.pv = PvForecaster(
-            [(specs[n], site.location) for n in self.pv_names],
-            seed=seed,
-            max_rows=60_000,
-            rows_per_series=8_000,
-            calendar=site.calendar,
-        )
-        self.pv.fit_many([history.series(n, fit_days) for n in self.pv_names])
+        # A park without PV (a garage) or without forecast loads has no model for them.
+        self.load = None
+        if self.loads:
+            self.load = LoadForecaster(
+                seed=seed, max_rows=60_000, rows_per_series=6_000, calendar=site.calendar
+            )
+            self.load.fit_many([history.series(n, fit_days) for n in self.loads])
+        self.pv = None
+        if self.pv_names:
+            self.pv = PvForecaster(
+                [(specs[n], site.location) for n in self.pv_names],
+                seed=seed,
+                max_rows=60_000,
+                rows_per_series=8_000,
+                calendar=site.calendar,
+            )
+            self.pv.fit_many([history.series(n, fit_days) for n in self.pv_names])
 
     def predict(self, site: Site, horizon: Horizon, history: MeasuredHistory) -> Forecasts:
         recent = {n: history.series(n, self.recent_days) for n in [*self.loads, *self.pv_names]}
