@@ -59,7 +59,7 @@ def _readonly(series: Series, lo: int, hi: int) -> Series:
     if series.temp_c is not None:
         temp = series.temp_c[lo:hi].copy()
         temp.flags.writeable = False
-    return Series(Horizon(h.start + lo * h.step, h.step, hi - lo), values, temp)
+    return Series(Horizon(h.at(lo), h.step, hi - lo), values, temp)
 
 
 def rolling_origin(
@@ -93,7 +93,7 @@ def rolling_origin(
             fitted = {name: make().fit(history) for name, make in factories.items()}
             next_refit = i0 + config.refit_every
         recent = _readonly(series, max(0, int(i0) - config.recent_steps), int(i0))
-        horizon = Horizon(h.start + int(i0) * h.step, h.step, n)
+        horizon = Horizon(h.at(int(i0)), h.step, n)
         for name, fc in fitted.items():
             q = fc.predict(horizon, recent)
             out[name][:, row] = (q.p10_kw, q.p50_kw, q.p90_kw)

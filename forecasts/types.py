@@ -70,7 +70,7 @@ class Series:
     def tail(self, n: int) -> Series:
         """The last ``n`` intervals (all of them when shorter)."""
         n = min(n, self.horizon.n)
-        start = self.horizon.start + (self.horizon.n - n) * self.horizon.step
+        start = self.horizon.at(self.horizon.n - n)
         first = self.horizon.n - n
         temp = None if self.temp_c is None else self.temp_c[first:]
         return Series(Horizon(start, self.horizon.step, n), self.values_kw[-n:], temp)

@@ -51,7 +51,7 @@ def _period(conn, site, h: Horizon, split, cache: dict) -> tuple[np.ndarray, ...
         cache.clear()  # one month (and its year-before) at a time
         cache[key] = _series(conn, site, Horizon(h.start, h.step, k))
     head = cache[key]
-    tail = _series(conn, site, Horizon(h.start + k * h.step, h.step, h.n - k))
+    tail = _series(conn, site, Horizon(h.at(k), h.step, h.n - k))
     return tuple(np.concatenate([a, b]) for a, b in zip(head, tail, strict=True))
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -45,6 +45,12 @@ class Horizon:
 
     Interval ``k`` covers ``[start + k*step, start + (k+1)*step)``. Powers on a horizon are
     interval averages; energies (SOC) are on the ``n + 1`` boundaries.
+
+    The arithmetic is done in UTC: in a zone with daylight saving, four one-hour intervals
+    from 00:00 on the night the clocks go forward span four real hours (their local starts
+    read 00:00, 01:00, 03:00, 04:00), not two. Python adds a ``timedelta`` to an aware
+    datetime, and subtracts two with the same ``tzinfo``, in wall time; every method here
+    goes through UTC instead. Times come back in ``start``'s zone.
     """
 
     start: datetime
@@ -66,20 +72,28 @@ class Horizon:
 
     @property
     def end(self) -> datetime:
-        return self.start + self.n * self.step
+        return self.at(self.n)
+
+    def at(self, k: int) -> datetime:
+        """Boundary ``k`` (the start of interval ``k``), ``k`` real steps after ``start``."""
+        tz = self.start.tzinfo
+        return (self.start.astimezone(UTC) + k * self.step).astimezone(tz)
 
     def times(self) -> list[datetime]:
-        """Start time of every interval (tz-aware)."""
-        return [self.start + k * self.step for k in range(self.n)]
+        """Start time of every interval (tz-aware, in ``start``'s zone)."""
+        tz = self.start.tzinfo
+        t0 = self.start.astimezone(UTC)
+        return [(t0 + k * self.step).astimezone(tz) for k in range(self.n)]
 
     def index_of(self, t: datetime) -> int:
         """Index of the interval boundary at or after ``t`` (clipped to ``0..n``)."""
-        k = math.ceil((t - self.start) / self.step - 1e-9)
+        elapsed = t.astimezone(UTC) - self.start.astimezone(UTC)
+        k = math.ceil(elapsed / self.step - 1e-9)
         return int(min(max(k, 0), self.n))
 
     def shifted(self, k: int) -> Horizon:
         """The same grid moved by ``k`` intervals."""
-        return Horizon(self.start + k * self.step, self.step, self.n)
+        return Horizon(self.at(k), self.step, self.n)
 
 
 # --------------------------------------------------------------------------------------------
