@@ -22,6 +22,7 @@ PEDF converter limits): each has a slack with a penalty, and every slack used is
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -63,8 +64,14 @@ def _key(problem: DispatchProblem, soft: bool, integer: bool, slots: int, window
         round(problem.dt_h, 9),
         # Specs are part of the structure: efficiencies, costs and power ratings are constants.
         tuple(p.spec for p in problem.pv),
-        tuple(b.spec for b in problem.batteries),
-        tuple((p.spec, p.target_weight_cny_per_kwh) for p in problem.pedfs),
+        tuple(_valueless(b.spec) for b in problem.batteries),
+        tuple(
+            (
+                dataclasses.replace(p.spec, battery=_valueless(p.spec.battery)),
+                p.target_weight_cny_per_kwh,
+            )
+            for p in problem.pedfs
+        ),
         tuple(c.spec for c in problem.curtailables),
         tuple(c.spec for c in problem.ev_chargers),
         tuple(s.spec for s in problem.shiftables),
@@ -83,6 +90,14 @@ def _key(problem: DispatchProblem, soft: bool, integer: bool, slots: int, window
         windows,
         ev_has_targets(problem),
     )
+
+
+def _valueless(battery):
+    """A battery's spec without its end value: the value is a Parameter of the built model
+    (the problem's ``terminal_value_cny_per_kwh``), so a new one must not force a rebuild."""
+    if battery.terminal_value_cny_per_kwh is None:
+        return battery
+    return dataclasses.replace(battery, terminal_value_cny_per_kwh=None)
 
 
 def _network_rows(problem: DispatchProblem) -> int:
