@@ -157,3 +157,39 @@ def test_a_closed_loop_on_a_single_phase_park_runs_with_the_unbalanced_check(dem
     assert r.realised_grid.checked and "runpp_3ph" in r.realised_grid.note
     assert len(r.realised_grid.trafo_loading_max_percent) == 8
     assert r.kpis["grid_violation_steps"] is not None
+
+
+def test_vpp_grid_check_runs_the_unbalanced_flow_on_a_single_phase_park(night, tmp_path, capsys):
+    """`vpp grid check` on a park file whose B01 chargers are on phase A (`phase: A` in their
+    group): the schedule the balanced loop accepts is reported over on a phase, exit 1."""
+    import json
+    from pathlib import Path
+
+    from vpp.cli import main
+
+    demo_yaml = Path(ROOT_DEMO).resolve()
+    text = demo_yaml.read_text(encoding="utf-8")
+    text = text.replace("  - prefix: B01-EV\n", "  - prefix: B01-EV\n    phase: A\n", 1)
+    # The park file in its own folder, its tariff and carbon files where it looks for them.
+    (tmp_path / "parks").mkdir()
+    for sub in ("tariffs", "carbon"):
+        (tmp_path / sub).symlink_to(demo_yaml.parents[1] / sub)
+    park = tmp_path / "parks" / "single_phase.yaml"
+    park.write_text(text, encoding="utf-8")
+    problem, _, grid = night
+    result, _ = dispatch_ac_feasible(MpcController(), problem, grid, max_rounds=0)
+    sched = {
+        "bus_p_kw": {b: np.asarray(v).tolist() for b, v in result.bus_p_kw.items()},
+        "assets": {
+            n: {"kind": a.kind, "bus": a.bus, "p_kw": np.asarray(a.p_kw)[:8].tolist()}
+            for n, a in result.assets.items()
+        },
+    }
+    sched["bus_p_kw"] = {b: v[:8] for b, v in sched["bus_p_kw"].items()}
+    path = tmp_path / "schedule.json"
+    path.write_text(json.dumps(sched), encoding="utf-8")
+    rc = main(["grid", "check", "--config", str(park), "--schedule", str(path)])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "unbalanced flow" in out
+    assert "VIOLATION T-B01: trafo_loading" in out

@@ -58,6 +58,7 @@ def _read_schedule(path: str) -> tuple[dict[str, np.ndarray], dict[str, SimpleNa
 
 def _check(args: argparse.Namespace) -> int:
     from vpp.errors import UserError
+    from vpp.grid import unbalanced
     from vpp.grid.network import GridModel, GridOptions, bus_q_kvar
 
     site = _site(args.config)
@@ -68,12 +69,24 @@ def _check(args: argparse.Namespace) -> int:
         rep = grid.validate(bus_p, {b: q.get(b, 0.0 * p) for b, p in bus_p.items()})
     except ValueError as exc:
         raise UserError(f"{args.schedule}: {exc}") from None
+    phase_note = ""
+    if unbalanced.applies(site) and assets:
+        # Single-phase chargers on the network: every step per phase as well (runpp_3ph).
+        found = unbalanced.PhaseCheck(site, grid.options.load_power_factor).check(
+            {n: a.p_kw for n, a in assets.items()},
+            rep,
+            list(range(len(rep.vm_min_pu))),
+            rep.limits,
+        )
+        unbalanced.fold(rep, found)
+        worst = max(found.trafo_loading_max_percent.values(), default=float("nan"))
+        phase_note = f", worst transformer phase {worst:.1f} % (unbalanced flow)"
     print(f"{len(rep.vm_min_pu)} steps: voltage {np.nanmin(rep.vm_min_pu):.4f}-"
           f"{np.nanmax(rep.vm_max_pu):.4f} pu, max line loading "
           f"{np.nanmax(rep.line_loading_max_percent):.1f} %, max transformer loading "
           f"{np.nanmax(rep.trafo_loading_max_percent):.1f} %, losses "
           f"{np.nansum(rep.losses_kw) * site.dispatch.step_minutes / 60:.1f} kWh, reverse flow "
-          f"{rep.reverse_flow_kw.max():.1f} kW max")  # fmt: skip
+          f"{rep.reverse_flow_kw.max():.1f} kW max{phase_note}")  # fmt: skip
     for line in rep.summary():
         print(f"VIOLATION {line}")
     return 0 if rep.ok else 1
