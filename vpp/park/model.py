@@ -46,11 +46,9 @@ class Horizon:
     Interval ``k`` covers ``[start + k*step, start + (k+1)*step)``. Powers on a horizon are
     interval averages; energies (SOC) are on the ``n + 1`` boundaries.
 
-    The arithmetic is done in UTC: in a zone with daylight saving, four one-hour intervals
-    from 00:00 on the night the clocks go forward span four real hours (their local starts
-    read 00:00, 01:00, 03:00, 04:00), not two. Python adds a ``timedelta`` to an aware
-    datetime, and subtracts two with the same ``tzinfo``, in wall time; every method here
-    goes through UTC instead. Times come back in ``start``'s zone.
+    Arithmetic is in UTC (Python's on aware datetimes of one ``tzinfo`` is in wall time): in
+    a zone with daylight saving, four one-hour intervals from 00:00 on the night the clocks
+    go forward start at 00:00, 01:00, 03:00, 04:00 local. Times are in ``start``'s zone.
     """
 
     start: datetime
