@@ -169,6 +169,21 @@ class Violation:
         return abs(self.value - self.limit) * scale
 
 
+def worst_violations(violations: Sequence[Violation]) -> dict[tuple[str, str], Violation]:
+    """The worst of ``violations`` for each (element, kind)."""
+    out: dict[tuple[str, str], Violation] = {}
+    for v in violations:
+        key = (v.element, v.kind)
+        if key not in out or v.excess() > out[key].excess():
+            out[key] = v
+    return out
+
+
+def by_step(violations: Sequence[Violation]) -> list[Violation]:
+    """``violations`` sorted by step, then kind, then element."""
+    return sorted(violations, key=lambda v: (v.step, v.kind, v.element))
+
+
 @dataclass
 class GridReport:
     """Per-step figures of one validated schedule and every violation, with element names."""
@@ -186,10 +201,9 @@ class GridReport:
     messages: list[str] = field(default_factory=list)
     # The flow's element names by kind ("bus", "line", "trafo"), in its columns' order.
     element_names: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
-    # Where the unbalanced flow checked this schedule (vpp.grid.unbalanced): the steps, and
-    # per (element, kind) the unbalance it found (loading: worst phase / balanced; voltage:
-    # pu the worst phase lies beyond the balanced value).
-    phase_steps: list[int] = field(default_factory=list)
+    # Where the unbalanced flow checked this schedule (vpp.grid.unbalanced): per (element,
+    # kind) the unbalance it found (loading: worst phase / balanced; voltage: pu the worst
+    # phase lies beyond the balanced value).
     unbalance: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @property
@@ -202,12 +216,7 @@ class GridReport:
 
     def worst(self) -> dict[tuple[str, str], Violation]:
         """The worst violation of each (element, kind)."""
-        out: dict[tuple[str, str], Violation] = {}
-        for v in self.violations:
-            key = (v.element, v.kind)
-            if key not in out or v.excess() > out[key].excess():
-                out[key] = v
-        return out
+        return worst_violations(self.violations)
 
     def summary(self) -> list[str]:
         lines = []

@@ -33,7 +33,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandapower as pp
 
-from vpp.grid.network import GridReport, Limits, Violation, build_site_net, tan_phi
+from vpp.grid.network import (
+    GridReport,
+    Limits,
+    Violation,
+    build_site_net,
+    by_step,
+    tan_phi,
+    worst_violations,
+)
 from vpp.park.model import Site
 
 _INDUCTIVE = ("base_load", "curtailable", "shiftable")
@@ -145,7 +153,7 @@ def applies(site: Site) -> bool:
     """Whether the park's AC checks run the unbalanced flow (``network.unbalanced``; ``auto``:
     when a charger on a single phase or a line pair sits on a bus of the park's own network)."""
     nw = site.network
-    mode = getattr(nw, "unbalanced", "auto")
+    mode = nw.unbalanced
     if mode == "off" or nw.pandapower_json or nw.simbench_code:
         return False
     if not (nw.transformers or nw.lines):
@@ -163,13 +171,11 @@ class PhaseReport:
     ``violations``: per-phase violations (kinds as the balanced check's); ``unbalance``: per
     ``(element, kind)`` the largest factor (loading: worst phase / balanced, >= 1) or offset
     (voltage: pu the worst phase lies beyond the balanced value, >= 0) over the checked steps;
-    ``steps``: the steps checked; ``worst_phase_loading_percent``: per element, the largest
-    phase loading found."""
+    ``steps``: the steps checked."""
 
     steps: list[int] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     unbalance: dict[tuple[str, str], float] = field(default_factory=dict)
-    worst_phase_loading_percent: dict[str, float] = field(default_factory=dict)
     converged: bool = True
     # Per checked step: the largest phase loading of any transformer / line (%), the lowest
     # and highest phase voltage of any bus (pu).
@@ -180,7 +186,7 @@ class PhaseReport:
 
     def messages(self) -> list[str]:
         out = []
-        for (el, kind), v in sorted(_worst(self.violations).items()):
+        for (el, kind), v in sorted(worst_violations(self.violations).items()):
             u = self.unbalance.get((el, kind), 0.0)
             what = f"x{u:.3f} the balanced loading" if "loading" in kind else f"{u:+.4f} pu"
             out.append(
@@ -190,15 +196,6 @@ class PhaseReport:
         if not self.converged:
             out.append("unbalanced flow: did not converge at some checked step")
         return out
-
-
-def _worst(violations: list[Violation]) -> dict[tuple[str, str], Violation]:
-    out: dict[tuple[str, str], Violation] = {}
-    for v in violations:
-        key = (v.element, v.kind)
-        if key not in out or v.excess() > out[key].excess():
-            out[key] = v
-    return out
 
 
 class PhaseCheck:
@@ -212,7 +209,6 @@ class PhaseCheck:
     def __init__(
         self, site: Site, load_power_factor: float = 0.95, zero: ZeroSequence = ZeroSequence()
     ) -> None:
-        self.site = site
         self.net = unbalanced_net(site, zero)
         self.tan = tan_phi(load_power_factor)
         bus_idx = dict(zip(self.net.bus.name, self.net.bus.index, strict=True))
@@ -227,8 +223,8 @@ class PhaseCheck:
             (a.base_loads, "base_load"),
             (a.pedf_buildings, "pedf"),
         )
-        # name -> (load index, share per phase column (a, b, c), delta, inductive)
-        self.loads: dict[str, tuple[int, tuple[float, float, float], bool, bool]] = {}
+        # name -> (row of the asymmetric-load table, share per phase (a, b, c), inductive)
+        self.loads: dict[str, tuple[int, tuple[float, float, float], bool]] = {}
         for items, kind in kinds:
             for x in items:
                 if x.bus not in bus_idx:
@@ -240,10 +236,11 @@ class PhaseCheck:
                 elif ph in _DELTA:
                     share = tuple(1.0 if c == _DELTA[ph] else 0.0 for c in _PHASE_COLS)
                     delta = True
-                i = pp.create_asymmetric_load(
+                pp.create_asymmetric_load(
                     self.net, bus_idx[x.bus], name=x.name, type="delta" if delta else "wye"
                 )
-                self.loads[x.name] = (i, share, delta, kind in _INDUCTIVE)
+                row = len(self.net.asymmetric_load) - 1
+                self.loads[x.name] = (row, share, kind in _INDUCTIVE)
 
     def flow(self, asset_p_kw: Mapping[str, float]) -> PhaseFlow:
         """The unbalanced flow with each asset at ``asset_p_kw`` (kW, load convention; assets
@@ -251,14 +248,14 @@ class PhaseCheck:
         al = self.net.asymmetric_load
         p = np.zeros((len(al), 3))
         q = np.zeros((len(al), 3))
-        for name, (i, share, _delta, inductive) in self.loads.items():
+        for name, (row, share, inductive) in self.loads.items():
             kw = float(asset_p_kw.get(name, 0.0))
             if not kw:
                 continue
             mw = kw / 1000.0 * np.asarray(share)
-            p[al.index.get_loc(i)] = mw
+            p[row] = mw
             if inductive and kw > 0:
-                q[al.index.get_loc(i)] = mw * self.tan
+                q[row] = mw * self.tan
         for j, c in enumerate(_COLS):
             al[f"p_{c}_mw"] = p[:, j]
             al[f"q_{c}_mvar"] = q[:, j]
@@ -305,8 +302,6 @@ class PhaseCheck:
                     if el not in got:
                         continue
                     x3, x1 = float(got[el]), float(bal[t, i])
-                    prev = out.worst_phase_loading_percent.get(el, 0.0)
-                    out.worst_phase_loading_percent[el] = max(prev, x3)
                     if x1 > 1.0:
                         key = (el, kind)
                         out.unbalance[key] = max(out.unbalance.get(key, 1.0), x3 / x1)
@@ -329,7 +324,7 @@ class PhaseCheck:
                         out.violations.append(
                             Violation(t, b, kind, hi if kind == "overvoltage" else lo, bound)
                         )
-        out.violations.sort(key=lambda v: (v.step, v.kind, v.element))
+        out.violations = by_step(out.violations)
         return out
 
     def _line_loading(self) -> dict[str, float]:
@@ -341,8 +336,8 @@ class PhaseCheck:
 
 def steps_to_check(report: GridReport, first: int = 0, most: int = 4) -> list[int]:
     """The steps of a schedule the unbalanced flow checks: the one sent (``first``) and those
-    where the balanced flow is nearest a limit (most loaded transformer and line, lowest and
-    highest voltage), at most ``most``."""
+    where the balanced loading is nearest its limit, ``most`` in all, then the steps of the
+    lowest and the highest voltage (so at most ``most + 2``)."""
     out = [first]
     lim = report.limits
     n = len(report.trafo_loading_max_percent)
@@ -371,12 +366,9 @@ def steps_to_check(report: GridReport, first: int = 0, most: int = 4) -> list[in
 def fold(report: GridReport, found: PhaseReport) -> None:
     """Add what the unbalanced flow found to the balanced ``report`` of the same schedule: its
     violations, the unbalance per element (the loop's rows read it) and its messages."""
-    report.violations = sorted(
-        [*report.violations, *found.violations], key=lambda v: (v.step, v.kind, v.element)
-    )
+    report.violations = by_step([*report.violations, *found.violations])
     for key, u in found.unbalance.items():
         report.unbalance[key] = max(report.unbalance.get(key, u), u)
-    report.phase_steps = sorted(set(report.phase_steps) | set(found.steps))
     report.messages.extend(found.messages())
 
 
@@ -412,9 +404,7 @@ def apply_unbalance(report: GridReport, unbalance: Mapping[tuple[str, str], floa
                 if (int(t), b, kind) not in seen:
                     extra.append(Violation(int(t), b, kind, float(x[t]), bound))
     if extra:
-        report.violations = sorted(
-            [*report.violations, *extra], key=lambda v: (v.step, v.kind, v.element)
-        )
+        report.violations = by_step([*report.violations, *extra])
 
 
 def _names(report: GridReport, kind: str) -> list[str]:

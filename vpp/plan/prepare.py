@@ -326,17 +326,17 @@ def _ev_inputs(
 ) -> tuple[EvChargerInput, ...]:
     by_charger: dict[str, list[EvSessionInput]] = {c.name: [] for c in chargers}
     spec = {c.name: c for c in chargers}
+    steps = {c.name: charger_steps_kw(c) for c in chargers}
+    # The most a stepped charger gives is its top pilot step (32 A x 208 V = 6.656 kW under a
+    # 6.66 kW rating): a plan at the rating would count energy full power cannot deliver, and
+    # the car would leave a few Wh short.
+    top = {n: min(spec[n].p_max_kw, st[-1]) if len(st) > 1 else spec[n].p_max_kw
+           for n, st in steps.items()}  # fmt: skip
     for s in sessions:
         if s.charger not in spec or s.departure <= horizon.start or s.arrival >= horizon.end:
             continue
         c = spec[s.charger]
-        p_max = min(c.p_max_kw, s.p_max_kw) if s.p_max_kw else c.p_max_kw
-        steps = charger_steps_kw(c)
-        if len(steps) > 1:
-            # The most a stepped charger gives is its top pilot step (32 A x 208 V = 6.656 kW
-            # under a 6.66 kW rating): a plan at the rating would count energy full power
-            # cannot deliver, and the car would leave a few Wh short.
-            p_max = min(p_max, steps[-1])
+        p_max = min(top[c.name], s.p_max_kw) if s.p_max_kw else top[c.name]
         a_k, d_k = horizon.index_of(s.arrival), horizon.index_of(s.departure)
         if d_k <= a_k:
             continue
@@ -382,7 +382,7 @@ def _ev_inputs(
         EvChargerInput(
             c,
             tuple(sorted(by_charger[c.name], key=lambda x: x.arrival_k)),
-            charger_steps_kw(c),
+            steps[c.name],
         )
         for c in chargers
     )

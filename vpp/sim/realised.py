@@ -92,17 +92,15 @@ def check(
     known = {b: v for b, v in bus_p_kw.items() if b in model.buses}
     q_known = {b: v for b, v in q.items() if b in known}
     report = model.validate(known, q_known)
+    per_phase = unbalanced.applies(site)
     phase_only: set[tuple[str, str, int]] = set()
-    if unbalanced.applies(site):
+    if per_phase:
         phase_only = _check_phases(site, report, asset_p_kw, len(times), options)
     done = summarise(report, times)
-    if phase_only:
-        done.note = (
-            f"unbalanced three-phase flow (runpp_3ph) checked every interval; "
-            f"{len({k[2] for k in phase_only})} interval(s) over a limit on a phase only"
-        )
-    elif unbalanced.applies(site):
+    if per_phase:
         done.note = "unbalanced three-phase flow (runpp_3ph) checked every interval"
+    if phase_only:
+        done.note += f"; {len({k[2] for k in phase_only})} interval(s) over a limit on a phase only"
     if plans is not None and report.violations:
         planned = {b: np.asarray(plans.bus_p_kw.get(b, np.zeros_like(v))) for b, v in known.items()}
         near = {t.name: [t.lv_bus] for t in site.network.transformers}
