@@ -35,8 +35,10 @@ from pydantic import TypeAdapter, ValidationError
 from vpp.park import dr_checks
 from vpp.park import model as m
 from vpp.park.calendar import park_calendar_problems
+from vpp.park.field_checks import field_problems
 from vpp.park.limit_groups import limit_group_problems
 from vpp.park.tariff_checks import tariff_problems
+from vpp.park.value_checks import in_range, nonneg, positive
 
 
 class ConfigError(ValueError):
@@ -441,33 +443,16 @@ def _format_pydantic(label: str, err: Any) -> str:
 # --------------------------------------------------------------------------------------------
 # Semantic checks
 # --------------------------------------------------------------------------------------------
-def _range(path: str, value: float, lo: float, hi: float, lo_open: bool = False) -> Iterable[str]:
-    bad = value <= lo if lo_open else value < lo
-    if bad or value > hi:
-        lb = "(" if lo_open else "["
-        yield f"{path}: must be in {lb}{lo:g}, {hi:g}], got {value:g}"
-
-
-def _nonneg(path: str, value: float) -> Iterable[str]:
-    if value < 0:
-        yield f"{path}: must be >= 0, got {value:g}"
-
-
-def _positive(path: str, value: float) -> Iterable[str]:
-    if value <= 0:
-        yield f"{path}: must be > 0, got {value:g}"
-
-
 def _semantic_problems(site: m.Site) -> Iterable[str]:
     buses = set(site.bus_names())
     if len(buses) != len(site.buses):
         yield "buses: bus names must be unique"
     if site.connection.bus not in buses:
         yield f"connection.bus: unknown bus {site.connection.bus!r}; buses are {sorted(buses)}"
-    yield from _positive("connection.transformer_kva", site.connection.transformer_kva)
-    yield from _nonneg("connection.import_max_kw", site.connection.import_max_kw)
-    yield from _nonneg("connection.export_max_kw", site.connection.export_max_kw)
-    yield from _range("connection.power_factor_min", site.connection.power_factor_min, 0, 1, True)
+    yield from positive("connection.transformer_kva", site.connection.transformer_kva)
+    yield from nonneg("connection.import_max_kw", site.connection.import_max_kw)
+    yield from nonneg("connection.export_max_kw", site.connection.export_max_kw)
+    yield from in_range("connection.power_factor_min", site.connection.power_factor_min, 0, 1, True)
     yield from _asset_problems(site.assets, buses)
     yield from tariff_problems(site.tariff, "tariff.")
     yield from park_calendar_problems(site.calendar, "calendar.")
@@ -476,17 +461,17 @@ def _semantic_problems(site: m.Site) -> Iterable[str]:
     yield from _session_problems(site)
     yield from _dr_problems(site)
     for f in ("subsidy_cny_per_kwh", "subsidy_cny_per_kw", "nonperformance_cny_per_kwh"):
-        yield from _nonneg(f"dr_defaults.{f}", getattr(site.dr_defaults, f))
-    yield from _range("dr_policy.margin_frac", site.dr_policy.margin_frac, 0, 1)
+        yield from nonneg(f"dr_defaults.{f}", getattr(site.dr_defaults, f))
+    yield from in_range("dr_policy.margin_frac", site.dr_policy.margin_frac, 0, 1)
     d = site.dispatch
     if d.horizon_steps < 1:
         yield f"dispatch.horizon_steps: must be >= 1, got {d.horizon_steps}"
     if d.step_minutes < 1 or 1440 % d.step_minutes:
         yield f"dispatch.step_minutes: must divide a day (e.g. 5, 15, 30, 60), got {d.step_minutes}"
-    yield from _range("dispatch.risk_frac", d.risk_frac, 0, m.RISK_FRAC_MAX)
-    yield from _range("dispatch.margin_window_days", d.margin_window_days, 1, 60)
+    yield from in_range("dispatch.risk_frac", d.risk_frac, 0, m.RISK_FRAC_MAX)
+    yield from in_range("dispatch.margin_window_days", d.margin_window_days, 1, 60)
     yield from _penalty_problems(site.penalties)
-    yield from _field_problems(site)
+    yield from field_problems(site)
     yield from limit_group_problems(site)
 
 
@@ -496,35 +481,35 @@ def _penalty_problems(pen: m.Penalties) -> Iterable[str]:
     factors = ("give_way_first_factor", "give_way_last_factor")
     for f in dataclasses.fields(pen):
         if f.name not in factors:
-            yield from _positive(f"penalties.{f.name}", getattr(pen, f.name))
-    yield from _range("penalties.give_way_first_factor", pen.give_way_first_factor, 0, 1, True)
+            yield from positive(f"penalties.{f.name}", getattr(pen, f.name))
+    yield from in_range("penalties.give_way_first_factor", pen.give_way_first_factor, 0, 1, True)
     if pen.give_way_last_factor < 1:
         yield f"penalties.give_way_last_factor: must be >= 1, got {pen.give_way_last_factor:g}"
 
 
 def _battery_problems(b: m.Battery, p: str) -> Iterable[str]:
-    yield from _positive(f"{p}.e_kwh", b.e_kwh)
-    yield from _nonneg(f"{p}.p_charge_max_kw", b.p_charge_max_kw)
-    yield from _nonneg(f"{p}.p_discharge_max_kw", b.p_discharge_max_kw)
-    yield from _range(f"{p}.eta_charge", b.eta_charge, 0, 1, True)
-    yield from _range(f"{p}.eta_discharge", b.eta_discharge, 0, 1, True)
-    yield from _range(f"{p}.soc_min_frac", b.soc_min_frac, 0, 1)
-    yield from _range(f"{p}.soc_max_frac", b.soc_max_frac, 0, 1)
-    yield from _range(f"{p}.soc_init_frac", b.soc_init_frac, 0, 1)
+    yield from positive(f"{p}.e_kwh", b.e_kwh)
+    yield from nonneg(f"{p}.p_charge_max_kw", b.p_charge_max_kw)
+    yield from nonneg(f"{p}.p_discharge_max_kw", b.p_discharge_max_kw)
+    yield from in_range(f"{p}.eta_charge", b.eta_charge, 0, 1, True)
+    yield from in_range(f"{p}.eta_discharge", b.eta_discharge, 0, 1, True)
+    yield from in_range(f"{p}.soc_min_frac", b.soc_min_frac, 0, 1)
+    yield from in_range(f"{p}.soc_max_frac", b.soc_max_frac, 0, 1)
+    yield from in_range(f"{p}.soc_init_frac", b.soc_init_frac, 0, 1)
     if b.soc_min_frac > b.soc_max_frac:
         yield (
             f"{p}.soc_min_frac: must not exceed soc_max_frac ({b.soc_max_frac:g}), "
             f"got {b.soc_min_frac:g}"
         )
-    yield from _nonneg(f"{p}.degradation_cny_per_kwh", b.degradation_cny_per_kwh)
+    yield from nonneg(f"{p}.degradation_cny_per_kwh", b.degradation_cny_per_kwh)
 
 
 def _pv_problems(a: m.PvArray, p: str) -> Iterable[str]:
-    yield from _positive(f"{p}.kwp", a.kwp)
-    yield from _positive(f"{p}.inverter_kw", a.inverter_kw)
-    yield from _range(f"{p}.tilt_deg", a.tilt_deg, 0, 90)
-    yield from _range(f"{p}.azimuth_deg", a.azimuth_deg, 0, 360)
-    yield from _range(f"{p}.losses_frac", a.losses_frac, 0, 1)
+    yield from positive(f"{p}.kwp", a.kwp)
+    yield from positive(f"{p}.inverter_kw", a.inverter_kw)
+    yield from in_range(f"{p}.tilt_deg", a.tilt_deg, 0, 90)
+    yield from in_range(f"{p}.azimuth_deg", a.azimuth_deg, 0, 360)
+    yield from in_range(f"{p}.losses_frac", a.losses_frac, 0, 1)
     yield from _profile_problems(a.weather, f"{p}.weather", "pv")
 
 
@@ -538,9 +523,9 @@ def _profile_problems(source: str, path: str, kind: str) -> Iterable[str]:
 
 
 def _curtailable_problems(c: m.CurtailableLoad, p: str) -> Iterable[str]:
-    yield from _range(f"{p}.curtail_max_frac", c.curtail_max_frac, 0, 1)
-    yield from _nonneg(f"{p}.cost_cny_per_kwh", c.cost_cny_per_kwh)
-    yield from _nonneg(f"{p}.baseline.scale", c.baseline.scale)
+    yield from in_range(f"{p}.curtail_max_frac", c.curtail_max_frac, 0, 1)
+    yield from nonneg(f"{p}.cost_cny_per_kwh", c.cost_cny_per_kwh)
+    yield from nonneg(f"{p}.baseline.scale", c.baseline.scale)
     yield from _profile_problems(c.baseline.source, f"{p}.baseline.source", "load")
 
 
@@ -569,29 +554,29 @@ def _asset_problems(a: m.Assets, buses: set[str]) -> Iterable[str]:
         yield from _battery_problems(b, f"assets.batteries[{i}]")
     for i, c in enumerate(a.ev_chargers):
         p = f"assets.ev_chargers[{i}]"
-        yield from _positive(f"{p}.p_max_kw", c.p_max_kw)
-        yield from _range(f"{p}.p_min_kw", c.p_min_kw, 0, c.p_max_kw)
-        yield from _range(f"{p}.eta", c.eta, 0, 1, True)
+        yield from positive(f"{p}.p_max_kw", c.p_max_kw)
+        yield from in_range(f"{p}.p_min_kw", c.p_min_kw, 0, c.p_max_kw)
+        yield from in_range(f"{p}.eta", c.eta, 0, 1, True)
     for i, s in enumerate(a.shiftable_loads):
         p = f"assets.shiftable_loads[{i}]"
-        yield from _nonneg(f"{p}.e_kwh", s.e_kwh)
-        yield from _positive(f"{p}.p_max_kw", s.p_max_kw)
-        yield from _range(f"{p}.p_min_kw", s.p_min_kw, 0, s.p_max_kw)
+        yield from nonneg(f"{p}.e_kwh", s.e_kwh)
+        yield from positive(f"{p}.p_max_kw", s.p_max_kw)
+        yield from in_range(f"{p}.p_min_kw", s.p_min_kw, 0, s.p_max_kw)
         if s.min_run_steps < 1:
             yield f"{p}.min_run_steps: must be >= 1, got {s.min_run_steps}"
     for i, c in enumerate(a.curtailable_loads):
         yield from _curtailable_problems(c, f"assets.curtailable_loads[{i}]")
     for i, bl in enumerate(a.base_loads):
         p = f"assets.base_loads[{i}]"
-        yield from _nonneg(f"{p}.profile.scale", bl.profile.scale)
+        yield from nonneg(f"{p}.profile.scale", bl.profile.scale)
         yield from _profile_problems(bl.profile.source, f"{p}.profile.source", "load")
     for i, pe in enumerate(a.pedf_buildings):
         p = f"assets.pedf_buildings[{i}]"
-        yield from _positive(f"{p}.converter_kw", pe.converter_kw)
-        yield from _range(f"{p}.converter_eta", pe.converter_eta, 0, 1, True)
+        yield from positive(f"{p}.converter_kw", pe.converter_kw)
+        yield from in_range(f"{p}.converter_eta", pe.converter_eta, 0, 1, True)
         yield from _pv_problems(pe.pv, f"{p}.pv")
         yield from _battery_problems(pe.battery, f"{p}.battery")
-        yield from _nonneg(f"{p}.base_load.profile.scale", pe.base_load.profile.scale)
+        yield from nonneg(f"{p}.base_load.profile.scale", pe.base_load.profile.scale)
         yield from _profile_problems(
             pe.base_load.profile.source, f"{p}.base_load.profile.source", "load"
         )
@@ -616,135 +601,14 @@ def _pedf_member_problems(pe: m.PedfBuilding, p: str, seen: dict[str, str]) -> I
             )
 
 
-# --------------------------------------------------------------------------------------------
-# Field devices: endpoints of assets and the servers they reach (vpp.drivers.field)
-# --------------------------------------------------------------------------------------------
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
-def _endpoints(site: m.Site) -> Iterable[tuple[str, str, Any]]:
-    """(path, kind, asset) of every asset that may have an endpoint."""
-    a = site.assets
-    for group, kind in (
-        ("pv_arrays", "pv"),
-        ("batteries", "battery"),
-        ("ev_chargers", "charger"),
-        ("base_loads", "meter"),
-    ):
-        for i, asset in enumerate(getattr(a, group)):
-            yield f"assets.{group}[{i}]", kind, asset
-
-
-def _field_problems(site: m.Site) -> Iterable[str]:
-    """Endpoints name what their asset can be reached by, once each; the servers they need
-    are configured (``field_devices``); files named exist."""
-    fd = site.field_devices
-    stations: dict[tuple[str, int], str] = {}
-    topics: dict[str, str] = {}
-    if fd.mqtt is not None and fd.mqtt.park_meter_topic:
-        topics[fd.mqtt.park_meter_topic] = "field_devices.mqtt.park_meter_topic"
-        yield from _topic_problems(fd.mqtt.park_meter_topic, "field_devices.mqtt.park_meter_topic")
-    uses_ocpp = uses_mqtt = False
-    for p, kind, asset in _endpoints(site):
-        ep = asset.endpoint
-        if ep is None:
-            continue
-        p = f"{p}.endpoint"
-        if ep.ocpp is not None:
-            uses_ocpp = True
-            if kind != "charger":
-                yield f"{p}.ocpp: only an EV charger is reached over OCPP ({asset.name})"
-            yield from _ocpp_endpoint_problems(ep.ocpp, f"{p}.ocpp", stations)
-        if ep.modbus is not None:
-            if kind not in ("pv", "battery"):
-                yield f"{p}.modbus: only a PV inverter or a battery PCS is reached over Modbus"
-            yield from _modbus_endpoint_problems(ep.modbus, f"{p}.modbus", site)
-        if ep.mqtt_topic is not None:
-            uses_mqtt = True
-            yield from _topic_problems(ep.mqtt_topic, f"{p}.mqtt_topic", topics)
-    for i, pe in enumerate(site.assets.pedf_buildings):
-        for role in ("pv", "battery", "base_load"):
-            if getattr(pe, role).endpoint is not None:
-                yield (
-                    f"assets.pedf_buildings[{i}].{role}.endpoint: not supported: a PEDF "
-                    "building is reached as a whole (its converter), not member by member"
-                )
-    if uses_ocpp and fd.ocpp is None:
-        yield "field_devices.ocpp: required: chargers name OCPP endpoints"
-    if uses_mqtt and fd.mqtt is None:
-        yield "field_devices.mqtt: required: assets name MQTT topics"
-    yield from _positive("field_devices.modbus_timeout_s", fd.modbus_timeout_s)
-    yield from _positive("field_devices.stale_after_s", fd.stale_after_s)
-    if fd.ocpp is not None:
-        yield from _ocpp_server_problems(fd.ocpp, "field_devices.ocpp", site)
-    if fd.mqtt is not None:
-        yield from _range("field_devices.mqtt.port", fd.mqtt.port, 1, 65535)
-        if fd.mqtt.qos not in (0, 1, 2):
-            yield f"field_devices.mqtt.qos: must be 0, 1 or 2, got {fd.mqtt.qos}"
-
-
-def _ocpp_endpoint_problems(
-    o: m.OcppEndpoint, p: str, seen: dict[tuple[str, int], str]
-) -> Iterable[str]:
-    if not o.station or any(c in o.station for c in "/?#: "):
-        yield f"{p}.station: must be a charge point id without '/', '?', '#', ':' or spaces"
-    if o.connector < 1:
-        yield f"{p}.connector: must be >= 1 (0 is the whole station), got {o.connector}"
-    if o.phases not in (1, 3):
-        yield f"{p}.phases: must be 1 or 3, got {o.phases}"
-    key = (o.station, o.connector)
-    if key in seen:
-        yield f"{p}: station {o.station!r} connector {o.connector} is already used by {seen[key]}"
-    seen[key] = p
-
-
-def _modbus_endpoint_problems(mb: m.ModbusEndpoint, p: str, site: m.Site) -> Iterable[str]:
-    if not mb.host:
-        yield f"{p}.host: must name a host"
-    yield from _range(f"{p}.port", mb.port, 1, 65535)
-    yield from _range(f"{p}.unit_id", mb.unit_id, 0, 247)
-    yield from _file_problem(mb.register_map, f"{p}.register_map", site)
-
-
-def _file_problem(name: str | None, p: str, site: m.Site) -> Iterable[str]:
-    base = Path(site.source_file).parent if site.source_file else Path.cwd()
-    if not name or not (base / name).is_file():
-        yield f"{p}: no such file {name!r} (looked at {(base / (name or '')).resolve()})"
-
-
-def _topic_problems(topic: str, p: str, seen: dict[str, str] | None = None) -> Iterable[str]:
-    if not topic or "+" in topic or "#" in topic:
-        yield f"{p}: must be an exact topic (no '+' or '#' wildcards), got {topic!r}"
-    if seen is not None:
-        if topic in seen:
-            yield f"{p}: topic {topic!r} is already used by {seen[topic]}"
-        seen[topic] = p
-
-
-def _ocpp_server_problems(o: m.OcppServer, p: str, site: m.Site) -> Iterable[str]:
-    yield from _range(f"{p}.port", o.port, 0, 65535)
-    if o.auth not in ("basic", "none"):
-        yield f"{p}.auth: must be 'basic' (Security Profile 1) or 'none', got {o.auth!r}"
-    elif o.auth == "none" and o.host not in _LOOPBACK:
-        yield f"{p}.auth: 'none' is allowed on a loopback host only, got host {o.host!r}"
-    elif o.auth == "basic":
-        yield from _file_problem(o.keys_file, f"{p}.keys_file", site)
-    for f in ("heartbeat_interval_s", "offline_after_s", "call_timeout_s", "voltage_v"):
-        yield from _positive(f"{p}.{f}", getattr(o, f))
-    yield from _positive(f"{p}.default_dwell_h", o.default_dwell_h)
-    yield from _nonneg(f"{p}.default_e_needed_kwh", o.default_e_needed_kwh)
-    yield from _nonneg(f"{p}.compliance_tolerance_frac", o.compliance_tolerance_frac)
-    yield from _nonneg(f"{p}.compliance_tolerance_kw", o.compliance_tolerance_kw)
-    if o.compliance_intervals < 1:
-        yield f"{p}.compliance_intervals: must be >= 1, got {o.compliance_intervals}"
-
-
 def _carbon_problems(c: m.Carbon) -> Iterable[str]:
-    yield from _range("carbon.emission_factor.ef_kg_per_kwh", c.emission_factor.ef_kg_per_kwh, 0, 2)
+    yield from in_range(
+        "carbon.emission_factor.ef_kg_per_kwh", c.emission_factor.ef_kg_per_kwh, 0, 2
+    )
     h = c.emission_factor.hourly_ef_kg_per_kwh
     if h is not None and len(h) != 24:
         yield f"carbon.emission_factor.hourly_ef_kg_per_kwh: expected 24 values, got {len(h)}"
-    yield from _nonneg("carbon.carbon_price_cny_per_t", c.carbon_price_cny_per_t)
+    yield from nonneg("carbon.carbon_price_cny_per_t", c.carbon_price_cny_per_t)
 
 
 def _network_problems(n: m.Network, buses: set[str]) -> Iterable[str]:
@@ -752,12 +616,12 @@ def _network_problems(n: m.Network, buses: set[str]) -> Iterable[str]:
         for end in ("hv_bus", "lv_bus"):
             if getattr(t, end) not in buses:
                 yield f"network.transformers[{i}].{end}: unknown bus {getattr(t, end)!r} ({t.name})"
-        yield from _positive(f"network.transformers[{i}].sn_kva", t.sn_kva)
+        yield from positive(f"network.transformers[{i}].sn_kva", t.sn_kva)
     for i, ln in enumerate(n.lines):
         for end in ("from_bus", "to_bus"):
             if getattr(ln, end) not in buses:
                 yield f"network.lines[{i}].{end}: unknown bus {getattr(ln, end)!r} ({ln.name})"
-        yield from _positive(f"network.lines[{i}].length_km", ln.length_km)
+        yield from positive(f"network.lines[{i}].length_km", ln.length_km)
     if n.v_min_pu >= n.v_max_pu:
         yield f"network.v_min_pu: must be below v_max_pu ({n.v_max_pu:g}), got {n.v_min_pu:g}"
 
@@ -770,16 +634,16 @@ def _session_problems(site: m.Site) -> Iterable[str]:
             yield f"{p}.charger: unknown charger {s.charger!r} (session {s.session_id})"
         if s.departure <= s.arrival:
             yield f"{p}.departure: must be after arrival ({s.arrival.isoformat()})"
-        yield from _nonneg(f"{p}.e_needed_kwh", s.e_needed_kwh)
+        yield from nonneg(f"{p}.e_needed_kwh", s.e_needed_kwh)
     for i, f in enumerate(site.ev_fleets):
         p = f"ev_fleets[{i}]"
         for c in f.chargers:
             if c not in chargers:
                 yield f"{p}.chargers: unknown charger {c!r} (fleet {f.name})"
-        yield from _range(f"{p}.plug_in_prob", f.plug_in_prob, 0, 1)
-        yield from _range(f"{p}.arrival_mean_h", f.arrival_mean_h, 0, 24)
-        yield from _positive(f"{p}.dwell_mean_h", f.dwell_mean_h)
-        yield from _nonneg(f"{p}.e_mean_kwh", f.e_mean_kwh)
+        yield from in_range(f"{p}.plug_in_prob", f.plug_in_prob, 0, 1)
+        yield from in_range(f"{p}.arrival_mean_h", f.arrival_mean_h, 0, 24)
+        yield from positive(f"{p}.dwell_mean_h", f.dwell_mean_h)
+        yield from nonneg(f"{p}.e_mean_kwh", f.e_mean_kwh)
 
 
 # --------------------------------------------------------------------------------------------
