@@ -179,6 +179,19 @@ def test_an_unquoted_time_is_refused_not_read_as_minutes(tmp_path):
     assert "an unquoted 22:00 reads as the number 1320" in msg
 
 
+@pytest.mark.parametrize("number", [float("inf"), float("nan"), 1e9])
+def test_a_number_far_from_any_time_is_refused_plainly(tmp_path, number):
+    """``.inf`` (or ``.nan``, or a huge number) where a time belongs: a field-path error, not
+    an OverflowError from reading it as minutes (found by the config fuzz test)."""
+
+    def bad(doc):
+        doc["assets"]["shiftable_loads"][0]["window_start"] = number
+
+    msg = _error(tmp_path, bad)
+    assert "assets.shiftable_loads[0].window_start: must be a quoted time 'HH:MM'" in msg
+    assert "unquoted" not in msg
+
+
 def test_every_problem_is_listed_not_only_the_first_stage(tmp_path):
     """An unknown key no longer hides the other problems of the file."""
 

@@ -390,8 +390,9 @@ def _walk(raw: Any, tp: Any, where: str, problems: list[str]) -> None:
     if tp is time and isinstance(raw, int | float) and not isinstance(raw, bool):
         # YAML 1.1 reads an unquoted 22:00 as the sexagesimal number 1320, which pydantic
         # would take as 00:22; refuse it rather than plan a load at the wrong time.
-        h, mnt = divmod(int(raw), 60)
-        hint = f" (an unquoted {h}:{mnt:02d} reads as the number {raw})" if raw < 1440 else ""
+        small = 0 <= raw < 1440  # also False for NaN and infinity (.inf in YAML)
+        h, mnt = divmod(int(raw), 60) if small else (0, 0)
+        hint = f" (an unquoted {h}:{mnt:02d} reads as the number {raw})" if small else ""
         problems.append(f"{where}: must be a quoted time 'HH:MM'{hint}")
         return
     if dataclasses.is_dataclass(tp) and isinstance(raw, dict):
