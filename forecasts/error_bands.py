@@ -17,8 +17,14 @@ that runs low all week gets a wide P90 and a P10 at or above its P50.
 
 Leads are grouped (``LEAD_EDGES``): the next interval, the next hour, the next three hours,
 the next twelve, the rest, so each group has samples enough within a week. A group with fewer
-than ``min_samples`` keeps the forecaster's own band. Pure computation: the caller feeds it
-the issued forecasts and the measurements (:class:`vpp.plan.calibrated.CalibratedForecaster`).
+than ``min_samples`` samples, or whose samples were measured over fewer than ``min_intervals``
+distinct intervals (default: a day's), keeps the forecaster's own band: every cycle's forecast
+covers a measured interval, so 48 samples of the long leads can come from a single hour, and
+on a park started on a Monday the first afternoon's errors of a forecaster that only knew the
+weekend (eight times the P50 at offices) became the band of every lead beyond twelve hours, a
+margin that put the import limit 1,100 kW below zero (configs/parks/flat_offpeak.yaml).
+Pure computation: the caller feeds it the issued forecasts and the measurements
+(:class:`vpp.plan.calibrated.CalibratedForecaster`).
 """
 
 from __future__ import annotations
@@ -57,12 +63,15 @@ class ErrorBands:
         min_samples: int = 48,
         quantiles: tuple[float, float] = (10.0, 90.0),
         nonneg_zero: frozenset[str] = frozenset(),
+        min_intervals: int | None = None,
     ):
         if step_s <= 0:
             raise ValueError(f"step_s must be positive, got {step_s}")
         self.step_s = float(step_s)
         self.window_s = float(window_days) * 86400.0
         self.min_samples = int(min_samples)
+        day = max(round(86400.0 / self.step_s), 1)
+        self.min_intervals = day if min_intervals is None else int(min_intervals)
         self.q = quantiles
         self.nonneg_zero = nonneg_zero
         self._issued: deque[tuple[int, dict[str, np.ndarray]]] = deque()
@@ -163,7 +172,7 @@ class ErrorBands:
         out = {}
         for g in range(len(LEAD_EDGES) + 1):
             q = self._err.get((name, g))
-            if q is None or len(q) < self.min_samples:
+            if q is None or len(q) < self.min_samples or q.distinct < self.min_intervals:
                 continue
             e = np.fromiter(q.e, dtype=float, count=len(q))
             lo, hi = np.percentile(e, self.q)
@@ -207,20 +216,26 @@ class _Errors:
     """Relative errors of one asset and lead group with the interval each was measured in,
     oldest first (two deques: the errors are read as one array each cycle)."""
 
-    __slots__ = ("e", "k")
+    __slots__ = ("distinct", "e", "k")
 
     def __init__(self) -> None:
         self.k: deque[int] = deque()
         self.e: deque[float] = deque()
+        self.distinct = 0  # distinct measured intervals among the samples
 
     def __len__(self) -> int:
         return len(self.e)
 
     def add(self, k: int, e: float) -> None:
+        # Samples arrive in the order their intervals were measured (k never falls).
+        if not self.k or self.k[-1] != k:
+            self.distinct += 1
         self.k.append(k)
         self.e.append(float(e))
 
     def drop_before(self, k_old: int) -> None:
         while self.k and self.k[0] < k_old:
-            self.k.popleft()
+            k = self.k.popleft()
             self.e.popleft()
+            if not self.k or self.k[0] != k:
+                self.distinct -= 1

@@ -135,3 +135,30 @@ def test_the_calibrated_forecaster_reads_only_the_past():
     assert hist.now == at
     assert out.source == "flat+calibrated"
     np.testing.assert_allclose(out.p90["load"][0], 130.0, rtol=1e-6)
+
+
+def test_many_samples_of_a_few_intervals_keep_the_forecasters_own_band():
+    """Every cycle's forecast covers a measured interval: 48 samples of the long leads can be
+    one afternoon's. Until a day's distinct intervals are measured in a lead group, the group
+    keeps the forecaster's own band; after it, the measured error counts."""
+    bands = ErrorBands(STEP_S, min_samples=48)  # min_intervals: a day (96 at 15 minutes)
+    own = Forecasts(
+        {"load": np.full(N, 100.0)}, {"load": np.full(N, 90.0)}, {"load": np.full(N, 110.0)}
+    )
+    # 80 cycles of a forecast eight times too low: hundreds of samples, but no lead group has
+    # a day of distinct intervals (80 for the next interval, 32 for the leads of 48 and more).
+    _run(bands, lambda t: np.full(len(t), 800.0), lambda t: np.full(len(t), 100.0), 80)
+    assert bands.samples("load") > 48 * 4
+    assert bands.calibrate(own) is own
+    # a day and a bit later every group has a day of distinct intervals: calibrated
+    _run_from(bands, 80, 300)
+    fc = bands.calibrate(own)
+    assert fc is not own
+    np.testing.assert_allclose(fc.p90["load"], 800.0, rtol=1e-9)
+
+
+def _run_from(bands: ErrorBands, first: int, last: int) -> None:
+    for c in range(first, last):
+        start = c * STEP_S
+        bands.issue(start, {"load": np.full(N, 100.0)})
+        bands.observe("load", start, 800.0)
