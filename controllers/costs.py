@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controllers import dr_rows
+from controllers import dr_rows, grid_friendly
 from controllers.blocks import PV_CURTAIL_CNY_PER_KWH, battery_reserves_kwh
 from controllers.problem import DispatchProblem, DispatchResult, Relaxation, effective_export_price
 
@@ -32,6 +32,7 @@ def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, floa
         "pedf_target": 0.0,
         "dr_revenue": -dr_rows.dr_revenue_cny(p, result.p_net_kw),
         "dr_penalty": dr_rows.dr_penalty_cny(p, result.p_net_kw),
+        "grid_friendly": grid_friendly.cost_cny(p, imp, _throughput_kw(p, result)),
     }
     penalty = 0.0
     bats = [(b.spec, b.terminal_value_cny_per_kwh) for b in p.batteries]
@@ -82,6 +83,18 @@ def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, floa
                 terms["pedf_target"] += pe.target_weight_cny_per_kwh * dt * float(dev.sum())
     terms["penalties"] = penalty
     return terms
+
+
+def _throughput_kw(p: DispatchProblem, result: DispatchResult) -> np.ndarray:
+    """Every battery's charge + discharge power (kW, (m, n)): batteries, then PEDF ones."""
+    specs = [b.spec for b in p.batteries] + [pe.spec.battery for pe in p.pedfs]
+    rows = []
+    for spec in specs:
+        s = result.assets[spec.name]
+        pc = s.detail.get("p_charge_kw", np.maximum(s.p_kw, 0.0))
+        pd = s.detail.get("p_discharge_kw", np.maximum(-s.p_kw, 0.0))
+        rows.append(np.asarray(pc) + np.asarray(pd))
+    return np.array(rows).reshape(len(specs), p.n)
 
 
 def total(terms: dict[str, float]) -> float:

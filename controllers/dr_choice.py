@@ -65,7 +65,7 @@ from controllers.problem import TERMS, DispatchProblem, DispatchResult, DrDecisi
 # subsidy and 200-330 CNY of energy: not followed from 16:30 on, the batteries were not kept
 # for it and it delivered 15 % of its request; weighed on money, 65 %. The margin a plan
 # uses is named in its decision.
-NOT_MONEY = ("penalties", "dr_revenue", "dr_penalty", "margin_shortfall")
+NOT_MONEY = ("penalties", "dr_revenue", "dr_penalty", "margin_shortfall", "grid_friendly")
 EPS_CNY = 1e-6
 # Hysteresis: a decision taken in an earlier cycle is changed only when the other choice wins
 # by this share of the larger of the two figures (or HYSTERESIS_CNY, whichever is more). Near

@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
-from controllers import dr_block, dr_choice, dr_rows, group_block, on_off, relaxations
+from controllers import (
+    dr_block,
+    dr_choice,
+    dr_rows,
+    grid_friendly,
+    group_block,
+    on_off,
+    relaxations,
+)
 from controllers.blocks import (
     BatteryBlock,
     Block,
@@ -81,6 +89,7 @@ def _key(problem: DispatchProblem, soft: bool, integer: bool, slots: int, window
         _network_rows(problem),
         group_block.structure(problem),  # limit-group rows: assets and coefficients
         dr_block.row_count(problem),  # DR event rows, in blocks (controllers.dr_block)
+        grid_friendly.structure(problem),  # day-peak and ramp rows when their weights are set
         # The penalty weights are constants of the structure (shiftable and comfort
         # priorities come with the specs above; EV sessions' are Parameters).
         problem.penalties,
@@ -146,6 +155,7 @@ class _Model:
         ) + dr_rows.revenue_at_aim_cny(p)
         dr_block.update(pr, self.slacks, p, big)
         group_block.update(pr, p, big)
+        grid_friendly.update(pr, p, big)
         pr["peak_max"].value = big
         pr["month_peak"].value = float(max(p.month_peak_import_kw, 0.0))
         pr["peak_margin"].value = np.maximum(np.nan_to_num(p.peak_margin()), 0.0)
@@ -291,6 +301,11 @@ def build_model(
         cons += _pedf(p, blocks, helper, params)
     cons += dr_block.build(p, helper, params, imp, exp)
     cons += group_block.build(p, blocks, helper, params)
+    bat = next((b for b in blocks if isinstance(b, BatteryBlock)), None)
+    friendly_rows, friendly = grid_friendly.build(
+        p, params, imp, None if bat is None else bat.pc + bat.pd
+    )
+    cons += friendly_rows
     rows = _network_rows(p)
     if rows:
         params["net_coeff"] = cp.Parameter((rows, len(p.buses)))
@@ -316,6 +331,7 @@ def build_model(
         "carbon": params["carbon"] @ imp,
         # - credit x (baseline - net); on imp - exp (= net) so that it stays DPP
         "dr_revenue": params["dr_credit"] @ (imp - exp) - params["dr_credit_base"],
+        "grid_friendly": friendly,
     }
     for b in [*blocks, helper]:
         cons += b.constraints

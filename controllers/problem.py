@@ -286,6 +286,13 @@ class DispatchProblem:
     reserve_cny_per_kwh_h: float = 20.0
     time_limit_s: float = 30.0
     mip_rel_gap: float = 1e-4
+    # The grid-friendly preference (term ``grid_friendly``, controllers.grid_friendly): CNY per
+    # kW of each local day's highest import on the horizon, and per kW of change in import
+    # from one interval to the next (0: off; an earlier import is always slightly preferred).
+    peak_spread_cny_per_kw: float = 0.0
+    import_ramp_cny_per_kw: float = 0.0
+    # Local day of each interval counted from the horizon's first (0, 1, ...); None: one day.
+    day_index: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -373,6 +380,7 @@ TERMS = (
     "margin_shortfall",
     "dr_revenue",
     "dr_penalty",
+    "grid_friendly",
     "penalties",
 )
 
@@ -480,8 +488,15 @@ class DispatchResult:
 
     @property
     def objective_cost_cny(self) -> float:
-        """The money part of the objective (CNY): every term but the penalties."""
-        return float(self.objective_cny - self.terms_cny.get("penalties", 0.0))
+        """The money part of the objective (CNY): every term but the penalties and the
+        grid-friendly preference (controllers.grid_friendly), which are weights, not money."""
+        return float(self.objective_cny - self.objective_penalty - self.objective_preference)
+
+    @property
+    def objective_preference(self) -> float:
+        """The grid-friendly preference in the objective (controllers.grid_friendly): a
+        weight that breaks ties in the grid's favour, in the objective's scale, not money."""
+        return float(self.terms_cny.get("grid_friendly", 0.0))
 
     @property
     def objective_penalty(self) -> float:

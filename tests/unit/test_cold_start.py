@@ -65,7 +65,9 @@ def test_cold_start_with_cars_that_arrived_hours_earlier_has_no_penalty_for_the_
         r = ctl.dispatch(p)
         assert r.ok
         assert r.objective_penalty == pytest.approx(0.0, abs=1e-6)
-        assert r.objective_cost_cny + r.objective_penalty == pytest.approx(r.objective_cny)
+        assert r.objective_cost_cny + r.objective_penalty + r.objective_preference == (
+            pytest.approx(r.objective_cny)
+        )
         (rel,) = r.relaxed
         assert not rel.avoidable and rel.amount == pytest.approx(15.0)
         assert "departs at" in rel.reason and "before the energy can be delivered" in rel.reason

@@ -471,6 +471,8 @@ def _semantic_problems(site: m.Site) -> Iterable[str]:
         yield f"dispatch.step_minutes: must divide a day (e.g. 5, 15, 30, 60), got {d.step_minutes}"
     yield from in_range("dispatch.risk_frac", d.risk_frac, 0, m.RISK_FRAC_MAX)
     yield from in_range("dispatch.margin_window_days", d.margin_window_days, 1, 60)
+    yield from in_range("dispatch.peak_spread_cny_per_kw", d.peak_spread_cny_per_kw, 0, 100)
+    yield from in_range("dispatch.import_ramp_cny_per_kw", d.import_ramp_cny_per_kw, 0, 100)
     yield from _penalty_problems(site.penalties)
     yield from field_problems(site)
     yield from limit_group_problems(site)

@@ -238,6 +238,8 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("DispatchSettings", "step_minutes"): Bound(minimum=1, divisor_of=1440),
     ("DispatchSettings", "risk_frac"): Bound(minimum=0, maximum=m.RISK_FRAC_MAX),
     ("DispatchSettings", "margin_window_days"): Bound(minimum=1, maximum=60),
+    ("DispatchSettings", "peak_spread_cny_per_kw"): Bound(minimum=0, maximum=100),
+    ("DispatchSettings", "import_ramp_cny_per_kw"): Bound(minimum=0, maximum=100),
     **{("Penalties", f.name): _POS for f in dataclasses.fields(m.Penalties)},
     ("Penalties", "give_way_first_factor"): _ETA,
     ("Penalties", "give_way_last_factor"): Bound(minimum=1),

@@ -160,7 +160,16 @@ def build_problem(
         penalties=site.penalties,
         time_limit_s=site.dispatch.time_limit_s,
         mip_rel_gap=site.dispatch.mip_rel_gap,
+        peak_spread_cny_per_kw=site.dispatch.peak_spread_cny_per_kw,
+        import_ramp_cny_per_kw=site.dispatch.import_ramp_cny_per_kw,
+        day_index=local_days(horizon),
     )
+
+
+def local_days(horizon: Horizon) -> np.ndarray:
+    """Local day of every interval of ``horizon`` (its start's zone), counted from the first."""
+    dates = [t.date() for t in horizon.times()]
+    return np.array([(d - dates[0]).days for d in dates], dtype=int)
 
 
 class _ForecastReader:

@@ -1,0 +1,150 @@
+"""Plans that do not stack peaks: the objective's ``grid_friendly`` term (issue #21).
+
+With a flat off-peak price the LP has ties: every cheap interval costs the same, so the solver
+may put every battery's charging into the same hours, and a rolling plan pushes it to the
+last cheap hours where all batteries then charge together. On the study park
+(configs/parks/flat_offpeak.yaml, bench/peak_spread.py) the park's peak came out at 1.8 times
+what it draws without batteries. The term breaks such ties in the grid's favour, at weights
+small against the prices so that the plan gives up little money for it:
+
+- ``peak_spread_cny_per_kw`` per kW of each local day's highest import on the horizon (a
+  day's intervals, counted from the horizon's first local day), taken with the forecast-error
+  margin the month's peak is assessed with (``peak_margin_kw``): charging spreads under the
+  day's own peak instead of raising it, and keeps away from the intervals where the load may
+  run above its forecast (on the study park the offices' morning ramp, at the end of the cheap
+  block, is the day's peak: charging planned there on a forecast that ran low made a new one);
+- ``import_ramp_cny_per_kw`` per kW of change in import from one interval to the next:
+  charging fills the valleys of the load and an equal-cost plan does not jump;
+- ``TIE_BREAK_CNY_PER_KWH``: an import earlier on the horizon is preferred by at most this
+  much per kWh (rising linearly over the horizon), so that of two equal plans the one that
+  charges first wins; and ``BATTERY_TIE_CNY_PER_KWH``: of two batteries that could equally
+  move, the one listed first in the park moves first (a cost on each battery's throughput that
+  rises with its place in the list and with time), so that the optimum is one plan, not a face
+  of equal ones: a warm and a cold solve of the same problem send the same setpoints.
+
+The term is a preference, not money: reports show it among the plan's terms and leave it out
+of the plan's cost (:data:`controllers.dr_choice.NOT_MONEY`). Pure computation: the rows for
+the cvxpy model and the same figure on any schedule in numpy (:func:`cost_cny`).
+"""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+
+from controllers.problem import DispatchProblem
+
+# At most this many CNY per kWh (on the horizon's last interval; 0 on its first): a tenth of
+# a fen, far below any price step, and above the solver's tolerances on every interval (at
+# 1e-4 and 1e-5 a warm and a cold solve of the study park still sent setpoints up to 500 kW
+# apart: the differences were below HiGHS's dual feasibility tolerance).
+TIE_BREAK_CNY_PER_KWH = 1e-3
+# At most this many CNY per kWh of a battery's charge or discharge (the last battery, on the
+# horizon's last interval; the first battery on the first interval pays 1/(m n) of it).
+BATTERY_TIE_CNY_PER_KWH = 1e-3
+
+
+def days(p: DispatchProblem) -> np.ndarray:
+    """Local day of every interval, counted from the horizon's first (0, 1, ...)."""
+    if p.day_index is not None:
+        return np.asarray(p.day_index, dtype=int)
+    return np.zeros(p.n, dtype=int)
+
+
+def day_slots(p: DispatchProblem) -> int:
+    """Day rows a model for ``p``'s horizon holds: enough for any start time of day (a
+    horizon of ``h`` hours touches at most ``ceil(h / 24) + 1`` local days)."""
+    return int(np.ceil(p.n * p.dt_h / 24.0 - 1e-9)) + 1
+
+
+def on(p: DispatchProblem) -> bool:
+    return p.peak_spread_cny_per_kw > 0.0 or p.import_ramp_cny_per_kw > 0.0
+
+
+def structure(p: DispatchProblem) -> tuple:
+    """What the term adds to the model cache key (its weights are Parameters)."""
+    return (on(p), day_slots(p) if on(p) else 0)
+
+
+def tie_break_cny_per_kwh(n: int) -> np.ndarray:
+    """Per-kWh preference for earlier import, 0 on the first interval rising linearly."""
+    return TIE_BREAK_CNY_PER_KWH * np.arange(n) / max(n - 1, 1)
+
+
+def battery_tie_cny_per_kwh(m: int, n: int) -> np.ndarray:
+    """Per-kWh tie-break on the throughput of ``m`` batteries over ``n`` intervals (m, n):
+    rising with a battery's place in the list and with time (the product makes swapping two
+    batteries' moves between two intervals never cost the same)."""
+    rank = (np.arange(m) + 1.0) / max(m, 1)
+    when = (np.arange(n) + 1.0) / n
+    return BATTERY_TIE_CNY_PER_KWH * rank[:, None] * when[None, :]
+
+
+def build(
+    p: DispatchProblem, params: dict, imp: cp.Variable, throughput: cp.Expression | None = None
+) -> tuple[list, cp.Expression]:
+    """Rows and the term expression for the built model (values by :func:`update`).
+
+    ``throughput``: every battery's charge + discharge power (kW, (m, n), the order of
+    ``p.batteries`` then the PEDF batteries), or None without batteries."""
+    n = p.n
+    params["tie_break"] = cp.Parameter(n, nonneg=True)  # CNY/kWh * dt
+    term: cp.Expression = params["tie_break"] @ imp
+    if throughput is not None:
+        m = throughput.shape[0]
+        term = term + cp.sum(cp.multiply(p.dt_h * battery_tie_cny_per_kwh(m, n), throughput))
+    if not on(p):
+        return [], term
+    d = day_slots(p)
+    params["spread_w"] = cp.Parameter(nonneg=True)
+    params["ramp_w"] = cp.Parameter(nonneg=True)
+    # 0 on a slot's own intervals, far above any import elsewhere: the slot's peak is the
+    # highest import of its day (an empty slot's peak is 0).
+    params["day_off"] = cp.Parameter((d, n), nonneg=True)
+    params["day_margin"] = cp.Parameter(n, nonneg=True)
+    day_peak = cp.Variable(d, nonneg=True, name="day_peak_import_kw")
+    ramp = cp.Variable(max(n - 1, 0), nonneg=True, name="import_ramp_kw")
+    rows = [
+        cp.reshape(day_peak, (d, 1), order="C") @ np.ones((1, n))
+        >= np.ones((d, 1)) @ cp.reshape(imp + params["day_margin"], (1, n), order="C")
+        - params["day_off"]
+    ]
+    if n > 1:
+        rows += [ramp >= imp[1:] - imp[:-1], ramp >= imp[:-1] - imp[1:]]
+        term = term + params["ramp_w"] * cp.sum(ramp)
+    term = term + params["spread_w"] * cp.sum(day_peak)
+    return rows, term
+
+
+def update(params: dict, p: DispatchProblem, big: float) -> None:
+    params["tie_break"].value = p.dt_h * tie_break_cny_per_kwh(p.n)
+    if "spread_w" not in params:
+        return
+    params["spread_w"].value = float(p.peak_spread_cny_per_kw)
+    params["ramp_w"].value = float(p.import_ramp_cny_per_kw)
+    d = params["day_off"].shape[0]
+    k = days(p)
+    params["day_off"].value = np.where(np.arange(d)[:, None] == k[None, :], 0.0, big)
+    params["day_margin"].value = _margin(p)
+
+
+def _margin(p: DispatchProblem) -> np.ndarray:
+    return np.maximum(np.nan_to_num(np.asarray(p.peak_margin(), dtype=float)), 0.0)
+
+
+def cost_cny(
+    p: DispatchProblem, imp_kw: np.ndarray, throughput_kw: np.ndarray | None = None
+) -> float:
+    """The term on any schedule: its import (kW per interval) and every battery's charge +
+    discharge power (kW, (m, n), as :func:`build`); what the model's term equals."""
+    imp = np.maximum(np.asarray(imp_kw, dtype=float), 0.0)
+    out = float(p.dt_h * tie_break_cny_per_kwh(p.n) @ imp)
+    if throughput_kw is not None and len(throughput_kw):
+        tp = np.asarray(throughput_kw, dtype=float)
+        out += float(p.dt_h * (battery_tie_cny_per_kwh(*tp.shape) * tp).sum())
+    if not on(p):
+        return out
+    k, high = days(p), imp + _margin(p)
+    out += p.peak_spread_cny_per_kw * sum(float(high[k == d].max()) for d in np.unique(k))
+    out += p.import_ramp_cny_per_kw * float(np.abs(np.diff(imp)).sum())
+    return out
