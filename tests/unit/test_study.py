@@ -162,6 +162,19 @@ def test_two_day_rolling_run_keeps_soc_in_bounds_and_the_balance():
     assert out.energy_cost < bare - 1.0
 
 
+def test_plan_and_outcome_agree_with_taper_and_segments():
+    """Perfect foresight: the realised battery (the simulated park's physics) does what
+    the plan said, step by step, with the taper and the segments on."""
+    T = 30
+    seg = (study.EfficiencySegment(0.4, 0.97, 0.97), study.EfficiencySegment(1.0, 0.88, 0.9))
+    bat = study.Battery("bat", 100.0, 50.0, taper=study.ChargeTaper(0.7, 0.2),
+                        efficiency_segments=seg, soc_max_frac=0.95)  # fmt: skip
+    park = study.Park(batteries=[bat], pv=[study.Pv("roof")])
+    out = study.run(park, study.Series(np.full(T, 30.0), _price(T), _pv(T)), 12, soc_init_frac=0.3)
+    np.testing.assert_allclose(out.battery_p_kw["bat"], out.plan_battery_p_kw["bat"], atol=1e-6)
+    assert out.battery_soc_frac["bat"].max() > 0.7  # the taper was reached
+
+
 # --------------------------------------------------------------------------------------------
 # The same park through the park file (YAML -> prepare -> MPC): equal within 1e-6
 # --------------------------------------------------------------------------------------------
