@@ -26,7 +26,8 @@ The rules, stated once (each is also in the docstring that applies it):
   ``pv_kw`` and ``pv_used_kw`` are generation (>= 0). Every step
   ``load + sum(battery) - sum(pv_used) == import - export``.
 - **PV**: not curtailable unless ``Pv(curtailable=True)``; its rating (``p_rated_kw``)
-  defaults to the largest value of its series, so the series is never capped.
+  defaults to the largest value of its series, so the series is never capped (a series
+  above a given rating is an error, not clipped).
 - **Battery end value**: a kWh left in a battery at the horizon's end is worth
   ``terminal_value_per_kwh`` when the battery sets one, else the mean of the horizon's
   import prices times ``eta_discharge`` (the rule the park-file path uses), and never less
@@ -297,7 +298,16 @@ def _pv_series(park: Park, pv_kw: object, n: int) -> dict[str, np.ndarray]:
     missing = sorted(set(names) - set(pv_kw))
     if unknown or missing:
         raise StudyInputError(f"pv_kw: unknown arrays {unknown}, missing arrays {missing}")
-    return {k: _series(f"pv_kw[{k!r}]", pv_kw[k], n, True, False) for k in names}
+    out = {k: _series(f"pv_kw[{k!r}]", pv_kw[k], n, True, False) for k in names}
+    for p in park.pv:
+        over = np.nonzero(out[p.name] > (p.p_rated_kw if p.p_rated_kw is not None else np.inf))[0]
+        if over.size:
+            raise StudyInputError(
+                f"pv_kw[{p.name!r}][{over[0]}]: {out[p.name][over[0]]:g} kW is above the "
+                f"array's p_rated_kw {p.p_rated_kw:g} (give the AC power after the inverter, "
+                "or no rating: the series' maximum is used)"
+            )
+    return out
 
 
 def _soc_init(park: Park, soc_init_frac: float | Mapping[str, float] | None) -> dict[str, float]:

@@ -102,12 +102,20 @@ def test_pv_rating_defaults_to_the_series_max_and_curtailment_is_off():
         ({"price_per_kwh": [0.1] * 7 + [np.inf] + [0.1] * 16}, r"price_per_kwh\[7\]"),
         ({"pv_kw": {"other": [0.0] * 24}}, r"unknown arrays \['other'\], missing .*'roof'"),
         ({"soc_init_frac": 1.5}, r"soc_init_frac\['bat'\]: must be in \[0, 1\]"),
+        ({"pv_kw": [0.0] * 12 + [80.0] + [0.0] * 11, "park": "rated"}, r"pv_kw\['roof'\]\[12\]"),
     ],
 )
 def test_bad_arrays_name_the_array_and_the_index(kwargs, message):
     args = {"load_kw": np.full(N, 40.0), "pv_kw": _pv(), "price_per_kwh": 0.2} | kwargs
+    park = _park() if args.pop("park", "") != "rated" else study.Park(pv=[study.Pv("roof", 70)])
     with pytest.raises(study.StudyInputError, match=message):
-        study.dispatch(_park(), **args)
+        study.dispatch(park, **args)
+
+
+def test_the_module_guide_runs_as_written():
+    import doctest
+
+    assert doctest.testmod(study).failed == 0
 
 
 def test_data_without_dates_runs_from_the_epoch_and_a_naive_start_is_utc():
