@@ -680,6 +680,15 @@ def run(
         for p in park.pv:
             cut = out.pv_curtailed_kw[p.name][0] if (p.curtailable and out.ok) else 0.0
             used[p.name][k] = max(pv[p.name][k] - cut, 0.0)
+    soc = {x: e[x] / specs[x].e_kwh for x in specs}
+    return _run_outcome(park, truth, bat, plan_bat, soc, used, status, solve_s)
+
+
+def _run_outcome(park, truth, bat, plan_bat, soc, used, status, solve_s) -> RunOutcome:
+    """The realised series: the connection takes what the devices leave (load + battery -
+    PV used), and the bill is what it bought less what it sold at the given prices."""
+    T, dt = truth.n, truth.dt_h
+    load = truth.base_loads[0].p_kw
     net = load + sum(bat.values(), np.zeros(T)) - sum(used.values(), np.zeros(T))
     imp, exp = np.maximum(net, 0.0), np.maximum(-net, 0.0)
     price_exp = np.minimum(truth.price_export_cny_per_kwh, truth.price_import_cny_per_kwh)
@@ -691,8 +700,8 @@ def run(
         export_kw=exp,
         battery_p_kw=bat,
         plan_battery_p_kw=plan_bat,
-        battery_soc_frac={x: e[x] / specs[x].e_kwh for x in specs},
-        pv_kw={x: a.copy() for x, a in pv.items()},
+        battery_soc_frac=soc,
+        pv_kw={p.spec.name: p.p_available_kw.copy() for p in truth.pv},
         pv_used_kw=used,
         energy_cost=cost,
         status=status,
