@@ -664,12 +664,15 @@ def run(
         n = min(horizon_steps, T - k)
         f_load, f_pv = forecast(k, n) if forecast else (load[k : k + n], _slice(pv, k, n))
         t0 = time.perf_counter()
-        out = dispatch(
-            park, f_load, f_pv if park.pv else None,
-            truth.price_import_cny_per_kwh[k : k + n], truth.price_export_cny_per_kwh[k : k + n],
-            None if ef is None else ef[k : k + n],
-            {x: e[x][k] / specs[x].e_kwh for x in specs}, truth.horizon.at(k), ctrl,
-        )  # fmt: skip
+        try:
+            out = dispatch(
+                park, f_load, f_pv if park.pv else None,
+                truth.price_import_cny_per_kwh[k : k + n],
+                truth.price_export_cny_per_kwh[k : k + n], None if ef is None else ef[k : k + n],
+                {x: e[x][k] / specs[x].e_kwh for x in specs}, truth.horizon.at(k), ctrl,
+            )  # fmt: skip
+        except StudyInputError as exc:  # indices are the horizon's: say which one
+            raise StudyInputError(f"forecast(k={k}, n={n}): {exc} (index from step {k})") from None
         solve_s += time.perf_counter() - t0
         status.append(out.status)
         for x, spec in specs.items():

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controllers.mpc import MpcController
 from vpp import study
@@ -252,6 +254,38 @@ def test_readme_example_runs_as_printed():
     res = scope["res"]
     assert res.status == "optimal" and res.currency == "EUR"
     assert np.abs(res.battery_soc_frac["bat"]).max() <= 1 + 1e-9
+
+
+def test_a_bad_forecast_names_the_step_it_was_made_at():
+    def bad(k: int, n: int):
+        f = np.full(n, 10.0)
+        if k == 3:
+            f[2] = -1.0
+        return f, np.zeros(n)
+
+    data = study.Series(np.full(6, 10.0), _price(6), np.zeros(6))
+    with pytest.raises(study.StudyInputError, match=r"forecast\(k=3, n=3\): load_kw\[2\]"):
+        study.run(_park(), data, 4, forecast=bad)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    load=st.lists(st.floats(0, 200), min_size=8, max_size=8),
+    price=st.lists(st.floats(-0.2, 1.0), min_size=8, max_size=8),
+    soc0=st.floats(0, 1),
+)
+def test_any_input_keeps_the_balance_and_the_soc_bounds(load, price, soc0):
+    """For any load, any price (negative ones too) and any start: the plan balances at the
+    connection every step and keeps the SOC within its bounds."""
+    bat = study.Battery("bat", 100.0, 50.0, soc_min_frac=0.1, soc_max_frac=0.9)
+    park = study.Park(batteries=[bat], pv=[study.Pv("roof")])
+    pv = _pv(8)
+    res = study.dispatch(park, load, pv, price, soc_init_frac=min(max(soc0, 0.1), 0.9))
+    assert res.ok
+    gap = np.asarray(load) + res.battery_p_kw["bat"] - res.pv_used_kw["roof"] - res.net_kw
+    assert np.abs(gap).max() < 1e-6
+    soc = res.battery_soc_frac["bat"]
+    assert soc.min() >= 0.1 - 1e-6 and soc.max() <= 0.9 + 1e-6
 
 
 def test_a_rolling_run_shortens_its_horizon_at_the_end_of_the_series():
