@@ -9,9 +9,13 @@ batteries (synthetic seeded data: the shape of the public benchmarks, not their 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vpp import study
 
