@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
+from controllers.battery_rows import SegmentRows, taper_rows
 from controllers.problem import AssetSchedule, DispatchProblem, Relaxation
 
 BIG = 1e7  # stands for "no limit" in a Parameter (cvxpy Parameters cannot hold inf)
@@ -183,7 +184,13 @@ class BatteryBlock(Block):
         self.hi_room = cp.Parameter((m, n), nonneg=True)
         lo = self.slack((m, n), "soc_min", names, "kWh", pen, ub=self.lo_room)
         hi = self.slack((m, n), "soc_max", names, "kWh", pen, ub=self.hi_room)
-        flow = cp.multiply(gain_c, self.pc) - cp.multiply(gain_d, self.pd)
+        # Optional detail (controllers.battery_rows): nothing added for a plain battery.
+        self.seg = SegmentRows(specs, self.pc, self.pd, dt)
+        flow = cp.multiply(self.seg.mask(gain_c), self.pc) - cp.multiply(
+            self.seg.mask(gain_d), self.pd
+        )
+        if self.seg.flow is not None:
+            flow = flow + self.seg.flow
         # A reserve above the minimum (PEDF batteries, against forecast error behind their
         # converter); going under it is priced, not forbidden (term margin_shortfall).
         self.reserve = cp.Parameter((m, n), nonneg=True)
@@ -194,6 +201,8 @@ class BatteryBlock(Block):
             self.e[:, 1:] >= self.e_min - lo,
             self.e[:, 1:] >= self.e_min + self.reserve - lo - short,
             self.e[:, 1:] <= self.e_max + hi,
+            *self.seg.constraints,
+            *taper_rows(specs, self.pc, self.e),
         ]
         self.add_term("margin_shortfall", problem.reserve_cny_per_kwh_h * dt * cp.sum(short))
         self.add_term("degradation", cp.sum(cp.multiply(deg, self.pc + self.pd)))
@@ -232,7 +241,7 @@ class BatteryBlock(Block):
                 bus,
                 pc[i] - pd[i],
                 e[i].copy(),
-                {"p_charge_kw": pc[i].copy(), "p_discharge_kw": pd[i].copy()},
+                {"p_charge_kw": pc[i].copy(), "p_discharge_kw": pd[i].copy()} | self.seg.detail(i),
             )
 
 

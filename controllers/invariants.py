@@ -16,6 +16,7 @@ import numpy as np
 from controllers import dr_rows, group_block, on_off
 from controllers.on_off import has_on_off
 from controllers.problem import DispatchProblem, DispatchResult
+from vpp.park.battery_detail import charge_limit_kw, stored_kw
 
 
 def terminal_kw(result: DispatchResult) -> np.ndarray:
@@ -82,12 +83,15 @@ def _battery_checks(p, r, relaxed, dt, tol) -> list[str]:
         if s.e_kwh is None:
             continue
         e = s.e_kwh
-        expect = e0 + np.concatenate(
-            [[0.0], np.cumsum((spec.eta_charge * pc - pd / spec.eta_discharge) * dt)]
-        )
+        # Segments filled in order, the efficient one first (vpp.park.battery_detail).
+        expect = e0 + np.concatenate([[0.0], np.cumsum(stored_kw(spec, pc, pd) * dt)])
         gap = np.abs(e - expect).max(initial=0)
         if gap > 1e-3 + 1e-6 * spec.e_kwh:
             v.append(f"battery {spec.name}: SOC trajectory off its power by {gap:.4f} kWh")
+        if spec.taper is not None:
+            over = pc - charge_limit_kw(spec, e[:-1])
+            if over.max(initial=0.0) > tol:
+                v.append(f"battery {spec.name}: charge above its taper by {over.max():.4f} kW")
         lo = spec.e_min_kwh - relaxed.get(("soc_min", spec.name), 0.0) - 1e-3
         hi = spec.e_max_kwh + relaxed.get(("soc_max", spec.name), 0.0) + 1e-3
         if e[1:].min(initial=lo) < lo or e[1:].max(initial=hi) > hi:

@@ -14,6 +14,7 @@ import numpy as np
 
 from controllers.problem import DispatchProblem
 from controllers.step_rounding import drop_lifts, round_chargers, stepped
+from vpp.park.battery_detail import charge_for_room_kw, charge_limit_kw, discharge_for_energy_kw
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,12 @@ def limits_kw(problem: DispatchProblem, k: int = 0) -> dict[str, tuple[float, fl
     ]
     for spec, e0 in bats if k == 0 else [(s, None) for s, _ in bats]:
         hi, lo = spec.p_charge_max_kw, -spec.p_discharge_max_kw
-        if e0 is not None:  # the measured SOC limits what the next interval can do
+        if e0 is not None and (spec.taper is not None or spec.efficiency_segments):
+            # The optional detail, as the simulated park has it (vpp.park.battery_detail).
+            hi = min(hi, float(charge_limit_kw(spec, e0)))
+            hi = min(hi, charge_for_room_kw(spec, spec.e_max_kwh - e0, dt))
+            lo = max(lo, -discharge_for_energy_kw(spec, e0 - spec.e_min_kwh, dt))
+        elif e0 is not None:  # the measured SOC limits what the next interval can do
             hi = min(hi, max(spec.e_max_kwh - e0, 0.0) / (spec.eta_charge * dt))
             lo = max(lo, -max(e0 - spec.e_min_kwh, 0.0) * spec.eta_discharge / dt)
         out[spec.name] = (lo, hi)

@@ -74,6 +74,7 @@ SMALLEST = {
         ["--scenarios", "pedf_campus_spring_festival", "--seeds", "1", "--days", "0.03"],
         SCENARIO_TABLE,
     ),
+    "study_rolling.py": (["--days", "2", "--horizon", "12"], ("ms/step", "without batteries")),
 }
 LIBRARIES = {"parks.py"}  # imported by the scripts and the tests, not run
 

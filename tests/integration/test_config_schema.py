@@ -91,6 +91,12 @@ def _demo() -> dict[str, Any]:
     ]
     doc["dr_policy"] = {"auto_confirm": "when_covered", "margin_frac": 0.1}
     doc["penalties"] = {f.name: f.default for f in dataclasses.fields(Penalties)}
+    # The optional battery detail (one segment: two would tie their bounds to each other).
+    battery = doc["assets"]["batteries"][0]
+    battery["taper"] = {"soc_start_frac": 0.8, "floor_frac": 0.2}
+    battery["efficiency_segments"] = [
+        {"p_max_frac": 1.0, "eta_charge": 0.96, "eta_discharge": 0.96}
+    ]
     return doc
 
 

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from vpp.park import dr_checks
+from vpp.park import battery_detail, dr_checks
 from vpp.park import model as m
 from vpp.park.calendar import park_calendar_problems
 from vpp.park.field_checks import field_problems
@@ -505,6 +505,7 @@ def _battery_problems(b: m.Battery, p: str) -> Iterable[str]:
             f"got {b.soc_min_frac:g}"
         )
     yield from nonneg(f"{p}.degradation_cny_per_kwh", b.degradation_cny_per_kwh)
+    yield from battery_detail.detail_problems(b, p)
 
 
 def _pv_problems(a: m.PvArray, p: str) -> Iterable[str]:

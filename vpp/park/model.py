@@ -22,6 +22,7 @@ from typing import Literal
 
 import numpy as np
 
+from vpp.park.battery_detail import ChargeTaper, EfficiencySegment
 from vpp.park.circuits import PHASES, LimitGroup, PilotCurrents, kw_per_a  # noqa: F401 (re-exported)
 from vpp.park.dispatch_settings import (  # noqa: F401 (re-exported)
     RISK_FRAC_MAX,
@@ -261,6 +262,10 @@ class Battery:
     terminal_value_cny_per_kwh: float | None = None
     # Where the storage PCS is reached (Modbus TCP: SunSpec or a vendor map).
     endpoint: Endpoint | None = None
+    # Charge power falling near full (vpp.park.battery_detail); None: the rating at any SOC.
+    taper: ChargeTaper | None = None
+    # Efficiency by power segment, falling with power; empty: eta_charge, eta_discharge.
+    efficiency_segments: tuple[EfficiencySegment, ...] = ()
 
     @property
     def e_min_kwh(self) -> float:

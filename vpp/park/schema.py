@@ -170,6 +170,11 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("Battery", "soc_max_frac"): _FRAC,
     ("Battery", "soc_init_frac"): _FRAC,
     ("Battery", "degradation_cny_per_kwh"): _NONNEG,
+    ("ChargeTaper", "soc_start_frac"): _FRAC,
+    ("ChargeTaper", "floor_frac"): _FRAC,
+    ("EfficiencySegment", "p_max_frac"): Bound(exclusive_minimum=0, maximum=1),
+    ("EfficiencySegment", "eta_charge"): _ETA,
+    ("EfficiencySegment", "eta_discharge"): _ETA,
     ("EvCharger", "p_max_kw"): _POS,
     ("EvCharger", "p_min_kw"): _NONNEG,
     ("EvCharger", "eta"): _ETA,
@@ -254,7 +259,11 @@ CROSS_CHECKS: dict[str, tuple[str, ...]] = {
     ),
     "Location": ("`tz` is a known IANA time zone",),
     "Network": ("`v_min_pu` < `v_max_pu`",),
-    "Battery": ("`soc_min_frac` <= `soc_max_frac`",),
+    "Battery": (
+        "`soc_min_frac` <= `soc_max_frac`",
+        "`efficiency_segments`: `p_max_frac` rising; each efficiency at most the one before "
+        "(efficiency falls with power: the dispatch stays an LP)",
+    ),
     "EvCharger": (
         "`p_min_kw` <= `p_max_kw`",
         "with `pilot`, at least one pilot current gives a power in [`p_min_kw`, `p_max_kw`]",

@@ -92,6 +92,12 @@ from controllers import tracking
 from controllers.tracking import TrackingTarget
 from vpp.accounting.counterfactual import uncontrolled_delivered_kwh, uncontrolled_shiftable_state
 from vpp.park import profiles, sessions
+from vpp.park.battery_detail import (
+    charge_for_room_kw,
+    charge_limit_kw,
+    discharge_for_energy_kw,
+    stored_kw,
+)
 from vpp.park.model import (
     Battery,
     EvSession,
@@ -529,12 +535,19 @@ class SimulatedPark:
     def _battery_limits_kw(self, b: Battery) -> tuple[float, float]:
         """``(lo, hi)``: the most it can give (<= 0) and take (>= 0) this interval, kW."""
         e, dt = self.battery_e_kwh[b.name], self.dt_h
+        if b.taper is not None or b.efficiency_segments:  # vpp.park.battery_detail
+            hi = min(float(charge_limit_kw(b, e)), charge_for_room_kw(b, b.e_max_kwh - e, dt))
+            return -discharge_for_energy_kw(b, e - b.e_min_kwh, dt), hi
         hi = min(b.p_charge_max_kw, max(b.e_max_kwh - e, 0.0) / (b.eta_charge * dt))
         lo = -min(b.p_discharge_max_kw, max(e - b.e_min_kwh, 0.0) * b.eta_discharge / dt)
         return lo, hi
 
     def _battery_move(self, b: Battery, p_kw: float) -> None:
         """Move the stored energy by ``p_kw`` (within its limits) over one interval."""
+        if b.efficiency_segments:  # each segment at its own efficiency, in order
+            pc, pd = max(p_kw, 0.0), max(-p_kw, 0.0)
+            self.battery_e_kwh[b.name] += float(stored_kw(b, pc, pd)) * self.dt_h
+            return
         eta = b.eta_charge if p_kw >= 0 else 1.0 / b.eta_discharge
         self.battery_e_kwh[b.name] += eta * p_kw * self.dt_h
 
