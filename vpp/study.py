@@ -207,6 +207,13 @@ class Park:
         Price of a kg of CO2 emitted by imports (with ``ef_kg_per_kwh``), in ``currency``.
     demand_charge_per_kw : float
         Cost per kW of the horizon's peak import (default 0: none).
+    import_ramp_per_kw, peak_spread_per_kw : float
+        The grid-friendly preference (:mod:`controllers.grid_friendly`; the park file's
+        ``dispatch.import_ramp_cny_per_kw`` and ``dispatch.peak_spread_cny_per_kw``, with the
+        same defaults): a weight per kW of change in import between steps, and per kW of each
+        day's peak (days counted in ``start``'s zone, UTC without one). They break the ties of
+        a flat price so that equal-cost plans do not stack every battery in the same cheap
+        hours; a preference, not money (the result's ``cost`` leaves it out). 0 turns off.
     """
 
     step_min: int = 60
@@ -217,6 +224,8 @@ class Park:
     currency: str = "CNY"
     carbon_price_per_kg: float = 0.0
     demand_charge_per_kw: float = 0.0
+    import_ramp_per_kw: float = 0.001
+    peak_spread_per_kw: float = 0.0
 
     def __post_init__(self) -> None:
         names = [x.name for x in (*self.batteries, *self.pv)] + [LOAD]
@@ -225,6 +234,9 @@ class Park:
             raise StudyInputError(f"Park: asset names must be unique (and not {LOAD!r}): {dup}")
         if self.step_min <= 0:
             raise StudyInputError(f"Park.step_min: must be > 0 minutes, got {self.step_min}")
+        for f in ("import_ramp_per_kw", "peak_spread_per_kw"):
+            if not (np.isfinite(getattr(self, f)) and getattr(self, f) >= 0):
+                raise StudyInputError(f"Park.{f}: must be >= 0, got {getattr(self, f)}")
         problems = [x for b in self.batteries for x in _battery_problems(b)]
         if problems:
             raise StudyInputError("; ".join(problems))
@@ -369,8 +381,10 @@ def build_problem(
         # Never below 0: a stored kWh can be kept, it is no liability (negative prices).
         end = max(spec.terminal_value(mean_price), 0.0)
         batteries.append(BatteryInput(spec, soc0[b.name] * spec.e_kwh, end))
+    horizon = m.Horizon(_start(start), timedelta(minutes=park.step_min), n)
+    dates = [t.date() for t in horizon.times()]
     return DispatchProblem(
-        horizon=m.Horizon(_start(start), timedelta(minutes=park.step_min), n),
+        horizon=horizon,
         buses=(BUS,),
         price_import_cny_per_kwh=price,
         price_export_cny_per_kwh=export,
@@ -384,6 +398,9 @@ def build_problem(
         demand_charge_cny_per_kw=float(park.demand_charge_per_kw),
         peak_margin_kw=np.zeros(n),
         dr_baseline_kw=load - sum(pv.values(), np.zeros(n)),
+        import_ramp_cny_per_kw=float(park.import_ramp_per_kw),
+        peak_spread_cny_per_kw=float(park.peak_spread_per_kw),
+        day_index=np.array([(d - dates[0]).days for d in dates], dtype=int),
     )
 
 
@@ -444,8 +461,10 @@ class DispatchOutcome:
 
     @property
     def cost(self) -> float:
-        """The money part of the objective (every term but the penalties), in ``currency``."""
-        return float(self.objective - self.terms.get("penalties", 0.0))
+        """The money part of the objective, in ``currency``: every term but the penalties and
+        the grid-friendly preference (``grid_friendly``), which are weights, not money."""
+        t = self.terms
+        return float(self.objective - t.get("penalties", 0.0) - t.get("grid_friendly", 0.0))
 
 
 def _outcome(park: Park, problem: DispatchProblem, r: DispatchResult) -> DispatchOutcome:
