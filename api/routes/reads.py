@@ -187,6 +187,8 @@ def plan(
         "objective_cny": r.objective_cny if np.isfinite(r.objective_cny) else None,
         "objective_cost_cny": _finite(r.objective_cost_cny),
         "objective_penalty": _finite(r.objective_penalty),
+        # The grid-friendly preference (controllers.grid_friendly): a weight, not money.
+        "objective_preference": _finite(r.objective_preference),
         "terms_cny": r.terms_cny,
         "relaxed": [x.text for x in lines],
         "relaxation_lines": [x.to_json_dict() for x in lines],

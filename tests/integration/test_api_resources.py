@@ -60,10 +60,11 @@ def test_setpoints_plan_forecasts_flexibility(api):
     for a in (a for a in chargers.values() if a["sessions"]):
         total = [sum(x) for x in zip(*a["sessions"].values(), strict=True)]
         assert total == pytest.approx(a["p_kw"], abs=1e-6)
-    # The objective's money and its penalty weights apart; relaxations as alarm lines.
-    assert plan["objective_cost_cny"] + plan["objective_penalty"] == pytest.approx(
-        plan["objective_cny"]
-    )
+    # The objective's money, its penalty weights and its grid-friendly preference apart;
+    # relaxations as alarm lines.
+    assert plan["objective_preference"] >= 0.0
+    money = plan["objective_cost_cny"] + plan["objective_penalty"]
+    assert money + plan["objective_preference"] == pytest.approx(plan["objective_cny"])
     assert plan["relaxed"] == [x["text"] for x in plan["relaxation_lines"]]
     assert isinstance(plan["assumptions"], list)
     fc = client.get("/api/v1/forecasts", headers=h["viewer"]).json()

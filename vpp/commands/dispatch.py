@@ -178,13 +178,19 @@ def summary(site_name: str, rep: CycleReport, others: dict[str, DispatchResult])
         + (f", fallback {rep.fallback}" if rep.fallback else ""),
         "timings   " + ", ".join(f"{k} {v:.3f}" for k, v in r.timings_s.items()),
         "",
-        f"cost      {r.objective_cost_cny:12,.1f} CNY (the objective without its penalties)",
+        f"cost      {r.objective_cost_cny:12,.1f} CNY (the objective without its penalties "
+        "and preference)",
     ]
+    weights = ("penalties", "grid_friendly")
     lines += [
-        f"  {k:<17}{v:12,.1f}" for k, v in r.terms_cny.items() if abs(v) > 0.05 and k != "penalties"
+        f"  {k:<17}{v:12,.1f}" for k, v in r.terms_cny.items() if abs(v) > 0.05 and k not in weights
     ]
     lines.append(
         f"penalty   {r.objective_penalty:12,.1f} (weights of relaxed constraints, not money)"
+    )
+    lines.append(
+        f"preference{r.objective_preference:12,.1f} (grid_friendly: keeps equal-cost plans from "
+        "stacking peaks, not money)"
     )
     imp, exp = r.p_import_kw, r.p_export_kw
     lines += [
