@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
-from controllers import dr_block, dr_choice, dr_rows, group_block, on_off, relaxations
+from controllers import (
+    dr_block,
+    dr_choice,
+    dr_rows,
+    group_block,
+    meter_block,
+    on_off,
+    relaxations,
+)
 from controllers.blocks import (
     BatteryBlock,
     Block,
@@ -81,6 +89,7 @@ def _key(problem: DispatchProblem, soft: bool, integer: bool, slots: int, window
         _network_rows(problem),
         group_block.structure(problem),  # limit-group rows: assets and coefficients
         dr_block.row_count(problem),  # DR event rows, in blocks (controllers.dr_block)
+        meter_block.structure(problem),  # per-meter billing: the meters' buses
         # The penalty weights are constants of the structure (shiftable and comfort
         # priorities come with the specs above; EV sessions' are Parameters).
         problem.penalties,
@@ -146,6 +155,7 @@ class _Model:
         ) + dr_rows.revenue_at_aim_cny(p)
         dr_block.update(pr, self.slacks, p, big)
         group_block.update(pr, p, big)
+        meter_block.update(pr, p)
         pr["peak_max"].value = big
         pr["month_peak"].value = float(max(p.month_peak_import_kw, 0.0))
         pr["peak_margin"].value = np.maximum(np.nan_to_num(p.peak_margin()), 0.0)
@@ -317,6 +327,10 @@ def build_model(
         # - credit x (baseline - net); on imp - exp (= net) so that it stays DPP
         "dr_revenue": params["dr_credit"] @ (imp - exp) - params["dr_credit_base"],
     }
+    if meter_block.active(p):  # each meter billed on its own: its terms replace the connection's
+        meter_cons, meter_terms = meter_block.build(p, params, bus_p)
+        cons += meter_cons
+        terms |= meter_terms
     for b in [*blocks, helper]:
         cons += b.constraints
         for name, expr in b.terms.items():
