@@ -335,3 +335,46 @@ def pv_by_bus_kw(site: Site, pv_kw: Mapping[str, np.ndarray], n: int) -> dict[st
         if name in pv_kw:
             out[bus] += np.maximum(-np.asarray(pv_kw[name], dtype=float), 0.0)
     return out
+
+
+def tenant_rows(doc: dict) -> list[dict]:
+    """One flat row per meter of a :meth:`TenantReport.to_dict` (for tables: the simulation
+    report, ``vpp carbon report``): energy, bill lines, peak, CO2, coal, intensity, saving."""
+    out = []
+    for x in doc["meters"]:
+        b = x["bill"]
+        out.append(
+            {
+                "meter": x["meter"],
+                "tariff": x["tariff"],
+                "import_kwh": b["import_kwh"],
+                "export_kwh": b["export_kwh"],
+                "energy_cny": b["energy_cny"],
+                "export_credit_cny": b["export_credit_cny"],
+                "demand_charge_cny": b["demand_charge_cny"],
+                "bill_cny": b["total_cny"],
+                "peak_import_kw": b["peak_import_kw"],
+                "co2_t": x["co2_t"],
+                "tce_equivalent": x["tce_equivalent"],
+                "tce_equal_value": x["tce_equal_value"],
+                "intensity_tce_per_10k_cny": x["intensity_tce_per_10k_cny"],
+                "no_vpp_bill_cny": x["no_vpp_bill_cny"],
+                "allocated_saving_cny": x["allocated_saving_cny"],
+            }
+        )
+    return out
+
+
+def summary_line(doc: dict) -> str:
+    """The park's bill under its contract and the saving's allocation, in one sentence."""
+    how = {
+        "netted": "netted: the utility bills the connection at the site's tariff",
+        "per_meter": "per_meter: each meter is billed on its own, no netting across meters",
+    }[doc["billing"]]
+    line = f"billing {how}; the park's bill {doc['park_bill_cny']:,.2f} CNY"
+    if doc["park_saving_cny"] is not None:
+        line += (
+            f", {doc['park_saving_cny']:,.2f} CNY less than without the VPP; allocated: "
+            f"{doc['allocation_rule']} (unallocated {doc['unallocated_saving_cny']:,.2f} CNY)"
+        )
+    return line

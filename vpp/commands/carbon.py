@@ -102,6 +102,48 @@ def no_vpp_series(site: Site, first: date, last: date, seed: int = 0) -> dict[st
     }
 
 
+def tenant_accounts(
+    site: Site, first: date, last: date, data: Path | None = None, seed: int = 0
+) -> dict[str, dict]:
+    """Per tenant sub-meter, the accounts of the park without the VPP (``no_vpp``, from the
+    profiles, as :func:`no_vpp_series`) and of each run in ``data`` that wrote ``buses.csv``
+    (what each bus drew, realised), against it (:mod:`vpp.accounting.tenants`)."""
+    from vpp.accounting import tenants
+    from vpp.sim.simulated_park import SimOptions, SimulatedPark
+
+    tz = ZoneInfo(site.location.tz)
+    step = timedelta(minutes=site.dispatch.step_minutes)
+    start = datetime.combine(first, time(0), tzinfo=tz)
+    n = round((datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz) - start) / step)
+    h = Horizon(start, step, n)
+    truth = SimulatedPark(site, options=SimOptions(load_noise_frac=0.0)).truth(h)
+    base = tenants.no_vpp_bus_kw(site, h, truth, seed=seed)
+    pv_kw = {x.name: -np.minimum(truth[x.name], x.inverter_kw) for x in site.assets.pv_arrays}
+    pv_kw |= {
+        pe.pv.name: -np.minimum(truth[pe.pv.name], pe.pv.inverter_kw)
+        for pe in site.assets.pedf_buildings
+    }
+    pv_base = tenants.pv_by_bus_kw(site, pv_kw, n)
+    out = {"no_vpp": tenants.tenant_report(site, h, base, pv_base).to_dict()}
+    for name, df in _bus_frames(site, data, first, last) if data is not None else ():
+        bus = {b: df[b].to_numpy() for b in site.bus_names() if b in df}
+        pv = {b: df[f"{b}:pv"].to_numpy() for b in site.bus_names() if f"{b}:pv" in df}
+        out[name] = tenants.tenant_report(site, h, bus, pv, base).to_dict()
+    return out
+
+
+def _bus_frames(site: Site, data: Path, first: date, last: date) -> list[tuple[str, pd.DataFrame]]:
+    """Each run of ``data`` with a ``buses.csv`` (a park with sub-meters), cut to the period."""
+    dirs = [data] if (data / "buses.csv").exists() else sorted(data.glob("*/buses.csv"))
+    out = []
+    for d in (x if x.is_dir() else x.parent for x in dirs):
+        df = pd.read_csv(d / "buses.csv", index_col="time", parse_dates=["time"])
+        idx = pd.DatetimeIndex(df.index).tz_convert(site.location.tz)
+        name = json.loads((d / "kpis.json").read_text())["run"]["controller"]
+        out.append((name, df[(idx.date >= first) & (idx.date <= last)]))
+    return out
+
+
 def _from_data(site: Site, data: Path, first: date, last: date) -> dict[str, dict]:
     from vpp.errors import UserError
 
@@ -212,6 +254,14 @@ def report(
         row["vs_no_vpp_tce_equivalent"] = a.tce_equivalent - runs["no_vpp"].tce_equivalent
         row["vs_no_vpp_tce_equal_value"] = a.tce_equal_value - runs["no_vpp"].tce_equal_value
         out["runs"][name] = row
+    if site.metering.meters:
+        if metered is not None:
+            out["tenants_note"] = (
+                "per-tenant figures need each bus's readings: not read from the database yet; "
+                "simulate and pass --data DIR"
+            )
+        else:
+            out["tenants"] = tenant_accounts(site, first, last, data)
     return out
 
 
@@ -358,7 +408,34 @@ def text(site: Site, doc: dict) -> str:
             )
     else:
         lines.append("source: simulated (no_vpp from the park's profiles)")
+    lines += _tenant_lines(doc)
     return "\n".join(lines)
+
+
+def _tenant_lines(doc: dict) -> list[str]:
+    """Per tenant sub-meter and run: bill, energy, peak, CO2, coal, intensity, saving."""
+    from vpp.accounting import tenants
+
+    if "tenants_note" in doc:
+        return ["", f"tenants: {doc['tenants_note']}"]
+    out = []
+    for run, rep in doc.get("tenants", {}).items():
+        out += [
+            "",
+            f"tenants, {run}: {tenants.summary_line(rep)}",
+            f"  {'meter':<18}{'import MWh':>11}{'export MWh':>11}{'bill CNY':>11}{'peak kW':>9}"
+            f"{'CO2 t':>8}{'tce eqv':>8}{'tce/10k CNY':>12}{'saving CNY':>11}",
+        ]
+        for r in tenants.tenant_rows(rep):
+            inten, saving = r["intensity_tce_per_10k_cny"], r["allocated_saving_cny"]
+            out.append(
+                f"  {r['meter']:<18}{r['import_kwh'] / 1000:11,.2f}{r['export_kwh'] / 1000:11,.2f}"
+                f"{r['bill_cny']:11,.0f}{r['peak_import_kw']:9,.0f}{r['co2_t']:8,.2f}"
+                f"{r['tce_equivalent']:8,.2f}"
+                f"{(f'{inten:.4f}' if inten is not None else '-'):>12}"
+                f"{(f'{saving:,.0f}' if saving is not None else '-'):>11}"
+            )
+    return out
 
 
 _LAST_YEAR = {"stored": "as metered", "simulated": "the park's profiles without the VPP"}
