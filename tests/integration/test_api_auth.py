@@ -50,6 +50,7 @@ MATRIX = {
     ("GET", "/api/v1/network"): READ,
     ("GET", "/api/v1/month-to-date"): READ,
     ("GET", "/api/v1/devices"): READ,  # field devices and their faults (#17)
+    ("GET", "/api/v1/tenants"): READ,  # tenant sub-meters, month to date (#21 item 3)
 }
 PARAMS = {"{cycle_id}": "1", "{event_id}": "no-such-event", "{name}": "no-such-key"}
 

@@ -132,6 +132,29 @@ def tenant_accounts(
     return out
 
 
+def stored_tenant_accounts(site: Site, buses) -> dict:
+    """Per tenant sub-meter, the accounts of what each bus drew by the stored readings
+    (:class:`vpp.store.metered_buses.MeteredBuses`), against the same buses without the VPP;
+    intervals without a park-meter reading count nothing."""
+    from vpp.accounting import tenants
+
+    ok = buses.metered
+
+    def cut(d: dict) -> dict:
+        return {b: np.where(ok, v, 0.0) for b, v in d.items()}
+
+    rep = tenants.tenant_report(
+        site, buses.horizon, cut(buses.bus_p_kw), cut(buses.pv_kw), cut(buses.no_vpp_bus_p_kw)
+    ).to_dict()
+    if buses.unmetered_assets:
+        rep["notes"].append(
+            f"{len(buses.unmetered_assets)} asset(s) without readings, counted 0: "
+            + ", ".join(buses.unmetered_assets[:5])
+            + (" and more" if len(buses.unmetered_assets) > 5 else "")
+        )
+    return rep
+
+
 def _bus_frames(site: Site, data: Path, first: date, last: date) -> list[tuple[str, pd.DataFrame]]:
     """Each run of ``data`` with a ``buses.csv`` (a park with sub-meters), cut to the period."""
     dirs = [data] if (data / "buses.csv").exists() else sorted(data.glob("*/buses.csv"))
@@ -187,9 +210,12 @@ def report(
     data: Path | None = None,
     metered: MeteredPeriod | None = None,
     metered_last_year: MeteredPeriod | None = None,
+    metered_buses=None,
 ) -> dict:
     """The carbon report's figures (see the module docstring). ``metered`` (and the same
-    period 52 weeks earlier, when stored) come from :func:`vpp.store.metered.read_period`."""
+    period 52 weeks earlier, when stored) come from :func:`vpp.store.metered.read_period`,
+    ``metered_buses`` (a park with sub-meters) from :func:`vpp.store.metered_buses.
+    read_buses`."""
     dt = site.dispatch.step_minutes / 60.0
     f = site.carbon.energy_factors
     va = site.value_added_10k_cny_per_year
@@ -254,14 +280,10 @@ def report(
         row["vs_no_vpp_tce_equivalent"] = a.tce_equivalent - runs["no_vpp"].tce_equivalent
         row["vs_no_vpp_tce_equal_value"] = a.tce_equal_value - runs["no_vpp"].tce_equal_value
         out["runs"][name] = row
-    if site.metering.meters:
-        if metered is not None:
-            out["tenants_note"] = (
-                "per-tenant figures need each bus's readings: not read from the database yet; "
-                "simulate and pass --data DIR"
-            )
-        else:
-            out["tenants"] = tenant_accounts(site, first, last, data)
+    if site.metering.meters and metered_buses is not None:
+        out["tenants"] = {"metered": stored_tenant_accounts(site, metered_buses)}
+    elif site.metering.meters:
+        out["tenants"] = tenant_accounts(site, first, last, data)
     return out
 
 
@@ -297,10 +319,10 @@ def run(args: argparse.Namespace) -> int:
     source = args.source or ("simulated" if args.data is not None else "stored")
     if source == "stored" and args.data is not None:
         raise UserError("--data is simulated data: use it without --source stored")
-    metered = metered_ly = None
+    metered = metered_ly = buses = None
     if source == "stored":
-        metered, metered_ly = _read_store(site, first, last)
-    doc = report(site, first, last, args.data, metered, metered_ly)
+        metered, metered_ly, buses = _read_store(site, first, last)
+    doc = report(site, first, last, args.data, metered, metered_ly, buses)
     print(text(site, doc))
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1), encoding="utf-8")
@@ -343,6 +365,11 @@ def _read_store(site: Site, first: date, last: date):
                 ly = read_period(conn, site, _year_before(first), _year_before(last))
             except MissingStoredDataError:
                 ly = None
+            buses = None
+            if site.metering.meters:  # each bus's draw, for the tenants' sub-meters
+                from vpp.store.metered_buses import read_buses
+
+                buses = read_buses(conn, site, metered.horizon)
     except SQLAlchemyError as exc:
         raise UserError(
             f"cannot read the database {shown}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -350,7 +377,7 @@ def _read_store(site: Site, first: date, last: date):
         ) from None
     finally:
         engine.dispose()
-    return metered, ly
+    return metered, ly, buses
 
 
 def text(site: Site, doc: dict) -> str:
@@ -416,8 +443,6 @@ def _tenant_lines(doc: dict) -> list[str]:
     """Per tenant sub-meter and run: bill, energy, peak, CO2, coal, intensity, saving."""
     from vpp.accounting import tenants
 
-    if "tenants_note" in doc:
-        return ["", f"tenants: {doc['tenants_note']}"]
     out = []
     for run, rep in doc.get("tenants", {}).items():
         out += [
@@ -435,6 +460,7 @@ def _tenant_lines(doc: dict) -> list[str]:
                 f"{(f'{inten:.4f}' if inten is not None else '-'):>12}"
                 f"{(f'{saving:,.0f}' if saving is not None else '-'):>11}"
             )
+        out += [f"  note: {x}" for x in rep["notes"]]
     return out
 
 
