@@ -375,6 +375,7 @@ def summary_line(doc: dict) -> str:
     if doc["park_saving_cny"] is not None:
         line += (
             f", {doc['park_saving_cny']:,.2f} CNY less than without the VPP; allocated: "
-            f"{doc['allocation_rule']} (unallocated {doc['unallocated_saving_cny']:,.2f} CNY)"
+            f"{doc['allocation_rule']} (unallocated "
+            f"{round(doc['unallocated_saving_cny'], 2) + 0.0:,.2f} CNY)"
         )
     return line
