@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controllers import costs, meter_block
 from controllers.mpc import MpcController
@@ -366,3 +368,43 @@ def test_metering_billing_and_tariff_errors():
     assert any(
         "metering.meters[1].value_added_10k_cny_per_year: must be > 0" in x for x in _problems(doc)
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Invariants of the accounts, for any metered day
+# --------------------------------------------------------------------------------------------
+_KW = st.floats(-300.0, 300.0, allow_nan=False, allow_infinity=False)
+_DAY = st.lists(_KW, min_size=4, max_size=4)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(a=_DAY, b=_DAY, pcc=_DAY, a0=_DAY, b0=_DAY)
+def test_per_meter_bills_at_least_the_netted_one_and_allocates_all_of_the_saving(a, b, pcc, a0, b0):
+    """Every meter on the site's tariff (export 0.3 <= import 0.4..1.0): per meter, the park
+    pays the connection's bill plus (import price - export price) x the energy one meter
+    exported while another imported, and its demand charges on peaks that add up to at least
+    the connection's. Billed per meter, the meters' own reductions are the park's saving."""
+    doc = _doc()
+    for x in doc["metering"]["meters"]:
+        x.pop("tariff")
+    site = _site(doc)
+    h = _horizon()
+    after = {"A-LV": np.array(a), "B-LV": np.array(b), "PCC": np.array(pcc)}
+    before = {"A-LV": np.array(a0), "B-LV": np.array(b0), "PCC": np.array(pcc)}
+    rep = tenants.tenant_report(site, h, after, None, before, prorate=False)
+    nets = np.array([after["A-LV"], after["B-LV"], after["PCC"]])
+    total = nets.sum(axis=0)
+    # The energy imported on one meter and exported on another within an interval.
+    crossed = np.maximum(nets, 0.0).sum(axis=0) - np.maximum(total, 0.0)
+    price = np.array([0.4, 1.0, 1.0, 1.0])
+    energy_gap = float(((price - 0.3) * crossed).sum())
+    peaks = np.maximum(nets, 0.0).max(axis=1).sum()
+    demand_gap = 20.0 * (peaks - max(float(np.maximum(total, 0.0).max()), 0.0))
+    assert demand_gap >= -1e-9
+    assert rep.park_bill_cny == pytest.approx(
+        rep.connection_bill.total_cny + energy_gap + demand_gap, abs=1e-6
+    )
+    assert rep.park_bill_cny >= rep.connection_bill.total_cny - 1e-6
+    allocated = sum(x.allocated_saving_cny for x in rep.meters)
+    assert allocated == pytest.approx(rep.park_saving_cny, abs=1e-6)
+    assert rep.unallocated_saving_cny == pytest.approx(0.0, abs=1e-6)
