@@ -408,3 +408,15 @@ def test_per_meter_bills_at_least_the_netted_one_and_allocates_all_of_the_saving
     allocated = sum(x.allocated_saving_cny for x in rep.meters)
     assert allocated == pytest.approx(rep.park_saving_cny, abs=1e-6)
     assert rep.unallocated_saving_cny == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_meters_tariff_outside_its_validity_is_named():
+    from vpp.park.coverage import tariff_problem
+
+    doc = _doc()
+    doc["metering"]["meters"][0]["tariff"]["valid_to"] = "2026-06-30"
+    line = tariff_problem(_site(doc), T0.date(), T0.date())
+    assert line is not None
+    assert line.startswith("parks/two_tenants.yaml: metering.meters[0].tariff: tariff ")
+    assert "'tenant-a-flat'" in line and "2026-07-15" in line
+    assert tariff_problem(_site(_doc()), T0.date(), T0.date()) is None
