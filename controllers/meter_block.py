@@ -7,9 +7,10 @@ terms replace the connection's energy and demand terms: no meter's PV offsets an
 import unless the physics of the connection does it for free (a kWh one meter exports is
 paid at that meter's export price, a kWh another imports at its import price). The
 connection's limits, DR rows and carbon term stay on the connection's total. The
-connection's own import and export are then priced by nothing but carbon: they may both be
-positive in a plan (their difference is the net, which is all the limits and the results
-read), as the meters' may not gain from (export is valued at min(export, import price)).
+connection's own import and export are then priced by carbon alone: without a carbon price
+they may both be positive in a plan (their difference, the net, is all that the limits and
+the results read). A meter gains nothing from importing and exporting at once: its export
+is valued at min(export, import price).
 
 Every number is a ``cp.Parameter`` (the model is rebuilt only when the meters' buses change:
 :func:`structure`). :func:`meter_terms_cny` is the numpy yardstick of the same terms
