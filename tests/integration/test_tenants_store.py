@@ -141,3 +141,20 @@ def test_api_tenants_month_to_date_by_hand(db_url) -> None:
     assert doc["park_bill_cny"] == pytest.approx(
         A_ENERGY + 10 * A_PEAK + B_ENERGY + 20 * B_PEAK, abs=1e-6
     )
+
+
+def test_the_service_plans_each_meter_on_its_stored_month_peak(db_url) -> None:
+    _engine(db_url)
+    at = datetime(2026, 7, 16, 8, 0, tzinfo=TZ)
+    rt = make_runtime(db_url, site=_site(), at=at)
+    try:
+        rt.run_cycle()
+        p = rt.current.problem
+        assert p.per_meter_billing
+        peaks = {x.name: x.month_peak_import_kw for x in p.meters}
+        # July 15's readings: A's meter peaks at 20 kW, B's at 80 kW (h = 0), common at 0.
+        assert peaks == pytest.approx({"A": A_PEAK, "B": B_PEAK, "common": 0.0}, abs=1e-9)
+        # Read again an hour later: only the new intervals (no park-meter reading: nothing).
+        assert rt.meter_peaks.at(rt.engine, at + H) == pytest.approx(peaks, abs=1e-9)
+    finally:
+        rt.close()
