@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 
 from controllers.problem import Controller, DispatchProblem, DispatchResult
 from controllers.tracking import TrackingTarget
+from vpp.park.meters import per_meter
 from vpp.park.model import PARK_METER, Site
 from vpp.park.state import Forecasts, PlantState
 from vpp.park.telemetry_checks import Refusal, TelemetryBounds, asset_ranges, check_readings
@@ -342,7 +343,7 @@ class Runtime(DrLifecycle):
         t0 = time.perf_counter()
         state = self._noted("driver", _DriverView(self.driver, self, at).read_state, at)
         state = replace(state, dr_progress=self._dr_progress(at, events))  # DR feedback
-        if self.site.metering.meters:  # each sub-meter's month peak, from the stored readings
+        if per_meter(self.site):  # each sub-meter's month peak, from the stored readings
             peaks = self.meter_peaks.at(self.engine, at)
             state = replace(state, meter_month_peak_import_kw=peaks)
         state_s = time.perf_counter() - t0
