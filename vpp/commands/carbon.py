@@ -280,11 +280,17 @@ def report(
         row["vs_no_vpp_tce_equivalent"] = a.tce_equivalent - runs["no_vpp"].tce_equivalent
         row["vs_no_vpp_tce_equal_value"] = a.tce_equal_value - runs["no_vpp"].tce_equal_value
         out["runs"][name] = row
-    if site.metering.meters and metered_buses is not None:
-        out["tenants"] = {"metered": stored_tenant_accounts(site, metered_buses)}
-    elif site.metering.meters:
-        out["tenants"] = tenant_accounts(site, first, last, data)
-    return out
+    return out | _tenants_of(site, first, last, data, metered_buses)
+
+
+def _tenants_of(site: Site, first: date, last: date, data: Path | None, buses) -> dict:
+    """``{"tenants": ...}`` for a park with sub-meters (stored when ``buses``, else
+    simulated); {} without."""
+    if not site.metering.meters:
+        return {}
+    if buses is not None:
+        return {"tenants": {"metered": stored_tenant_accounts(site, buses)}}
+    return {"tenants": tenant_accounts(site, first, last, data)}
 
 
 def _run_of(m: MeteredPeriod) -> dict[str, np.ndarray]:

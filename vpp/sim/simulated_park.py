@@ -490,8 +490,7 @@ class SimulatedPark:
         net = base + flex + shift + ev + bat - pv_used
         imp, exp = max(net, 0.0), max(-net, 0.0)
         self.month_peak_import_kw = max(self.month_peak_import_kw, imp)
-        if self._meter_of:
-            self._meter_peaks(p)
+        self._meter_peaks(p)
         e_total = sum(self.battery_e_kwh.values())
         row = {
             "import_kw": imp,
@@ -517,6 +516,8 @@ class SimulatedPark:
 
     def _meter_peaks(self, p: dict[str, float]) -> None:
         """Raise each sub-meter's month peak by this interval's import on its buses."""
+        if not self._meter_of:
+            return
         net = dict.fromkeys(set(self._meter_of.values()), 0.0)
         for name, bus in self._bus_of.items():
             net[self._meter_of[bus]] += p.get(name, 0.0)
