@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controllers import dr_rows, grid_friendly
+from controllers import dr_rows, grid_friendly, meter_block
 from controllers.blocks import PV_CURTAIL_CNY_PER_KWH, battery_reserves_kwh
 from controllers.problem import DispatchProblem, DispatchResult, Relaxation, effective_export_price
 
@@ -34,6 +34,8 @@ def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, floa
         "dr_penalty": dr_rows.dr_penalty_cny(p, result.p_net_kw),
         "grid_friendly": grid_friendly.cost_cny(p, imp, _throughput_kw(p, result)),
     }
+    if meter_block.active(p):  # each meter billed on its own (controllers.meter_block)
+        terms |= meter_block.meter_terms_cny(p, result.bus_p_kw)
     penalty = 0.0
     bats = [(b.spec, b.terminal_value_cny_per_kwh) for b in p.batteries]
     bats += [(pe.spec.battery, pe.terminal_value_cny_per_kwh) for pe in p.pedfs]

@@ -58,7 +58,10 @@ def aggregable(ch: EvChargerInput) -> bool:
 
 
 def bus_free(problem: DispatchProblem) -> bool:
-    """True when no constraint depends on the bus a charger is connected to."""
+    """True when no constraint depends on the bus a charger is connected to (nor its
+    meter's bill, when each meter is billed on its own)."""
+    if problem.per_meter_billing and problem.meters:
+        return False
     return not problem.network and not np.isfinite(problem.bus_max()).any()
 
 

@@ -35,6 +35,7 @@ from controllers import (
     dr_rows,
     grid_friendly,
     group_block,
+    meter_block,
     on_off,
     relaxations,
 )
@@ -90,6 +91,7 @@ def _key(problem: DispatchProblem, soft: bool, integer: bool, slots: int, window
         group_block.structure(problem),  # limit-group rows: assets and coefficients
         dr_block.row_count(problem),  # DR event rows, in blocks (controllers.dr_block)
         grid_friendly.structure(problem),  # day-peak and ramp rows when their weights are set
+        meter_block.structure(problem),  # per-meter billing: the meters' buses
         # The penalty weights are constants of the structure (shiftable and comfort
         # priorities come with the specs above; EV sessions' are Parameters).
         problem.penalties,
@@ -156,6 +158,7 @@ class _Model:
         dr_block.update(pr, self.slacks, p, big)
         group_block.update(pr, p, big)
         grid_friendly.update(pr, p, big)
+        meter_block.update(pr, p)
         pr["peak_max"].value = big
         pr["month_peak"].value = float(max(p.month_peak_import_kw, 0.0))
         pr["peak_margin"].value = np.maximum(np.nan_to_num(p.peak_margin()), 0.0)
@@ -333,6 +336,10 @@ def build_model(
         "dr_revenue": params["dr_credit"] @ (imp - exp) - params["dr_credit_base"],
         "grid_friendly": friendly,
     }
+    if meter_block.active(p):  # each meter billed on its own: its terms replace the connection's
+        meter_cons, meter_terms = meter_block.build(p, params, bus_p)
+        cons += meter_cons
+        terms |= meter_terms
     for b in [*blocks, helper]:
         cons += b.constraints
         for name, expr in b.terms.items():

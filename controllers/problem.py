@@ -232,6 +232,25 @@ class DrEventRow:
 
 
 @dataclass(frozen=True)
+class MeterInput:
+    """A sub-meter as the dispatch sees it (:mod:`vpp.park.meters`): the buses it measures,
+    its prices on the horizon, its demand charge and its month's peak so far.
+
+    Priced only when ``DispatchProblem.per_meter_billing`` (each meter billed on its own
+    import and export); netted, the meters are carried for the accounts and the connection is
+    priced. Export is valued at min(export, import price) per meter, as at the connection.
+    """
+
+    name: str
+    buses: tuple[str, ...]
+    price_import_cny_per_kwh: np.ndarray
+    price_export_cny_per_kwh: np.ndarray
+    demand_charge_cny_per_kw: float = 0.0  # for a rise of this meter's month peak import
+    month_peak_import_kw: float = 0.0
+    peak_margin_kw: np.ndarray | None = None  # as DispatchProblem.peak_margin_kw, this meter's
+
+
+@dataclass(frozen=True)
 class DispatchProblem:
     horizon: Horizon
     buses: tuple[str, ...]
@@ -293,6 +312,12 @@ class DispatchProblem:
     import_ramp_cny_per_kw: float = 0.0
     # Local day of each interval counted from the horizon's first (0, 1, ...); None: one day.
     day_index: np.ndarray | None = None
+    # Sub-meters (tenants and the park's common meter), a partition of ``buses``. With
+    # ``per_meter_billing`` each meter's import and export is priced on its own (no netting
+    # across meters; controllers.meter_block) and the connection's prices and demand charge
+    # are not used; the connection's limits, DR rows and carbon stay on the total.
+    meters: tuple[MeterInput, ...] = ()
+    per_meter_billing: bool = False
 
     @property
     def n(self) -> int:

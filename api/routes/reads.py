@@ -302,3 +302,56 @@ def devices(request: Request, _: Reader) -> dict[str, Any]:
     ``{"devices": {}}``."""
     report = getattr(request.app.state.runtime.driver, "health", None)
     return report() if callable(report) else {"devices": {}}
+
+
+@router.get(
+    "/tenants",
+    summary="each tenant sub-meter this month: energy, bill, peak, CO2, coal, intensity, saving",
+)
+def tenants_month(request: Request, _: Reader) -> dict[str, Any]:
+    """Month to date (the first of the month, park time, to the interval running now), per
+    sub-meter of the park (``metering`` in the park file: each tenant's meter, then the
+    park's ``common`` meter over the buses in none), from the stored readings of every asset
+    summed per bus (:mod:`vpp.store.metered_buses`): import and export, the bill at the
+    meter's own tariff (energy and the demand charge on its own peak so far, the whole
+    month's rate, as ``GET /month-to-date``), CO2, standard coal by both methods, intensity
+    against the tenant's value added, and the saving against the same buses without the VPP,
+    allocated by each meter's own reduction (:mod:`vpp.accounting.tenants`). ``park_bill_cny``
+    is what the utility bills under the park's contract (``netted``: the connection;
+    ``per_meter``: the sum of the meters'). Intervals without a park-meter reading count
+    nothing. Every figure is measured."""
+    from datetime import time as dtime
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from vpp.accounting import tenants
+    from vpp.park.model import Horizon
+    from vpp.store.metered_buses import read_buses
+
+    rt = request.app.state.runtime
+    site = rt.site
+    zone = ZoneInfo(site.location.tz)
+    step = timedelta(minutes=site.dispatch.step_minutes)
+    now = rt.clock.now().astimezone(zone)
+    start = datetime.combine(now.date().replace(day=1), dtime(0), tzinfo=zone)
+    n = int((now - start) // step)
+    h = Horizon(start, step, max(n, 1))
+    with rt.engine.connect() as conn:
+        buses = read_buses(conn, site, h)
+    ok = buses.metered & (np.arange(h.n) < n)
+
+    def cut(d: dict) -> dict:
+        return {b: np.where(ok, v, 0.0) for b, v in d.items()}
+
+    doc = tenants.tenant_report(
+        site, h, cut(buses.bus_p_kw), cut(buses.pv_kw), cut(buses.no_vpp_bus_p_kw), prorate=False
+    ).to_dict()
+    return {
+        "month": f"{start.year:04d}-{start.month:02d}",
+        "from": start.isoformat(),
+        "to": (start + n * step).isoformat(),
+        "intervals": n,
+        "intervals_metered": int(ok.sum()),
+        "unmetered_assets": list(buses.unmetered_assets),
+        **doc,
+    }

@@ -90,6 +90,10 @@ def _demo() -> dict[str, Any]:
         }
     ]
     doc["dr_policy"] = {"auto_confirm": "when_covered", "margin_frac": 0.1}
+    doc["metering"] = {
+        "billing": "per_meter",
+        "meters": [{"name": "X-tenant", "buses": ["B01-LV"], "value_added_10k_cny_per_year": 100}],
+    }
     doc["penalties"] = {f.name: f.default for f in dataclasses.fields(Penalties)}
     # The optional battery detail (one segment: two would tie their bounds to each other).
     battery = doc["assets"]["batteries"][0]

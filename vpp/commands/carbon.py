@@ -102,6 +102,71 @@ def no_vpp_series(site: Site, first: date, last: date, seed: int = 0) -> dict[st
     }
 
 
+def tenant_accounts(
+    site: Site, first: date, last: date, data: Path | None = None, seed: int = 0
+) -> dict[str, dict]:
+    """Per tenant sub-meter, the accounts of the park without the VPP (``no_vpp``, from the
+    profiles, as :func:`no_vpp_series`) and of each run in ``data`` that wrote ``buses.csv``
+    (what each bus drew, realised), against it (:mod:`vpp.accounting.tenants`)."""
+    from vpp.accounting import tenants
+    from vpp.sim.simulated_park import SimOptions, SimulatedPark
+
+    tz = ZoneInfo(site.location.tz)
+    step = timedelta(minutes=site.dispatch.step_minutes)
+    start = datetime.combine(first, time(0), tzinfo=tz)
+    n = round((datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz) - start) / step)
+    h = Horizon(start, step, n)
+    truth = SimulatedPark(site, options=SimOptions(load_noise_frac=0.0)).truth(h)
+    base = tenants.no_vpp_bus_kw(site, h, truth, seed=seed)
+    pv_kw = {x.name: -np.minimum(truth[x.name], x.inverter_kw) for x in site.assets.pv_arrays}
+    pv_kw |= {
+        pe.pv.name: -np.minimum(truth[pe.pv.name], pe.pv.inverter_kw)
+        for pe in site.assets.pedf_buildings
+    }
+    pv_base = tenants.pv_by_bus_kw(site, pv_kw, n)
+    out = {"no_vpp": tenants.tenant_report(site, h, base, pv_base).to_dict()}
+    for name, df in _bus_frames(site, data, first, last) if data is not None else ():
+        bus = {b: df[b].to_numpy() for b in site.bus_names() if b in df}
+        pv = {b: df[f"{b}:pv"].to_numpy() for b in site.bus_names() if f"{b}:pv" in df}
+        out[name] = tenants.tenant_report(site, h, bus, pv, base).to_dict()
+    return out
+
+
+def stored_tenant_accounts(site: Site, buses) -> dict:
+    """Per tenant sub-meter, the accounts of what each bus drew by the stored readings
+    (:class:`vpp.store.metered_buses.MeteredBuses`), against the same buses without the VPP;
+    intervals without a park-meter reading count nothing."""
+    from vpp.accounting import tenants
+
+    ok = buses.metered
+
+    def cut(d: dict) -> dict:
+        return {b: np.where(ok, v, 0.0) for b, v in d.items()}
+
+    rep = tenants.tenant_report(
+        site, buses.horizon, cut(buses.bus_p_kw), cut(buses.pv_kw), cut(buses.no_vpp_bus_p_kw)
+    ).to_dict()
+    if buses.unmetered_assets:
+        rep["notes"].append(
+            f"{len(buses.unmetered_assets)} asset(s) without readings, counted 0: "
+            + ", ".join(buses.unmetered_assets[:5])
+            + (" and more" if len(buses.unmetered_assets) > 5 else "")
+        )
+    return rep
+
+
+def _bus_frames(site: Site, data: Path, first: date, last: date) -> list[tuple[str, pd.DataFrame]]:
+    """Each run of ``data`` with a ``buses.csv`` (a park with sub-meters), cut to the period."""
+    dirs = [data] if (data / "buses.csv").exists() else sorted(data.glob("*/buses.csv"))
+    out = []
+    for d in (x if x.is_dir() else x.parent for x in dirs):
+        df = pd.read_csv(d / "buses.csv", index_col="time", parse_dates=["time"])
+        idx = pd.DatetimeIndex(df.index).tz_convert(site.location.tz)
+        name = json.loads((d / "kpis.json").read_text())["run"]["controller"]
+        out.append((name, df[(idx.date >= first) & (idx.date <= last)]))
+    return out
+
+
 def _from_data(site: Site, data: Path, first: date, last: date) -> dict[str, dict]:
     from vpp.errors import UserError
 
@@ -145,9 +210,12 @@ def report(
     data: Path | None = None,
     metered: MeteredPeriod | None = None,
     metered_last_year: MeteredPeriod | None = None,
+    metered_buses=None,
 ) -> dict:
     """The carbon report's figures (see the module docstring). ``metered`` (and the same
-    period 52 weeks earlier, when stored) come from :func:`vpp.store.metered.read_period`."""
+    period 52 weeks earlier, when stored) come from :func:`vpp.store.metered.read_period`,
+    ``metered_buses`` (a park with sub-meters) from :func:`vpp.store.metered_buses.
+    read_buses`."""
     dt = site.dispatch.step_minutes / 60.0
     f = site.carbon.energy_factors
     va = site.value_added_10k_cny_per_year
@@ -212,7 +280,17 @@ def report(
         row["vs_no_vpp_tce_equivalent"] = a.tce_equivalent - runs["no_vpp"].tce_equivalent
         row["vs_no_vpp_tce_equal_value"] = a.tce_equal_value - runs["no_vpp"].tce_equal_value
         out["runs"][name] = row
-    return out
+    return out | _tenants_of(site, first, last, data, metered_buses)
+
+
+def _tenants_of(site: Site, first: date, last: date, data: Path | None, buses) -> dict:
+    """``{"tenants": ...}`` for a park with sub-meters (stored when ``buses``, else
+    simulated); {} without."""
+    if not site.metering.meters:
+        return {}
+    if buses is not None:
+        return {"tenants": {"metered": stored_tenant_accounts(site, buses)}}
+    return {"tenants": tenant_accounts(site, first, last, data)}
 
 
 def _run_of(m: MeteredPeriod) -> dict[str, np.ndarray]:
@@ -247,10 +325,10 @@ def run(args: argparse.Namespace) -> int:
     source = args.source or ("simulated" if args.data is not None else "stored")
     if source == "stored" and args.data is not None:
         raise UserError("--data is simulated data: use it without --source stored")
-    metered = metered_ly = None
+    metered = metered_ly = buses = None
     if source == "stored":
-        metered, metered_ly = _read_store(site, first, last)
-    doc = report(site, first, last, args.data, metered, metered_ly)
+        metered, metered_ly, buses = _read_store(site, first, last)
+    doc = report(site, first, last, args.data, metered, metered_ly, buses)
     print(text(site, doc))
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1), encoding="utf-8")
@@ -293,6 +371,11 @@ def _read_store(site: Site, first: date, last: date):
                 ly = read_period(conn, site, _year_before(first), _year_before(last))
             except MissingStoredDataError:
                 ly = None
+            buses = None
+            if site.metering.meters:  # each bus's draw, for the tenants' sub-meters
+                from vpp.store.metered_buses import read_buses
+
+                buses = read_buses(conn, site, metered.horizon)
     except SQLAlchemyError as exc:
         raise UserError(
             f"cannot read the database {shown}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -300,7 +383,7 @@ def _read_store(site: Site, first: date, last: date):
         ) from None
     finally:
         engine.dispose()
-    return metered, ly
+    return metered, ly, buses
 
 
 def text(site: Site, doc: dict) -> str:
@@ -358,7 +441,33 @@ def text(site: Site, doc: dict) -> str:
             )
     else:
         lines.append("source: simulated (no_vpp from the park's profiles)")
+    lines += _tenant_lines(doc)
     return "\n".join(lines)
+
+
+def _tenant_lines(doc: dict) -> list[str]:
+    """Per tenant sub-meter and run: bill, energy, peak, CO2, coal, intensity, saving."""
+    from vpp.accounting import tenants
+
+    out = []
+    for run, rep in doc.get("tenants", {}).items():
+        out += [
+            "",
+            f"tenants, {run}: {tenants.summary_line(rep)}",
+            f"  {'meter':<18}{'import MWh':>11}{'export MWh':>11}{'bill CNY':>11}{'peak kW':>9}"
+            f"{'CO2 t':>8}{'tce eqv':>8}{'tce/10k CNY':>12}{'saving CNY':>11}",
+        ]
+        for r in tenants.tenant_rows(rep):
+            inten, saving = r["intensity_tce_per_10k_cny"], r["allocated_saving_cny"]
+            out.append(
+                f"  {r['meter']:<18}{r['import_kwh'] / 1000:11,.2f}{r['export_kwh'] / 1000:11,.2f}"
+                f"{r['bill_cny']:11,.0f}{r['peak_import_kw']:9,.0f}{r['co2_t']:8,.2f}"
+                f"{r['tce_equivalent']:8,.2f}"
+                f"{(f'{inten:.4f}' if inten is not None else '-'):>12}"
+                f"{(f'{saving:,.0f}' if saving is not None else '-'):>11}"
+            )
+        out += [f"  note: {x}" for x in rep["notes"]]
+    return out
 
 
 _LAST_YEAR = {"stored": "as metered", "simulated": "the park's profiles without the VPP"}

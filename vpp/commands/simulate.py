@@ -238,6 +238,17 @@ def run(args: argparse.Namespace) -> int:
 
     for line in summary_lines(result.kpis):  # who gave way, and why
         print(line)
+    if result.tenants:  # a park with sub-meters: the bills on each meter
+        from vpp.accounting import tenants
+
+        print(f"tenants ({result.controller}): {tenants.summary_line(result.tenants)}")
+        for row in tenants.tenant_rows(result.tenants):
+            print(
+                f"  {row['meter']}: bill {row['bill_cny']:,.0f} CNY (saving "
+                f"{row['allocated_saving_cny']:,.0f}), import {row['import_kwh']:,.0f} kWh, "
+                f"peak {row['peak_import_kw']:,.0f} kW, CO2 {row['co2_t']:,.2f} t"
+            )
+        print("  (the total above is the connection's, every bus netted, at the site's tariff)")
     print("(all figures are the realised park's; plan_ figures are the plan's)")
     print(f"written: {args.out}/kpis.json, timeseries.csv, report.html")
     return 0

@@ -37,6 +37,7 @@ from vpp.park import model as m
 from vpp.park.calendar import park_calendar_problems
 from vpp.park.field_checks import field_problems
 from vpp.park.limit_groups import limit_group_problems
+from vpp.park.meters import metering_problems
 from vpp.park.tariff_checks import tariff_problems
 from vpp.park.value_checks import in_range, nonneg, positive
 
@@ -86,6 +87,8 @@ def site_from_dict(raw: Any, path: Path) -> m.Site:
         merged["carbon"] = _carbon(data.pop("carbon"), path)
     if "calendar" in data:
         merged["calendar"] = _calendar(data.pop("calendar"), label)
+    if "metering" in data:
+        merged["metering"] = _metering(data.pop("metering"), path)
     merged |= data
     tz = _zone(merged, label)
     _localise(merged, tz)
@@ -134,6 +137,7 @@ _PARK_KEYS = {
     "calendar",
     "field_devices",
     "limit_groups",
+    "metering",
 }
 
 
@@ -199,13 +203,25 @@ def _include(value: Any, where: str, park_path: Path) -> Any:
         inc = _included_file(value, where, park_path)
         try:
             raw = _read_yaml(inc)
-            if where == "tariff":
+            if where == "tariff" or where.endswith(".tariff"):
                 return dataclasses.asdict(load_tariff(inc)) if raw is not None else raw
         except ConfigError as exc:
             label = _label(park_path)
             raise ConfigError([f"{label}: {where} ({value}): {p}" for p in exc.problems]) from None
         return raw
     return value
+
+
+def _metering(value: Any, park_path: Path) -> Any:
+    """``metering.meters[i].tariff`` may name a tariff file, as the site's ``tariff`` does."""
+    if not isinstance(value, dict) or not isinstance(value.get("meters"), list):
+        return value  # the type check reports what is wrong
+    meters = []
+    for i, x in enumerate(value["meters"]):
+        if isinstance(x, dict) and isinstance(x.get("tariff"), str):
+            x = x | {"tariff": _include(x["tariff"], f"metering.meters[{i}].tariff", park_path)}
+        meters.append(x)
+    return value | {"meters": meters}
 
 
 def _included_file(value: Any, where: str, park_path: Path) -> Path:
@@ -476,6 +492,7 @@ def _semantic_problems(site: m.Site) -> Iterable[str]:
     yield from _penalty_problems(site.penalties)
     yield from field_problems(site)
     yield from limit_group_problems(site)
+    yield from metering_problems(site)
 
 
 def _penalty_problems(pen: m.Penalties) -> Iterable[str]:

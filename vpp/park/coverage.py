@@ -36,12 +36,19 @@ def planned_days(site: Site, start: datetime, end: datetime) -> tuple[date, date
 
 
 def tariff_problem(site: Site, first: date, last: date) -> str | None:
-    """One line when a day of ``first .. last`` lies outside the tariff's validity."""
-    t = site.tariff
-    bad = days_outside_validity(t, first, last)
-    if bad is None:
+    """One line when a day of ``first .. last`` lies outside the validity of the tariff (the
+    site's, else the first tenant meter's of ``metering.meters`` that has its own)."""
+    tariffs = [("tariff", site.tariff)]
+    tariffs += [
+        (f"metering.meters[{i}].tariff", x.tariff)
+        for i, x in enumerate(site.metering.meters)
+        if x.tariff is not None
+    ]
+    found = [(f, t, b) for f, t in tariffs if (b := days_outside_validity(t, first, last))]
+    if not found:
         return None
-    where = _label(t.source_file) if t.source_file else f"{_label(site.source_file)}: tariff"
+    field, t, bad = found[0]
+    where = _label(t.source_file) if t.source_file else f"{_label(site.source_file)}: {field}"
     span = bad[0].isoformat() if bad[0] == bad[1] else f"{bad[0]} .. {bad[1]}"
     return (
         f"{where}: tariff {t.name!r} is {validity_text(t)}; the days planned "

@@ -31,6 +31,7 @@ from vpp.park.dispatch_settings import (  # noqa: F401 (re-exported)
     MarginBands,
     Penalties,
 )
+from vpp.park.field_settings import FieldDevices, MqttBroker, OcppServer  # noqa: F401 (re-exported)
 
 DEFAULT_TZ = "Asia/Shanghai"
 # The telemetry name of the park meter at the grid connection (import +, export -).
@@ -570,6 +571,48 @@ class Carbon:
 
 
 # --------------------------------------------------------------------------------------------
+# Tenant sub-meters (转供电) and how the contract bills them (vpp.park.meters)
+# --------------------------------------------------------------------------------------------
+class Billing(StrEnum):
+    NETTED = "netted"
+    PER_METER = "per_meter"
+
+
+# The park's own residual meter: every bus no tenant meter measures (common services).
+COMMON_METER = "common"
+
+
+@dataclass(frozen=True)
+class Meter:
+    """A tenant's sub-meter: the buses it measures, its tariff and its value added.
+
+    A bus belongs to at most one meter; the buses in none are the park's own ``common``
+    meter (shared services), billed at the site's tariff. ``tariff`` None: the site's tariff.
+    """
+
+    name: str
+    buses: tuple[str, ...]
+    tariff: Tariff | None = None
+    # The tenant's value added (10,000 CNY a year), for its intensity figures; None: none.
+    value_added_10k_cny_per_year: float | None = None
+
+
+@dataclass(frozen=True)
+class Metering:
+    """The park's sub-meters and how its contract bills (``metering`` in the park file).
+
+    ``billing``: ``netted`` (the utility bills the connection, where every bus nets; the park
+    re-bills each tenant on its own meter; the dispatch minimises the connection's bill) or
+    ``per_meter`` (each meter is billed on its own import and export at its own tariff, no
+    netting across meters; the dispatch minimises the sum of the meters' bills, within the
+    connection's limits).
+    """
+
+    billing: Billing = Billing.NETTED
+    meters: tuple[Meter, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------
 # Demand response
 # --------------------------------------------------------------------------------------------
 class DrDirection(StrEnum):
@@ -702,65 +745,9 @@ class DrPolicy:
 
 
 # --------------------------------------------------------------------------------------------
-# The site (penalties and dispatch settings: vpp.park.dispatch_settings)
+# The site (penalties and dispatch settings: vpp.park.dispatch_settings; field devices:
+# vpp.park.field_settings)
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OcppServer:
-    """park-vpp as the OCPP central system (1.6J and 2.0.1) its charge points connect to,
-    at ``ws://host:port/ocpp/{station}``."""
-
-    host: str = "127.0.0.1"
-    port: int = 9000
-    # basic: OCPP Security Profile 1 (HTTP basic auth, user = station, password = its key);
-    # none: no authentication, allowed on a loopback host only.
-    auth: str = "basic"
-    # File of the stations' keys (salted SHA-256, vpp.drivers.ocpp_auth), path relative
-    # to the park file; required with auth basic.
-    keys_file: str | None = None
-    # Heartbeat interval given to stations at boot (s).
-    heartbeat_interval_s: int = 60
-    # A station silent (no message, no connection) for this long is offline (s): held safe.
-    offline_after_s: float = 180.0
-    # A charging profile call not answered within this long failed (s).
-    call_timeout_s: float = 5.0
-    # Line-to-neutral voltage that converts kW to A for stations that take A only (V).
-    voltage_v: float = 230.0
-    # A session whose car says nothing: assumed to stay this long (h) ...
-    default_dwell_h: float = 8.0
-    # ... and to need this much energy (kWh); both stated as assumptions in the plan.
-    default_e_needed_kwh: float = 20.0
-    # A station drawing more than its profile by this fraction (and by tolerance_kw) ...
-    compliance_tolerance_frac: float = 0.1
-    compliance_tolerance_kw: float = 0.5
-    # ... for this many intervals in a row is non-compliant: planned at its real draw.
-    compliance_intervals: int = 3
-
-
-@dataclass(frozen=True)
-class MqttBroker:
-    """The MQTT broker the meters and gateways publish readings to."""
-
-    host: str = "127.0.0.1"
-    port: int = 1883
-    # Topic of the park meter's readings (import +, export -); None: no park meter on MQTT.
-    park_meter_topic: str | None = None
-    client_id: str = "park-vpp"
-    qos: int = 1
-
-
-@dataclass(frozen=True)
-class FieldDevices:
-    """The field side of ``vpp run --driver field``: the OCPP central system, the MQTT
-    broker, and how long a Modbus device may take."""
-
-    ocpp: OcppServer | None = None
-    mqtt: MqttBroker | None = None
-    # A Modbus request not answered within this long failed: the device is held safe (s).
-    modbus_timeout_s: float = 1.0
-    # A device whose last good reading is older than this is stale, held safe (s).
-    stale_after_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -789,6 +776,8 @@ class Site:
     # Named limits on what groups of assets or buses draw together (nested; vpp.park.limit_groups).
     limit_groups: tuple[LimitGroup, ...] = ()
     source_file: str = ""
+    # Tenant sub-meters and whether the contract bills them netted or per meter.
+    metering: Metering = field(default_factory=Metering)
 
     def bus_names(self) -> list[str]:
         return [b.name for b in self.buses]

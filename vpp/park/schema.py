@@ -203,6 +203,7 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("PedfBuilding", "converter_eta"): _ETA,
     ("Tariff", "tiers_cny_per_kwh"): Bound(minimum=0, each=True),
     ("Tariff", "demand_charge_cny_per_kw_month"): _NONNEG,
+    ("Meter", "value_added_10k_cny_per_year"): Bound(exclusive_minimum=0),
     ("TariffSeason", "months"): Bound(minimum=1, maximum=12, each=True),
     ("EmissionFactor", "ef_kg_per_kwh"): Bound(minimum=0, maximum=2),
     ("EmissionFactor", "hourly_ef_kg_per_kwh"): Bound(min_items=24, max_items=24),
@@ -308,6 +309,10 @@ CROSS_CHECKS: dict[str, tuple[str, ...]] = {
         "an event do not overlap and lie within 24 h",
     ),
     "DispatchSettings": ("`step_minutes` divides a day (1440 minutes)",),
+    "Meter": (
+        "`name` is non-empty, unique and not `common` (the park's own meter: every bus in no "
+        "tenant meter); at least one bus; every bus is a bus of `buses`, in at most one meter",
+    ),
 }
 
 
@@ -574,6 +579,23 @@ def _add_yaml_defs(defs: dict[str, Any], site: dict[str, Any]) -> None:
         "ev_charger_groups",
         {"type": "array", "items": {"$ref": "#/$defs/EvChargerGroup"}, "default": []},
     )
+    meter = defs.get("Meter", {}).get("properties", {})
+    if "tariff" in meter:  # a tariff file, as the site's, or inline; null: the site's
+        meter["tariff"] = _prop(
+            "Meter",
+            "tariff",
+            {
+                "anyOf": [
+                    {
+                        "type": "string",
+                        "description": "Tariff file, path relative to the park file.",
+                    },
+                    {"$ref": "#/$defs/Tariff"},
+                    {"type": "null"},
+                ],
+                "default": None,
+            },
+        )
     for key in defs.get("ParkCalendar", {}).get("properties", {}):
         days = defs["ParkCalendar"]["properties"][key]
         days["items"] = {"anyOf": [days["items"], _DAY_BLOCK]}

@@ -79,6 +79,9 @@ class PlantState:
     stale_assets: frozenset[str] = frozenset()  # no fresh telemetry: hold at a safe setpoint
     assumptions: tuple[Assumption, ...] = ()
     dr_progress: dict[str, DrProgress] = field(default_factory=dict)
+    # Per sub-meter (vpp.park.meters: a tenant's or ``common``), the month's peak import so
+    # far (kW); a meter without an entry starts the month at 0.
+    meter_month_peak_import_kw: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,14 @@ from controllers.problem import (
     DispatchProblem,
     EvChargerInput,
     EvSessionInput,
+    MeterInput,
     NetworkConstraint,
     PedfInput,
     PvInput,
     ShiftableInput,
     ShiftableWindow,
 )
-from vpp.park import dr_rules
+from vpp.park import dr_rules, meters
 from vpp.park import tariff as tariffs
 from vpp.park.carbon_factors import emission_factor_kg_per_kwh
 from vpp.park.model import (
@@ -163,6 +164,8 @@ def build_problem(
         peak_spread_cny_per_kw=site.dispatch.peak_spread_cny_per_kw,
         import_ramp_cny_per_kw=site.dispatch.import_ramp_cny_per_kw,
         day_index=local_days(horizon),
+        meters=meter_inputs(site, horizon, state, buses, risk * bus_up),
+        per_meter_billing=meters.per_meter(site),
     )
 
 
@@ -170,6 +173,42 @@ def local_days(horizon: Horizon) -> np.ndarray:
     """Local day of every interval of ``horizon`` (its start's zone), counted from the first."""
     dates = [t.date() for t in horizon.times()]
     return np.array([(d - dates[0]).days for d in dates], dtype=int)
+
+
+def meter_inputs(
+    site: Site,
+    horizon: Horizon,
+    state: PlantState,
+    buses: tuple[str, ...],
+    bus_margin_kw: np.ndarray,
+) -> tuple[MeterInput, ...]:
+    """Every sub-meter of ``site`` (tenants, then ``common``: :func:`vpp.park.meters.
+    billed_meters`) with its tariff's prices on ``horizon``; () for a park without meters.
+
+    Parameters
+    ----------
+    bus_margin_kw : the forecast error kept per bus (kW, ``(len(buses), n)``); a meter's peak
+        margin is the sum over its buses (the conservative bound the connection's is).
+    """
+    if not site.metering.meters:
+        return ()
+    out = []
+    for x in meters.billed_meters(site):
+        rows = [buses.index(b) for b in x.buses]
+        out.append(
+            MeterInput(
+                name=x.name,
+                buses=x.buses,
+                price_import_cny_per_kwh=tariffs.import_price_cny_per_kwh(
+                    x.tariff, horizon, site.calendar
+                ),
+                price_export_cny_per_kwh=tariffs.export_price_cny_per_kwh(x.tariff, horizon),
+                demand_charge_cny_per_kw=tariffs.demand_charge_for_horizon(x.tariff),
+                month_peak_import_kw=float(state.meter_month_peak_import_kw.get(x.name, 0.0)),
+                peak_margin_kw=np.asarray(bus_margin_kw)[rows].sum(axis=0),
+            )
+        )
+    return tuple(out)
 
 
 class _ForecastReader:

@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 
 from controllers.problem import Controller, DispatchProblem, DispatchResult
 from controllers.tracking import TrackingTarget
+from vpp.park.meters import per_meter
 from vpp.park.model import PARK_METER, Site
 from vpp.park.state import Forecasts, PlantState
 from vpp.park.telemetry_checks import Refusal, TelemetryBounds, asset_ranges, check_readings
@@ -40,6 +41,7 @@ from vpp.plan.cycle import (
 from vpp.runtime.clock import Clock
 from vpp.runtime.dr_lifecycle import DrLifecycle
 from vpp.runtime.health import RecentErrors
+from vpp.runtime.meter_peaks import MeterPeaks
 from vpp.runtime.metrics import Metrics
 from vpp.runtime.planner import (
     CycleParts,
@@ -144,6 +146,7 @@ class Runtime(DrLifecycle):
         a = self.site.assets
         self._pv_names = {p.name for p in a.pv_arrays} | {p.pv.name for p in a.pedf_buildings}
         self._ranges = asset_ranges(self.site)
+        self.meter_peaks = MeterPeaks(self.site)  # tenant sub-meters' month peaks so far
 
     # --------------------------------------------------------------------------------------
     # Start, recovery, shutdown
@@ -340,6 +343,9 @@ class Runtime(DrLifecycle):
         t0 = time.perf_counter()
         state = self._noted("driver", _DriverView(self.driver, self, at).read_state, at)
         state = replace(state, dr_progress=self._dr_progress(at, events))  # DR feedback
+        if per_meter(self.site):  # each sub-meter's month peak, from the stored readings
+            peaks = self.meter_peaks.at(self.engine, at)
+            state = replace(state, meter_month_peak_import_kw=peaks)
         state_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         out = self._plan(PlanRequest(at, state, events, last, self._dr_plan_baseline(at, events)))

@@ -32,7 +32,7 @@ from controllers.baselines import CONTROLLERS
 from controllers.ev_schedulers import CONTROLLERS as EV_CONTROLLERS
 from controllers.mpc import MpcController
 from controllers.problem import Controller
-from vpp.accounting import dr_baseline, kpis, limits
+from vpp.accounting import dr_baseline, kpis, limits, tenants
 from vpp.accounting.counterfactual import uncontrolled_flex_kw
 from vpp.accounting.dr_history import DailyBaselines
 from vpp.grid.flow import blas_single_thread
@@ -112,6 +112,11 @@ class SimResult:
     wall_s: float = 0.0
     # The realised power of each EV session per interval (SimulatedPark.session_power).
     session_power: list[dict] = field(default_factory=list)
+    # A park with tenant sub-meters (vpp.park.meters): each meter's accounts over the run
+    # (vpp.accounting.tenants.TenantReport.to_dict, realised), and what each bus drew and
+    # the PV each generated (kW per interval, keys "<bus>" and "<bus>:pv").
+    tenants: dict = field(default_factory=dict)
+    bus_series_kw: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def device_commands(report: CycleReport) -> dict[str, float]:
@@ -240,8 +245,25 @@ def simulate(
         session_power=park.session_power(),
     )
     result.kpis = kpis.compute(result)
+    if site.metering.meters:
+        _tenant_accounts(result, park, seed)
     result.wall_s = time.perf_counter() - wall0
     return result
+
+
+def _tenant_accounts(result: SimResult, park: SimulatedPark, seed: int) -> None:
+    """Each sub-meter's accounts from what its buses drew in the run (realised), against the
+    same buses without the VPP on the run's true loads and PV (vpp.accounting.tenants)."""
+    site, run = result.site, result.horizon
+    bus = park.bus_p_kw()
+    pv_names = [x.name for x in site.assets.pv_arrays]
+    pv_names += [pe.pv.name for pe in site.assets.pedf_buildings]
+    pv = tenants.pv_by_bus_kw(site, {x: park.asset_power(x) for x in pv_names}, run.n)
+    base = tenants.no_vpp_bus_kw(site, run, park.truth(run), seed=seed)
+    rep = tenants.tenant_report(site, run, bus, pv, base, prorate=result.demand_prorate)
+    result.tenants = rep.to_dict()
+    result.kpis["tenants"] = result.tenants
+    result.bus_series_kw = {**bus, **{f"{b}:pv": v for b, v in pv.items()}}
 
 
 def _plan_at_buses(report: CycleReport) -> dict[str, dict[str, float]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vpp.accounting import tenants
 from vpp.accounting.kpis import KPI_NAMES
 
 TS_COLUMNS = (
@@ -85,6 +86,10 @@ def write_run(result, out: Path, baseline=None) -> None:
     if rows:
         frame = pd.DataFrame(rows).set_index("time")
         frame.to_csv(out / "sessions.csv", float_format="%.4f")
+    buses = getattr(result, "bus_series_kw", None)
+    if buses:  # a park with tenant meters: what each bus drew and generated (vpp carbon report)
+        idx = pd.DatetimeIndex(result.horizon.times(), name="time")
+        pd.DataFrame(buses, index=idx).to_csv(out / "buses.csv", float_format="%.4f")
     runs = [result] + ([baseline] if baseline is not None else [])
     (out / "report.html").write_text(render(result.site.name, runs), encoding="utf-8")
 
@@ -302,6 +307,19 @@ def _give_way(runs: list) -> list[str]:
     return out
 
 
+def _tenants(runs: list) -> list[str]:
+    """Per tenant sub-meter, each run's realised accounts (vpp.accounting.tenants)."""
+    docs = [(r.controller, getattr(r, "tenants", None)) for r in runs]
+    docs = [(c, d) for c, d in docs if d]
+    if not docs:
+        return []
+    out = ["<h2>Tenants (sub-meters, realised)</h2>"]
+    for controller, doc in docs:
+        rows = [{"controller": controller, **row} for row in tenants.tenant_rows(doc)]
+        out += [f"<p>{html.escape(tenants.summary_line(doc))}.</p>", _table(rows)]
+    return out
+
+
 def render(site_name: str, runs: list) -> str:
     """One self-contained HTML page for one or more runs of the same days."""
     main = runs[0]
@@ -330,6 +348,7 @@ def render(site_name: str, runs: list) -> str:
         parts.append(f"<p>{html.escape(main.realised_grid.note)}</p>")
     else:
         parts.append(_table(viol) if viol else "<p>None in any interval.</p>")
+    parts += _tenants(runs)
     dr = per_run_rows(runs, "dr_per_event")
     if dr:
         parts += ["<h2>Demand response, per event</h2>", _table(dr)]

@@ -91,7 +91,7 @@ import numpy as np
 from controllers import tracking
 from controllers.tracking import TrackingTarget
 from vpp.accounting.counterfactual import uncontrolled_delivered_kwh, uncontrolled_shiftable_state
-from vpp.park import profiles, sessions
+from vpp.park import meters, profiles, sessions
 from vpp.park.battery_detail import (
     charge_for_room_kw,
     charge_limit_kw,
@@ -214,6 +214,10 @@ class SimulatedPark:
         # (interval start, session id, charger, kW drawn, kW into the car) per plugged car
         self._session_rows: list[tuple[datetime, str, str, float, float]] = []
         self._bus_of = _grid_terminals(site)
+        # Per sub-meter, the month's peak import so far (kW), for a park with tenant meters
+        # (vpp.park.meters); they start the run's month at 0.
+        self._meter_of = meters.meter_of_bus(site) if site.metering.meters else {}
+        self.meter_month_peak_import_kw: dict[str, float] = {}
         self.clock = start
         self.start = start
         if start is not None:
@@ -405,6 +409,7 @@ class SimulatedPark:
             shiftable=shift,
             month_peak_import_kw=self.month_peak_import_kw,
             stale_assets=frozenset(stale),
+            meter_month_peak_import_kw=dict(self.meter_month_peak_import_kw),
         )
         self._last_state = state
         return state
@@ -432,6 +437,7 @@ class SimulatedPark:
         month = (local.year, local.month)
         if month != self._month:
             self._month, self.month_peak_import_kw = month, 0.0
+            self.meter_month_peak_import_kw = {}
 
     def apply(
         self,
@@ -490,6 +496,7 @@ class SimulatedPark:
         net = base + flex + shift + ev + bat - pv_used
         imp, exp = max(net, 0.0), max(-net, 0.0)
         self.month_peak_import_kw = max(self.month_peak_import_kw, imp)
+        self._meter_peaks(p)
         e_total = sum(self.battery_e_kwh.values())
         row = {
             "import_kw": imp,
@@ -512,6 +519,16 @@ class SimulatedPark:
         }
         self._record(at, row, p)
         self.clock = at + self.step
+
+    def _meter_peaks(self, p: dict[str, float]) -> None:
+        """Raise each sub-meter's month peak by this interval's import on its buses."""
+        if not self._meter_of:
+            return
+        net = dict.fromkeys(set(self._meter_of.values()), 0.0)
+        for name, bus in self._bus_of.items():
+            net[self._meter_of[bus]] += p.get(name, 0.0)
+        for m, v in net.items():
+            self.meter_month_peak_import_kw[m] = max(self.meter_month_peak_import_kw.get(m, 0.0), v)
 
     def _record(self, at: datetime, row: dict[str, float], p: dict[str, float]) -> None:
         r = self._rec
