@@ -32,7 +32,12 @@ def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, floa
         "pedf_target": 0.0,
         "dr_revenue": -dr_rows.dr_revenue_cny(p, result.p_net_kw),
         "dr_penalty": dr_rows.dr_penalty_cny(p, result.p_net_kw),
-        "grid_friendly": grid_friendly.cost_cny(p, imp, _throughput_kw(p, result)),
+        "grid_friendly": grid_friendly.cost_cny(
+            p,
+            result.p_net_kw,
+            _throughput_kw(p, result),
+            sum(float((x.p_available_kw + result.assets[x.spec.name].p_kw).sum()) for x in p.pv),
+        ),
     }
     if meter_block.active(p):  # each meter billed on its own (controllers.meter_block)
         terms |= meter_block.meter_terms_cny(p, result.bus_p_kw)

@@ -13,7 +13,8 @@ small against the prices so that the plan gives up little money for it:
   day's own peak instead of raising it, and keeps away from the intervals where the load may
   run above its forecast (on the study park the offices' morning ramp, at the end of the cheap
   block, is the day's peak: charging planned there on a forecast that ran low made a new one);
-- ``import_ramp_cny_per_kw`` per kW of change in import from one interval to the next:
+- ``import_ramp_cny_per_kw`` per kW of change in the park's net load (its import, or its
+  export) from one interval to the next:
   charging fills the valleys of the load and an equal-cost plan does not jump;
 - ``TIE_BREAK_CNY_PER_KWH``: an import earlier on the horizon is preferred by at most this
   much per kWh (rising linearly over the horizon), so that of two equal plans the one that
@@ -62,8 +63,12 @@ def on(p: DispatchProblem) -> bool:
 
 
 def structure(p: DispatchProblem) -> tuple:
-    """What the term adds to the model cache key (its weights are Parameters)."""
-    return (on(p), day_slots(p) if on(p) else 0)
+    """What the term adds to the model cache key: its weights are constants of the model (a
+    settings change rebuilds once), because the battery and PV variables they multiply have
+    Parameter bounds, which DPP forbids multiplying by a Parameter."""
+    if not on(p):
+        return (False,)
+    return (True, day_slots(p), float(p.peak_spread_cny_per_kw), float(p.import_ramp_cny_per_kw))
 
 
 def tie_break_cny_per_kwh(n: int) -> np.ndarray:
@@ -81,12 +86,21 @@ def battery_tie_cny_per_kwh(m: int, n: int) -> np.ndarray:
 
 
 def build(
-    p: DispatchProblem, params: dict, imp: cp.Variable, throughput: cp.Expression | None = None
+    p: DispatchProblem,
+    params: dict,
+    imp: cp.Variable,
+    net: cp.Expression,
+    throughput: cp.Expression | None = None,
+    pv_used: cp.Expression | None = None,
 ) -> tuple[list, cp.Expression]:
     """Rows and the term expression for the built model (values by :func:`update`).
 
+    ``imp``: the connection's import (the tie-break's); ``net``: the park's net load (kW, the
+    ramps' and the day peaks': with per-meter billing the connection's import and export are
+    not priced, and a term on ``imp`` could be eased by importing and exporting at once).
     ``throughput``: every battery's charge + discharge power (kW, (m, n), the order of
-    ``p.batteries`` then the PEDF batteries), or None without batteries."""
+    ``p.batteries`` then the PEDF batteries), or None without batteries; ``pv_used``: the
+    PV arrays' used power (kW, (len(p.pv), n)), or None without PV."""
     n = p.n
     params["tie_break"] = cp.Parameter(n, nonneg=True)  # CNY/kWh * dt
     term: cp.Expression = params["tie_break"] @ imp
@@ -96,8 +110,7 @@ def build(
     if not on(p):
         return [], term
     d = day_slots(p)
-    params["spread_w"] = cp.Parameter(nonneg=True)
-    params["ramp_w"] = cp.Parameter(nonneg=True)
+    spread_w, ramp_w = float(p.peak_spread_cny_per_kw), float(p.import_ramp_cny_per_kw)
     # 0 on a slot's own intervals, far above any import elsewhere: the slot's peak is the
     # highest import of its day (an empty slot's peak is 0).
     params["day_off"] = cp.Parameter((d, n), nonneg=True)
@@ -106,26 +119,38 @@ def build(
     ramp = cp.Variable(max(n - 1, 0), nonneg=True, name="import_ramp_kw")
     rows = [
         cp.reshape(day_peak, (d, 1), order="C") @ np.ones((1, n))
-        >= np.ones((d, 1)) @ cp.reshape(imp + params["day_margin"], (1, n), order="C")
+        >= np.ones((d, 1)) @ cp.reshape(net + params["day_margin"], (1, n), order="C")
         - params["day_off"]
     ]
     if n > 1:
-        rows += [ramp >= imp[1:] - imp[:-1], ramp >= imp[:-1] - imp[1:]]
-        term = term + params["ramp_w"] * cp.sum(ramp)
-    term = term + params["spread_w"] * cp.sum(day_peak)
+        rows += [ramp >= net[1:] - net[:-1], ramp >= net[:-1] - net[1:]]
+        term = term + ramp_w * cp.sum(ramp)
+    if throughput is not None:
+        # Each kW of battery throughput pays the ramp weight, so that no plan buys a smoother
+        # net load by burning energy (charging and discharging at once, or through a lossy
+        # efficiency segment first) where energy is worth nothing: raising the net load by x
+        # that way takes x (1 + eta^2) / (1 - eta^2) kW of throughput, and saves at most 2 x
+        # of ramp.
+        term = term + ramp_w * cp.sum(throughput)
+    if pv_used is not None:
+        # The same for PV: a kW curtailed pays twice the ramp weight (it saves at most that).
+        params["pv_avail_w"] = cp.Parameter(nonneg=True)  # 2 x ramp_w x sum(available)
+        term = term + params["pv_avail_w"] - 2.0 * ramp_w * cp.sum(pv_used)
+    term = term + spread_w * cp.sum(day_peak)
     return rows, term
 
 
 def update(params: dict, p: DispatchProblem, big: float) -> None:
     params["tie_break"].value = p.dt_h * tie_break_cny_per_kwh(p.n)
-    if "spread_w" not in params:
+    if "day_off" not in params:
         return
-    params["spread_w"].value = float(p.peak_spread_cny_per_kw)
-    params["ramp_w"].value = float(p.import_ramp_cny_per_kw)
     d = params["day_off"].shape[0]
     k = days(p)
     params["day_off"].value = np.where(np.arange(d)[:, None] == k[None, :], 0.0, big)
     params["day_margin"].value = _margin(p)
+    if "pv_avail_w" in params:
+        avail = sum((float(np.sum(x.p_available_kw)) for x in p.pv), 0.0)
+        params["pv_avail_w"].value = 2.0 * float(p.import_ramp_cny_per_kw) * avail
 
 
 def _margin(p: DispatchProblem) -> np.ndarray:
@@ -133,18 +158,28 @@ def _margin(p: DispatchProblem) -> np.ndarray:
 
 
 def cost_cny(
-    p: DispatchProblem, imp_kw: np.ndarray, throughput_kw: np.ndarray | None = None
+    p: DispatchProblem,
+    net_kw: np.ndarray,
+    throughput_kw: np.ndarray | None = None,
+    pv_curtailed_kwh_per_h: float = 0.0,
 ) -> float:
-    """The term on any schedule: its import (kW per interval) and every battery's charge +
-    discharge power (kW, (m, n), as :func:`build`); what the model's term equals."""
-    imp = np.maximum(np.asarray(imp_kw, dtype=float), 0.0)
+    """The term on any schedule: the park's net load (kW per interval; its import is the
+    positive part), every battery's charge + discharge power (kW, (m, n), as :func:`build`)
+    and the PV arrays' curtailed power summed over arrays and intervals (kW); what the
+    model's term equals."""
+    net = np.asarray(net_kw, dtype=float)
+    imp = np.maximum(net, 0.0)
     out = float(p.dt_h * tie_break_cny_per_kwh(p.n) @ imp)
     if throughput_kw is not None and len(throughput_kw):
         tp = np.asarray(throughput_kw, dtype=float)
         out += float(p.dt_h * (battery_tie_cny_per_kwh(*tp.shape) * tp).sum())
+        if on(p):
+            out += p.import_ramp_cny_per_kw * float(tp.sum())
+    if on(p) and p.pv:
+        out += 2.0 * p.import_ramp_cny_per_kw * float(pv_curtailed_kwh_per_h)
     if not on(p):
         return out
-    k, high = days(p), imp + _margin(p)
-    out += p.peak_spread_cny_per_kw * sum(float(high[k == d].max()) for d in np.unique(k))
-    out += p.import_ramp_cny_per_kw * float(np.abs(np.diff(imp)).sum())
+    k, high = days(p), net + _margin(p)
+    out += p.peak_spread_cny_per_kw * sum(max(float(high[k == d].max()), 0.0) for d in np.unique(k))
+    out += p.import_ramp_cny_per_kw * float(np.abs(np.diff(net)).sum())
     return out

@@ -305,8 +305,9 @@ def build_model(
     cons += dr_block.build(p, helper, params, imp, exp)
     cons += group_block.build(p, blocks, helper, params)
     bat = next((b for b in blocks if isinstance(b, BatteryBlock)), None)
+    pvb = next((b for b in blocks if isinstance(b, PvBlock)), None)
     friendly_rows, friendly = grid_friendly.build(
-        p, params, imp, None if bat is None else bat.pc + bat.pd
+        p, params, imp, net, None if bat is None else bat.pc + bat.pd, pvb and pvb.used
     )
     cons += friendly_rows
     rows = _network_rows(p)

@@ -102,13 +102,22 @@ def test_a_warm_and_a_cold_solve_of_the_same_problem_send_the_same_setpoints(ram
         )
 
 
-def test_the_weights_are_values_and_switching_the_term_on_is_structure():
+def test_new_values_rebuild_nothing_and_new_weights_rebuild_once():
+    """The weights are settings, constants of the model (they multiply variables whose bounds
+    are Parameters: DPP forbids a Parameter there); the day masks and margins are values."""
     ctrl = MpcController()
     ctrl.dispatch(_problem(ramp=0.001))
-    ctrl.dispatch(_problem(ramp=0.002, spread=0.1))
+    shifted = dataclasses.replace(
+        _problem(ramp=0.001),
+        price_import_cny_per_kwh=np.asarray(PRICE[::-1], dtype=float),
+        day_index=np.array([0] * 6 + [1] * 6),
+    )
+    ctrl.dispatch(shifted)
     assert ctrl.builds == 1
-    ctrl.dispatch(_problem())
+    ctrl.dispatch(_problem(ramp=0.002, spread=0.1))
     assert ctrl.builds == 2
+    ctrl.dispatch(_problem())
+    assert ctrl.builds == 3
 
 
 def test_the_term_is_a_preference_not_money():
@@ -116,3 +125,33 @@ def test_the_term_is_a_preference_not_money():
     r = MpcController().dispatch(_problem(spread=0.05, ramp=0.001))
     money = sum(v for k, v in r.terms_cny.items() if k not in ("penalties", "grid_friendly"))
     assert r.objective_cost_cny == pytest.approx(money, abs=1e-6)
+
+
+@pytest.mark.parametrize("case", ["battery", "pv"])
+def test_the_ramp_weight_never_buys_a_smoother_net_load_by_burning_energy(case):
+    """Where energy is worth nothing (a PV surplus exported at 0 CNY/kWh, no degradation
+    cost), smoothing the export by charging and discharging a full lossy battery at once, or
+    by curtailing PV, would lower the ramp for next to nothing; the term's throughput and
+    curtailment costs make either dearer than the ramp it saves."""
+    n = 8
+    pv = np.array([0.0, 300.0, 0.0, 300.0, 0.0, 300.0, 0.0, 0.0])  # a spiky surplus
+    bats = []
+    if case == "battery":  # full, its energy worth keeping: it can only burn the surplus
+        bats = [(f.battery("bat", e_kwh=1000.0, p_kw=200.0, eta=0.8), 1000.0)]
+    p = f.problem(
+        n=n,
+        price=[0.5] * n,
+        base_kw=[100.0] * n,
+        batteries=bats,
+        pv=[(f.pv_array("pv", kw=300.0, curtailable=True), pv)],
+        terminal=1.0,
+    )
+    p = dataclasses.replace(p, import_ramp_cny_per_kw=0.01)
+    r = MpcController().dispatch(p)
+    assert r.ok
+    if case == "battery":
+        d = r.assets["bat"].detail
+        both = np.minimum(d["p_charge_kw"], d["p_discharge_kw"])
+        assert both.max() == pytest.approx(0.0, abs=1e-6)
+    curtailed = pv + r.assets["pv"].p_kw
+    assert curtailed.max() == pytest.approx(0.0, abs=1e-6)

@@ -310,7 +310,7 @@ def test_per_meter_objective_equals_the_yardstick(battery):
     for k in ("energy_import", "energy_export", "demand_charge"):
         assert terms[k] == pytest.approx(r.terms_cny[k], rel=1e-6, abs=1e-6)
     if not battery:  # nothing to decide: the plan's terms are the hand-computed bills
-        assert r.objective_cny == pytest.approx(PER_METER_PARK, rel=1e-9)
+        assert r.objective_cost_cny == pytest.approx(PER_METER_PARK, rel=1e-9)
 
 
 def test_per_meter_prices_are_parameters_not_structure():
