@@ -286,6 +286,9 @@ class DispatchProblem:
     reserve_cny_per_kwh_h: float = 20.0
     time_limit_s: float = 30.0
     mip_rel_gap: float = 1e-4
+    # Where the prices and factors came from (series cover, fallbacks), in words; the plan's
+    # messages carry them (vpp.plan.cycle).
+    notes: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:

@@ -27,7 +27,7 @@ from controllers.problem import (
 )
 from vpp.park import dr_rules
 from vpp.park import tariff as tariffs
-from vpp.park.carbon_factors import emission_factor_kg_per_kwh
+from vpp.park.carbon_factors import series_ef_kg_per_kwh
 from vpp.park.model import (
     Battery,
     DemandResponseEvent,
@@ -40,6 +40,7 @@ from vpp.park.model import (
     charger_steps_kw,
     session_give_way,
 )
+from vpp.park.series import PostedSeries, SeriesMissingError
 from vpp.park.state import Assumption, Forecasts, PlantState, ShiftableState
 from vpp.plan.dr_targets import DR_ACTIVE, dr_targets
 from vpp.plan.group_rows import group_rows
@@ -70,8 +71,18 @@ def build_problem(
     network: tuple[NetworkConstraint, ...] = (),
     bus_import_max_kw: dict[str, float] | None = None,
     dr_baseline_method: str = "gbt37016_5of10",
+    now: datetime | None = None,
+    posted: PostedSeries | None = None,
 ) -> DispatchProblem:
     """Everything a controller needs for one solve.
+
+    Prices and emission factors: the tariff's energy series and the park's emission-factor
+    series where they cover an interval (a cleared value, else the latest forecast issued at
+    or before ``now``; default: the horizon's start), with ``posted`` (rows posted to the
+    service) after the file's; elsewhere the TOU price and the annual factor. The problem's
+    ``notes`` say how many intervals fell back; a ``required`` series that does not cover
+    raises :class:`PrepareError`. The battery's end-of-horizon value follows from the
+    horizon's mean import price, whatever its source.
 
     ``dr_baseline_kw``: the park's import without DR over the horizon (GB/T 37016-style, from
     history, made by ``dr_baseline_method``); when absent, the forecast of the park's net
@@ -80,7 +91,7 @@ def build_problem(
     """
     n = horizon.n
     fc = _ForecastReader(forecasts, n)
-    price = tariffs.import_price_cny_per_kwh(site.tariff, horizon, site.calendar)
+    price, price_export, ef, notes = horizon_prices(site, horizon, now or horizon.start, posted)
     terminal = float(price.mean())
     a = site.assets
     pv = tuple(PvInput(p, fc.get(p.name)) for p in a.pv_arrays)
@@ -125,7 +136,7 @@ def build_problem(
         horizon=horizon,
         buses=buses,
         price_import_cny_per_kwh=price,
-        price_export_cny_per_kwh=tariffs.export_price_cny_per_kwh(site.tariff, horizon),
+        price_export_cny_per_kwh=price_export,
         import_max_kw=import_max,
         export_max_kw=export_max,
         pv=pv,
@@ -135,7 +146,7 @@ def build_problem(
         curtailables=curt,
         base_loads=base,
         pedfs=pedfs,
-        ef_kg_per_kwh=emission_factor_kg_per_kwh(site.carbon, horizon),
+        ef_kg_per_kwh=ef,
         carbon_price_cny_per_kg=site.carbon.carbon_price_cny_per_t / 1000.0,
         demand_charge_cny_per_kw=tariffs.demand_charge_for_horizon(site.tariff),
         month_peak_import_kw=state.month_peak_import_kw,
@@ -160,7 +171,32 @@ def build_problem(
         penalties=site.penalties,
         time_limit_s=site.dispatch.time_limit_s,
         mip_rel_gap=site.dispatch.mip_rel_gap,
+        notes=notes,
     )
+
+
+PRICES, FACTORS = "prices", "emission factors"  # how the plan's notes on them begin
+
+
+def horizon_prices(
+    site: Site, horizon: Horizon, now: datetime, posted: PostedSeries | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Import and export price (CNY/kWh) and emission factor (kg/kWh) of every interval by
+    the series rule (:mod:`vpp.park.series`), and the notes on their cover."""
+    posted = posted or PostedSeries()
+    try:
+        imp, exp, p_cover = tariffs.series_prices_cny_per_kwh(
+            site.tariff, horizon, now, site.calendar, posted.prices
+        )
+        ef, ef_cover = series_ef_kg_per_kwh(site.carbon, horizon, now, posted.ef)
+    except (SeriesMissingError, ValueError) as exc:
+        raise PrepareError(str(exc)) from None
+    notes = []  # a park without series plans on its TOU tariff and annual factor, by design
+    if p_cover.name:
+        notes.append(p_cover.text(PRICES, f"tariff {site.tariff.name!r} TOU price"))
+    if ef_cover.name:
+        notes.append(ef_cover.text(FACTORS, "annual factor"))
+    return imp, exp, ef, tuple(notes)
 
 
 class _ForecastReader:
