@@ -71,13 +71,13 @@ def test_a_forecast_issued_after_the_cycle_is_not_used_yet(api):
     assert any(f"covers 0 of {N}" in m for m in rt.current.plan.messages)
     rt.clock.set(issued)
     rt.run_cycle()  # an hour later: known; it covers the 12 intervals left of it
-    cover = [m for m in rt.current.plan.messages if m.startswith("prices:")][0]
+    cover = next(m for m in rt.current.plan.messages if m.startswith("prices:"))
     assert f"covers 12 of {N} intervals (cleared 0, forecast 12)" in cover
     assert rt.current.problem.price_import_cny_per_kwh[:12] == pytest.approx([3.0] * 12)
 
 
 def test_bad_posts_are_refused_naming_the_field_and_store_nothing(api):
-    client, h, rt = api
+    client, h, _rt = api
     pts = _points(0.5, 4)
     dup = {"series": "x", "points": [*pts, pts[1]]}
     r = client.post("/api/v1/prices", json=dup, headers=h["operator"])
@@ -93,8 +93,8 @@ def test_bad_posts_are_refused_naming_the_field_and_store_nothing(api):
     assert r.status_code == 422 and "15-minute step" in r.json()["detail"][0]["msg"]
     naive = {"series": "x", "points": [{**pts[0], "interval_start": "2026-07-15T08:00:00"}]}
     assert client.post("/api/v1/prices", json=naive, headers=h["operator"]).status_code == 422
-    assert client.post("/api/v1/prices", json=pts and {"series": "x", "points": pts},
-                       headers=h["viewer"]).status_code == 403  # fmt: skip
+    ok = {"series": "x", "points": pts}
+    assert client.post("/api/v1/prices", json=ok, headers=h["viewer"]).status_code == 403
     assert client.get("/api/v1/prices", headers=h["viewer"]).json()["posted"] == []
 
 
