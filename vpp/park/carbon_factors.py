@@ -3,6 +3,7 @@ dated series (:class:`vpp.park.series.EmissionFactorSeries`) where it covers."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -39,6 +40,8 @@ def series_ef_kg_per_kwh(
         return base, Cover("", "", horizon.n, 0, 0, horizon.n)
     rows = merge(spec.points if spec else None, extra)
     ef, cover = resolve(rows, horizon.start, horizon.step, horizon.n, now, base)
+    if spec is not None:  # the park's word on what the factor is (average or marginal)
+        cover = replace(cover, kind=spec.kind)
     if spec is not None and spec.required:
         refuse_uncovered(cover, horizon.times(), "carbon.emission_factor.series")
     return ef, cover
