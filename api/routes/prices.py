@@ -38,12 +38,10 @@ def _refuse(problems: list[tuple[list[Any], str]]) -> None:
         )
 
 
-def _check(rows: list[Row], step: int, kind: str, negative: bool, park_step: int | None):
-    """422 for rows the park file's checks refuse (field path, value), or a step other than
-    the park's series."""
+def _check(rows: list[Row], step: int, kind: str, negative: bool) -> None:
+    """422 for rows the park file's checks refuse (field path, value). A step other than the
+    park file's series is fine: the two meet on the finer step (vpp.park.series.merge)."""
     problems: list[tuple[list[Any], str]] = []
-    if park_step is not None and step != park_step:
-        problems.append((["step_minutes"], f"the park's series has {park_step}, got {step}"))
     for p in row_problems(rows, step, kind, negative):
         where, _, rest = p.partition(": ")
         if where == "step_minutes":
@@ -78,7 +76,7 @@ def post_prices(request: Request, body: PriceSeriesIn, who: Operator) -> SeriesS
         for i, p in enumerate(body.points)
     ]  # fmt: skip
     negative = bool(spec and spec.allow_negative)
-    _check(rows, body.step_minutes, "energy", negative, spec.step_minutes if spec else None)
+    _check(rows, body.step_minutes, "energy", negative)
     with rt.engine.begin() as conn:
         store.save_points(conn, "price", body.series, "energy", body.step_minutes, rows, who.name)
     request.state.audit_detail = {"series": body.series, "rows": len(rows)}
@@ -98,7 +96,7 @@ def post_factors(request: Request, body: FactorSeriesIn, who: Operator) -> Serie
     if spec is not None and body.kind != spec.kind:
         problems.append((["kind"], f"the park's series is {spec.kind}, got {body.kind}"))
     _refuse(problems)
-    _check(rows, body.step_minutes, body.kind, False, spec.step_minutes if spec else None)
+    _check(rows, body.step_minutes, body.kind, False)
     with rt.engine.begin() as conn:
         store.save_points(conn, "ef", body.series, body.kind, body.step_minutes, rows, who.name)
     request.state.audit_detail = {"series": body.series, "rows": len(rows)}

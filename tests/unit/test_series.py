@@ -76,8 +76,12 @@ def test_a_later_row_wins_a_tie_and_merge_puts_posted_rows_last():
     v, _ = resolve(merge(file, posted), T0, Q, 2, T0, np.zeros(2))
     np.testing.assert_allclose(v, [1.0, 3.0])
     assert merge(None, posted) is posted and merge(file, None) is file
-    with pytest.raises(ValueError, match="step 15 min, posted rows 60 min"):
-        merge(file, dataclasses.replace(posted, step_minutes=60))
+    # An hourly post over the 15-minute file: split into quarters, each the hour's value.
+    hourly = _series([(0, 5.0, None)], step=60, name="posted")
+    both = merge(file, hourly)
+    assert both.step_minutes == 15 and len(both.start) == 2 + 4
+    v, _ = resolve(both, T0, Q, 4, T0, np.zeros(4))
+    np.testing.assert_allclose(v, [5.0] * 4)
 
 
 def test_hourly_series_on_a_15_minute_horizon_and_15_minute_series_on_an_hourly_one():

@@ -25,7 +25,7 @@ fallen back). Pure computation: times are compared as UTC seconds.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -133,17 +133,39 @@ class Cover:
         )
 
 
+def split(s: IntervalSeries, step_minutes: int) -> IntervalSeries:
+    """``s`` on a finer step that divides its own: each row becomes the rows of the
+    intervals it contains (same value, issue time and export price)."""
+    k = s.step_minutes // step_minutes
+    if k == 1:
+        return s
+    if k * step_minutes != s.step_minutes:
+        raise ValueError(f"series {s.name!r}: {step_minutes} min does not divide its step")
+    sub = [timedelta(minutes=step_minutes * j) for j in range(k)]
+
+    def rep(xs):
+        return tuple(x for x in xs for _ in range(k))
+
+    return replace(
+        s,
+        step_minutes=step_minutes,
+        start=tuple(t + d for t in s.start for d in sub),
+        value=rep(s.value),
+        issued=rep(s.issued),
+        export_value=None if s.export_value is None else rep(s.export_value),
+    )
+
+
 def merge(a: IntervalSeries | None, b: IntervalSeries | None) -> IntervalSeries | None:
     """``a``'s rows then ``b``'s (``b`` wins where both give the same interval and issue
-    time: a posted row over the file's). The step and name are ``a``'s when both exist."""
+    time: a posted row over the file's). The name is ``a``'s when both exist; two steps
+    meet on the finer one (:func:`split`; steps are 5, 15, 30 or 60 minutes)."""
     if a is None or not a.start:
         return b if b is not None and b.start else a
     if b is None or not b.start:
         return a
-    if a.step_minutes != b.step_minutes:
-        raise ValueError(
-            f"series {a.name!r}: step {a.step_minutes} min, posted rows {b.step_minutes} min"
-        )
+    step = math.gcd(a.step_minutes, b.step_minutes)
+    a, b = split(a, step), split(b, step)
     exp = None
     if a.export_value is not None or b.export_value is not None:
         none_a, none_b = (None,) * len(a.start), (None,) * len(b.start)
