@@ -56,7 +56,10 @@ def test_series_and_posted_rows_move_the_co2_by_hand(db_url) -> None:
     assert used.startswith("series 'grid-mef' (marginal) on 8 of 96 intervals (cleared 8")
     assert "annual 0.5000 kg/kWh" in used and "on 88" in used
     assert doc_file["factors"]["series"]["fallback"] == 88
-    assert "factor used: series 'grid-mef' (marginal)" in text(site, doc_file)
+    out = text(site, doc_file)
+    assert "factor used: series 'grid-mef' (marginal)" in out
+    # Last year (52 weeks earlier) has no series: its CO2 is on the annual factor; said.
+    assert "last year on another factor (test 2022 annual" in out
     plain = dataclasses.replace(
         site,
         carbon=dataclasses.replace(

@@ -159,14 +159,14 @@ def report(
     f = site.carbon.energy_factors
     va = site.value_added_10k_cny_per_year
     covers: list[Cover] = []
+    ly_covers: list[Cover] = []
 
     def acc(s: dict, ef: np.ndarray) -> carbon.Accounts:
         return carbon.accounts(s["import_kw"], s["export_kw"], s["pv_used_kw"], ef, dt, f, va)
 
     def ef_on(h: Horizon, main: bool = True) -> np.ndarray:
         ef, cover = series_ef_kg_per_kwh(site.carbon, h, h.start + h.n * h.step, posted_ef)
-        if main:
-            covers.append(cover)
+        (covers if main else ly_covers).append(cover)
         return ef
 
     runs: dict[str, carbon.Accounts] = {}
@@ -202,6 +202,7 @@ def report(
             "energy_source": f.source,
             "used": factor_label(site.carbon, covers[0]),
             "series": _series_doc(site, covers[0]),
+            "last_year_used": factor_label(site.carbon, ly_covers[0]),
         },
         "targets": {
             "intensity_tce_per_10k_cny": carbon.INTENSITY_TARGET_TCE_PER_10K_CNY,
@@ -345,6 +346,14 @@ def text(site: Site, doc: dict) -> str:
         f"grid factor {fa['ef_kg_per_kwh']} kgCO2/kWh ({fa['ef_region']} {fa['ef_year']}: "
         f"{fa['ef_source']}){', hourly series' if fa['hourly'] else ''}",
         f"factor used: {fa['used']}",
+        *(
+            [
+                f"  last year on another factor ({fa['last_year_used']}): the CO2 yoy change "
+                "compares two factors, not only two parks"
+            ]
+            if fa["last_year_used"] != fa["used"]
+            else []
+        ),
         f"standard coal: {fa['equivalent_kgce_per_kwh']} kgce/kWh (equivalent value), "
         f"{fa['equal_value_kgce_per_kwh']} kgce/kWh (equal value; {fa['energy_source']})",
         "",

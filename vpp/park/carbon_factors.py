@@ -55,6 +55,8 @@ def factor_label(carbon: Carbon, cover: Cover) -> str:
         annual = f"{ef.region} {ef.year} hourly profile ({ef.source})"
     if not cover.name:
         return annual
+    if cover.from_series == 0:
+        return f"{annual}; series {cover.name!r} ({cover.kind}) does not cover the period"
     return (
         f"series {cover.name!r} ({cover.kind}) on {cover.from_series} of {cover.n} intervals "
         f"(cleared {cover.cleared}, forecast {cover.forecast}); {annual} on {cover.fallback}"
