@@ -37,7 +37,12 @@ from vpp.park import model as m
 from vpp.park.calendar import park_calendar_problems
 from vpp.park.field_checks import field_problems
 from vpp.park.limit_groups import limit_group_problems
-from vpp.park.price_series import VALUE_COLUMN, SeriesFileError, read_series_csv
+from vpp.park.price_series import (
+    STEPS_MINUTES,
+    VALUE_COLUMN,
+    SeriesFileError,
+    read_series_csv,
+)
 from vpp.park.tariff_checks import tariff_problems
 from vpp.park.value_checks import in_range, nonneg, positive
 
@@ -505,6 +510,7 @@ def _semantic_problems(site: m.Site) -> Iterable[str]:
     yield from in_range("connection.power_factor_min", site.connection.power_factor_min, 0, 1, True)
     yield from _asset_problems(site.assets, buses)
     yield from tariff_problems(site.tariff, "tariff.")
+    yield from _energy_series_problems(site.tariff)
     yield from park_calendar_problems(site.calendar, "calendar.")
     yield from _carbon_problems(site.carbon)
     yield from _network_problems(site.network, buses)
@@ -659,6 +665,23 @@ def _carbon_problems(c: m.Carbon) -> Iterable[str]:
     if h is not None and len(h) != 24:
         yield f"carbon.emission_factor.hourly_ef_kg_per_kwh: expected 24 values, got {len(h)}"
     yield from nonneg("carbon.carbon_price_cny_per_t", c.carbon_price_cny_per_t)
+    s = c.emission_factor.series
+    if s is not None and s.step_minutes not in STEPS_MINUTES:
+        yield (
+            f"carbon.emission_factor.series.step_minutes: expected one of "
+            f"{list(STEPS_MINUTES)}, got {s.step_minutes}"
+        )
+
+
+def _energy_series_problems(t: m.Tariff) -> Iterable[str]:
+    s = t.energy_series
+    if s is None:
+        return
+    p = "tariff.energy_series."
+    yield from nonneg(p + "network_cny_per_kwh", s.network_cny_per_kwh)
+    yield from nonneg(p + "fund_cny_per_kwh", s.fund_cny_per_kwh)
+    if s.step_minutes not in STEPS_MINUTES:
+        yield f"{p}step_minutes: expected one of {list(STEPS_MINUTES)}, got {s.step_minutes}"
 
 
 def _network_problems(n: m.Network, buses: set[str]) -> Iterable[str]:

@@ -74,10 +74,10 @@ class EnergySeries:
 
     file: str = ""  # CSV, relative to the file that names it ("": only posted to the service)
     name: str = ""  # the series' name (default: the file's stem; posted rows name it)
-    step_minutes: int = 15
-    required: bool = False
-    network_cny_per_kwh: float = 0.0
-    fund_cny_per_kwh: float = 0.0
+    step_minutes: int = 15  # the file's interval length: 5, 15, 30 or 60
+    required: bool = False  # refuse a horizon the series does not cover (no TOU fallback)
+    network_cny_per_kwh: float = 0.0  # transmission and distribution, added to a series price
+    fund_cny_per_kwh: float = 0.0  # government funds and surcharges, added to a series price
     allow_negative: bool = False  # a market whose price may go below zero
     points: IntervalSeries | None = None  # read from ``file`` by the loader
 
@@ -90,10 +90,10 @@ class EmissionFactorSeries:
     horizon is refused."""
 
     file: str = ""  # CSV with ef_kg_per_kwh, relative to the park file
-    name: str = ""
-    kind: Literal["average", "marginal"] = "average"
-    step_minutes: int = 60
-    required: bool = False
+    name: str = ""  # the series' name (default: the file's stem)
+    kind: Literal["average", "marginal"] = "average"  # what the factor means (reported)
+    step_minutes: int = 60  # the file's interval length: 5, 15, 30 or 60
+    required: bool = False  # refuse a horizon the series does not cover (no annual fallback)
     points: IntervalSeries | None = None  # read from ``file`` by the loader
 
 
