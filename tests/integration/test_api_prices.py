@@ -40,6 +40,8 @@ def test_posted_prices_drive_the_next_cycle(api):
     rt.run_cycle()
     before = client.get("/api/v1/plan", headers=h["viewer"]).json()
     assert before["prices"] == []  # the park file has no series: nothing to say
+    tou = client.get("/api/v1/prices", headers=h["viewer"]).json()["horizon"]
+    assert tou["source"] == ["fallback"] * N and tou["series"] is None
     body = {"series": "zj-spot", "step_minutes": 15, "points": _points(2.5)}
     r = client.post("/api/v1/prices", json=body, headers=h["operator"])
     assert r.status_code == 201, r.json()

@@ -9,7 +9,7 @@ from datetime import datetime
 import numpy as np
 
 from vpp.park.model import Carbon, Horizon
-from vpp.park.series import Cover, IntervalSeries, merge, refuse_uncovered, resolve
+from vpp.park.series import FALLBACK, Cover, IntervalSeries, merge, refuse_uncovered, resolve
 
 
 def emission_factor_kg_per_kwh(carbon: Carbon, horizon: Horizon) -> np.ndarray:
@@ -37,7 +37,7 @@ def series_ef_kg_per_kwh(
     base = emission_factor_kg_per_kwh(carbon, horizon)
     spec = carbon.emission_factor.series
     if spec is None and extra is None:
-        return base, Cover("", "", horizon.n, 0, 0, horizon.n)
+        return base, Cover("", "", horizon.n, 0, 0, horizon.n, (FALLBACK,) * horizon.n)
     rows = merge(spec.points if spec else None, extra)
     ef, cover = resolve(rows, horizon.start, horizon.step, horizon.n, now, base)
     if spec is not None:  # the park's word on what the factor is (average or marginal)

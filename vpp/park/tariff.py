@@ -16,7 +16,7 @@ import numpy as np
 
 from vpp.park.calendar import day_type
 from vpp.park.model import DayType, Horizon, ParkCalendar, Tariff, TariffPeriod, TariffSeason
-from vpp.park.series import Cover, IntervalSeries, merge, refuse_uncovered, resolve
+from vpp.park.series import FALLBACK, Cover, IntervalSeries, merge, refuse_uncovered, resolve
 
 MINUTES_PER_DAY = 1440
 
@@ -106,7 +106,7 @@ def series_prices_cny_per_kwh(
     exp_flat = export_price_cny_per_kwh(tariff, horizon)
     spec = tariff.energy_series
     if spec is None and extra is None:
-        return tou, exp_flat, Cover("", "", horizon.n, 0, 0, horizon.n)
+        return tou, exp_flat, Cover("", "", horizon.n, 0, 0, horizon.n, (FALLBACK,) * horizon.n)
     rows = merge(spec.points if spec else None, extra)
     adder = (spec.network_cny_per_kwh + spec.fund_cny_per_kwh) if spec else 0.0
     h = (horizon.start, horizon.step, horizon.n)
