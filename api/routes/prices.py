@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime
 
 from api.auth import Perm, Principal, require
 from api.schemas import FactorSeriesIn, PriceSeriesIn, SeriesStored
@@ -142,8 +143,8 @@ def _cover_json(cover, values, h) -> dict[str, Any]:
 def get_prices(
     request: Request,
     _: Reader,
-    start: Annotated[datetime | None, Query()] = None,
-    end: Annotated[datetime | None, Query()] = None,
+    start: Annotated[AwareDatetime | None, Query()] = None,
+    end: Annotated[AwareDatetime | None, Query()] = None,
 ) -> dict[str, Any]:
     """``posted``: the stored rows with interval start in ``[start, end)`` (default: the
     current horizon; the last 5,000); ``horizon``: the import price of each interval of the
@@ -169,8 +170,8 @@ def get_prices(
 def get_factors(
     request: Request,
     _: Reader,
-    start: Annotated[datetime | None, Query()] = None,
-    end: Annotated[datetime | None, Query()] = None,
+    start: Annotated[AwareDatetime | None, Query()] = None,
+    end: Annotated[AwareDatetime | None, Query()] = None,
 ) -> dict[str, Any]:
     """As ``GET /prices``, for the grid emission factor (kg/kWh; fallback: the annual one)."""
     rt = request.app.state.runtime

@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.auth_limits import AuthLimits
 from tests.service_kit import ROLES, headers, make_keys, make_runtime
 from vpp.store import repo
 
@@ -50,6 +51,10 @@ MATRIX = {
     ("GET", "/api/v1/network"): READ,
     ("GET", "/api/v1/month-to-date"): READ,
     ("GET", "/api/v1/devices"): READ,  # field devices and their faults (#17)
+    ("GET", "/api/v1/prices"): READ,  # price and emission-factor series (#21)
+    ("POST", "/api/v1/prices"): OPERATE,
+    ("GET", "/api/v1/emission-factors"): READ,
+    ("POST", "/api/v1/emission-factors"): OPERATE,
 }
 PARAMS = {"{cycle_id}": "1", "{event_id}": "no-such-event", "{name}": "no-such-key"}
 
@@ -82,6 +87,9 @@ def _call(client, method: str, path: str, key: str | None):
 @pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
 def test_matrix(api, method, path):
     client, keys, _ = api
+    # Each route's case on its own: the wrong-key attempts of the cases before it (one per
+    # route, from one client) are not this case's, so the client's back-off starts afresh.
+    client.app.state.keys.limits = AuthLimits.default()
     perm = MATRIX[(method, path)]
     anonymous = _call(client, method, path, None)
     if perm is None:
