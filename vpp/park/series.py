@@ -24,6 +24,7 @@ fallen back). Pure computation: times are compared as UTC seconds.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,21 @@ class IntervalSeries:
     export_value: tuple[float | None, ...] | None = None
     kind: SeriesKind = "energy"
     source: str = ""  # the file it was read from, or "posted"
+
+    @functools.cached_property
+    def utc_s(self) -> tuple[np.ndarray, np.ndarray]:
+        """Interval starts and issue times as UTC seconds (NaN: cleared), computed once."""
+        start_s = np.array([_utc_s(t) for t in self.start], dtype=float)
+        issued_s = np.array([math.nan if t is None else _utc_s(t) for t in self.issued])
+        return start_s, issued_s.astype(float)
+
+    @functools.cached_property
+    def value_arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Values and export values as float arrays (NaN where a row gives none)."""
+        value = np.array(self.value, dtype=float)
+        if self.export_value is None:
+            return value, None
+        return value, np.array([math.nan if v is None else v for v in self.export_value])
 
 
 @dataclass(frozen=True)
@@ -170,7 +186,7 @@ def merge(a: IntervalSeries | None, b: IntervalSeries | None) -> IntervalSeries 
     if a.export_value is not None or b.export_value is not None:
         none_a, none_b = (None,) * len(a.start), (None,) * len(b.start)
         exp = (a.export_value or none_a) + (b.export_value or none_b)
-    return IntervalSeries(
+    out = IntervalSeries(
         a.name,
         a.step_minutes,
         a.start + b.start,
@@ -180,6 +196,11 @@ def merge(a: IntervalSeries | None, b: IntervalSeries | None) -> IntervalSeries 
         a.kind,
         f"{a.source} + {b.source}",
     )
+    # The UTC seconds of both parts, joined: a year's file is not converted again each cycle.
+    out.__dict__["utc_s"] = tuple(
+        np.concatenate([x, y]) for x, y in zip(a.utc_s, b.utc_s, strict=True)
+    )
+    return out
 
 
 def _utc_s(t: datetime) -> float:
@@ -192,24 +213,31 @@ def _pick(
     """The value at each instant ``at_s`` by the rule, and its source code (2 cleared,
     1 forecast, 0 none; the value is NaN for none)."""
     step_s = series.step_minutes * 60.0
-    start_s = np.array([_utc_s(t) for t in series.start])
-    issued_s = np.array([math.nan if t is None else _utc_s(t) for t in series.issued])
+    start_s, issued_s = series.utc_s
     cleared = np.isnan(issued_s)
-    usable = cleared | (issued_s <= now_s)
-    usable &= np.isfinite(values)
-    # Rank: a cleared row over any forecast, then the latest issue; the last row on a tie.
-    rank = np.where(cleared, np.inf, issued_s)
+    slot = np.floor(at_s / step_s).astype(np.int64)
     out = np.full(at_s.shape, np.nan)
     code = np.zeros(at_s.shape, dtype=int)
-    best = np.full(at_s.shape, -np.inf)
-    slot = np.floor(at_s / step_s)
-    row_slot = np.floor(start_s / step_s)
-    for i in np.flatnonzero(usable):
-        hit = (slot == row_slot[i]) & (rank[i] >= best)
-        out[hit] = values[i]
-        best[hit] = rank[i]
-        code[hit] = 2 if cleared[i] else 1
-    return out, code
+    if slot.size == 0:
+        return out, code
+    lo, hi = int(slot.min()), int(slot.max())
+    row_slot = np.floor(start_s / step_s).astype(np.int64)
+    # Rows known at now, with a value, inside the horizon (a year's file costs no more).
+    usable = (cleared | (issued_s <= now_s)) & np.isfinite(values)
+    usable &= (row_slot >= lo) & (row_slot <= hi)
+    idx = np.flatnonzero(usable)
+    if idx.size == 0:
+        return out, code
+    # Rank: a cleared row over any forecast, then the latest issue; the later row on a tie.
+    rank = np.where(cleared[idx], np.inf, issued_s[idx])
+    order = idx[np.lexsort((idx, rank, row_slot[idx]))]
+    rel = row_slot[order] - lo
+    last = np.r_[rel[1:] != rel[:-1], True]  # the best row of each slot sorts last
+    table = np.full(hi - lo + 1, np.nan)
+    table_code = np.zeros(hi - lo + 1, dtype=int)
+    table[rel[last]] = values[order[last]]
+    table_code[rel[last]] = np.where(cleared[order[last]], 2, 1)
+    return table[slot - lo], table_code[slot - lo]
 
 
 def _instants(horizon_start: datetime, step: timedelta, n: int, sub_minutes: int) -> np.ndarray:
@@ -255,10 +283,9 @@ def resolve(
         name = "" if series is None else series.name
         kind = "" if series is None else series.kind
         return fallback.copy(), Cover(name, kind, n, 0, 0, n, (FALLBACK,) * n)
-    raw = series.export_value if export else series.value
-    if raw is None:
+    values = series.value_arrays[1 if export else 0]
+    if values is None:
         return fallback.copy(), Cover(series.name, series.kind, n, 0, 0, n, (FALLBACK,) * n)
-    values = np.array([math.nan if v is None else float(v) for v in raw])
     step_min = round(step.total_seconds() / 60)
     sub = math.gcd(step_min, series.step_minutes)
     at_s = _instants(horizon_start, step, n, sub)
