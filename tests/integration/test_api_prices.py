@@ -5,13 +5,16 @@ naming the field and stores nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from tests.service_kit import T0, headers, make_keys, make_runtime
+from tests.service_kit import T0, headers, make_keys, make_runtime, small_site
+from vpp.park.model import EnergySeries
+from vpp.plan.prepare import PrepareError
 
 N = 16  # the small park's horizon (15 min)
 
@@ -116,3 +119,21 @@ def test_posted_emission_factors_reach_the_plan(api):
     bad = {**body, "points": [{**pts[0], "ef_kg_per_kwh": 2.5}]}
     r = client.post("/api/v1/emission-factors", json=bad, headers=h["operator"])
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "ef_kg_per_kwh"
+
+
+def test_a_required_series_refuses_the_cycle_until_the_prices_are_posted(db_url):
+    site = small_site()
+    spec = EnergySeries(name="zj-spot", required=True)  # posted only, no file
+    site = dataclasses.replace(site, tariff=dataclasses.replace(site.tariff, energy_series=spec))
+    rt = make_runtime(db_url, site=site)
+    keys = make_keys(rt.engine)
+    with TestClient(create_app(rt.settings, rt)) as client:
+        with pytest.raises(PrepareError, match=f"does not cover {N} of {N} intervals"):
+            rt.run_cycle()
+        assert rt.current is None  # nothing planned on a price the park file refuses
+        body = {"series": "zj-spot", "points": _points(0.8)}
+        r = client.post("/api/v1/prices", json=body, headers=headers(keys["operator"]))
+        assert r.status_code == 201
+        rt.run_cycle()
+        assert rt.current.problem.price_import_cny_per_kwh == pytest.approx([0.8] * N)
+    rt.engine.dispose()
