@@ -128,7 +128,9 @@ def test_a_required_series_refuses_the_cycle_until_the_prices_are_posted(db_url)
     rt = make_runtime(db_url, site=site)
     keys = make_keys(rt.engine)
     with TestClient(create_app(rt.settings, rt)) as client:
-        with pytest.raises(PrepareError, match=f"does not cover {N} of {N} intervals"):
+        with pytest.raises(
+            PrepareError, match=f"'zj-spot' is required but does not cover {N} of {N}"
+        ):
             rt.run_cycle()
         assert rt.current is None  # nothing planned on a price the park file refuses
         body = {"series": "zj-spot", "points": _points(0.8)}

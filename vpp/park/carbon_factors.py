@@ -41,7 +41,7 @@ def series_ef_kg_per_kwh(
     rows = merge(spec.points if spec else None, extra)
     ef, cover = resolve(rows, horizon.start, horizon.step, horizon.n, now, base)
     if spec is not None:  # the park's word on what the factor is (average or marginal)
-        cover = replace(cover, kind=spec.kind)
+        cover = replace(cover, name=cover.name or spec.name or "(unnamed)", kind=spec.kind)
     if spec is not None and spec.required:
         refuse_uncovered(cover, horizon.times(), "carbon.emission_factor.series")
     return ef, cover

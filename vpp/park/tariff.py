@@ -10,6 +10,7 @@ prices only the days it is valid for (:func:`days_outside_validity`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
@@ -111,6 +112,8 @@ def series_prices_cny_per_kwh(
     adder = (spec.network_cny_per_kwh + spec.fund_cny_per_kwh) if spec else 0.0
     h = (horizon.start, horizon.step, horizon.n)
     imp, cover = resolve(rows, *h, now, tou, adder)
+    if spec is not None and not cover.name:  # configured, nothing posted or read yet
+        cover = replace(cover, name=spec.name or "(unnamed)", kind="energy")
     exp, _ = resolve(rows, *h, now, exp_flat, 0.0, export=True)
     if spec is not None and spec.required:
         refuse_uncovered(cover, horizon.times(), f"tariff {tariff.name!r} energy_series")
