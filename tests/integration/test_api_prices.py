@@ -63,6 +63,8 @@ def test_posted_prices_drive_the_next_cycle(api):
     # The plan's energy term is priced at 2.5 CNY/kWh everywhere: it follows the post.
     assert plan["terms_cny"]["energy_import"] > before["terms_cny"]["energy_import"]
     assert rt.current.problem.price_import_cny_per_kwh == pytest.approx([2.5] * N)
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["prices"] == plan["prices"]
 
 
 def test_a_forecast_issued_after_the_cycle_is_not_used_yet(api):
