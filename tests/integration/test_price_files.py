@@ -113,3 +113,37 @@ def test_a_bad_series_file_is_reported_at_the_park_field_that_names_it(tmp_path)
     assert msg.startswith("parks/p.yaml: tariff (../tariffs/t.yaml): tariffs/t.yaml: ")
     assert "energy_series.file (../prices/day.csv): prices/day.csv: line 3: interval_start" in msg
     assert "appears twice (also line 2)" in msg
+
+
+def test_a_series_file_is_read_relative_to_the_file_that_names_it(tmp_path):
+    # The park two folders below the tariff's parent: the tariff's '../prices/day.csv' is
+    # relative to the tariff file, never to the park file.
+    (tmp_path / "tariffs").mkdir()
+    (tmp_path / "prices").mkdir()
+    deep = tmp_path / "sites" / "foshan"
+    deep.mkdir(parents=True)
+    (tmp_path / "prices" / "day.csv").write_text(HEAD + f"{R0},0.3,\n{R1},0.4,\n")
+    tariff = (CONFIGS / "tariffs" / "guangdong_spot_2026.yaml").read_text()
+    (tmp_path / "tariffs" / "t.yaml").write_text(
+        tariff.replace("guangdong_da_2026-07-15.csv", "day.csv")
+    )
+    park = (CONFIGS / "parks" / "manufacturing_spot.yaml").read_text()
+    park = park.replace("../tariffs/guangdong_spot_2026.yaml", "../../tariffs/t.yaml")
+    park = park.replace("../carbon/", str(CONFIGS / "carbon") + "/")
+    (deep / "p.yaml").write_text(park)
+    site = load_site(deep / "p.yaml")
+    assert site.tariff.energy_series.points.value == (0.3, 0.4)
+    # Inline in the park file, the series is relative to the park file.
+    inline = park.replace(
+        "tariff: ../../tariffs/t.yaml",
+        "tariff:\n"
+        + "".join(
+            f"  {line}\n"
+            for line in tariff.replace(
+                "../prices/guangdong_da_2026-07-15.csv", "../../prices/day.csv"
+            ).splitlines()
+            if line and not line.startswith("#")
+        ),
+    )
+    (deep / "inline.yaml").write_text(inline)
+    assert load_site(deep / "inline.yaml").tariff.energy_series.points.value == (0.3, 0.4)

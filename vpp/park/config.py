@@ -87,9 +87,10 @@ def site_from_dict(raw: Any, path: Path) -> m.Site:
         "source_file": str(path),
     }
     if "tariff" in data:
-        merged["tariff"] = _tariff_series(
-            _include(data.pop("tariff"), "tariff", path), "tariff.", path
-        )
+        raw_tariff = data.pop("tariff")
+        tariff = _include(raw_tariff, "tariff", path)  # a tariff file reads its own series
+        inline = not isinstance(raw_tariff, str)
+        merged["tariff"] = _tariff_series(tariff, "tariff.", path) if inline else tariff
     if "carbon" in data:
         merged["carbon"] = _carbon(data.pop("carbon"), path)
     if "calendar" in data:
