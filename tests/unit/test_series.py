@@ -202,3 +202,23 @@ def test_carbon_series_and_the_label_a_report_prints():
     label = factor_label(carbon, cover)
     assert "series 'mef' (marginal) on 8 of 12 intervals" in label
     assert "annual 0.5000 kg/kWh" in label and "on 4" in label
+
+
+def test_the_objective_carbon_price_sees_the_series_factor():
+    site = _spot_site(n=12, adders=(0.0, 0.0))
+    pts = _series([(0, 0.9, None), (60, 0.7, -30), (60, 0.1, 30)], step=60, name="mef")
+    ef = dataclasses.replace(
+        site.carbon.emission_factor,
+        series=EmissionFactorSeries(name="mef", kind="marginal", points=pts),
+    )
+    site = dataclasses.replace(
+        site,
+        carbon=dataclasses.replace(site.carbon, emission_factor=ef, carbon_price_cny_per_t=80.0),
+    )
+    h = Horizon(T0, Q, 12)
+    p = build_problem(site, h, PlantState(T0), _forecasts(site, 12), now=T0)
+    # 08:00-09:00 cleared 0.9; 09:00-10:00 the forecast issued at 07:30 (the one issued at
+    # 08:30 is not known at 08:00); 10:00-11:00 nothing: the annual 0.5.
+    np.testing.assert_allclose(p.ef_kg_per_kwh, [0.9] * 4 + [0.7] * 4 + [0.5] * 4)
+    assert p.carbon_price_cny_per_kg == pytest.approx(0.08)
+    assert any(m.startswith("emission factors: series 'mef' (marginal)") for m in p.notes)
