@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from vpp.cli import main
 from vpp.park.config import ConfigError, load_site
 from vpp.park.price_series import SeriesFileError, read_series_csv
 
@@ -147,3 +148,24 @@ def test_a_series_file_is_read_relative_to_the_file_that_names_it(tmp_path):
     )
     (deep / "inline.yaml").write_text(inline)
     assert load_site(deep / "inline.yaml").tariff.energy_series.points.value == (0.3, 0.4)
+
+
+def test_simulate_refuses_a_run_a_required_series_does_not_cover(tmp_path, capsys):
+    (tmp_path / "tariffs").mkdir()
+    (tmp_path / "parks").mkdir()
+    tariff = (CONFIGS / "tariffs" / "guangdong_spot_2026.yaml").read_text()
+    tariff = tariff.replace("required: false", "required: true")
+    tariff = tariff.replace("../prices/", str(CONFIGS / "prices") + "/")
+    (tmp_path / "tariffs" / "t.yaml").write_text(tariff)
+    park = (CONFIGS / "parks" / "manufacturing_spot.yaml").read_text()
+    park = park.replace("../tariffs/guangdong_spot_2026.yaml", "../tariffs/t.yaml")
+    park = park.replace("../carbon/", str(CONFIGS / "carbon") + "/")
+    (tmp_path / "parks" / "p.yaml").write_text(park)
+    argv = ["simulate", "--config", str(tmp_path / "parks" / "p.yaml"), "--start"]
+    rc = main([*argv, "2026-07-15", "--days", "1", "--out", str(tmp_path / "out")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    # The file covers 2026-07-15 only; the last plan looks a day ahead into the 16th.
+    assert "series 'guangdong-da' is required but does not cover 96 of 192 intervals" in err
+    assert "(first 2026-07-16T00:00:00+08:00" in err
+    assert not (tmp_path / "out").exists()

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"invalid configuration:\n{exc}") from None
     at = _parse_at(args.at, site.location.tz)
     day_checks.check_days(site, *planned_days(site, at, at), args)  # --at and its horizon
+    day_checks.check_series(site, at, at)
     events = site.dr_events
     if args.dr:
         from vpp.commands.simulate import load_dr_events
