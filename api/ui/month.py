@@ -44,7 +44,9 @@ def _series(conn, site, h: Horizon) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     # known at the period's end, else the TOU price (vpp.park.series).
     end = h.start + h.n * h.step
     posted = store_series.series_between(conn, "price", h.start, end)
-    price, _, _ = tariffs.series_prices_cny_per_kwh(site.tariff, h, end, site.calendar, posted)
+    price, _, _ = tariffs.series_prices_cny_per_kwh(
+        site.tariff, h, end, site.calendar, posted, refuse=False
+    )
     return net, pv, price
 
 
@@ -70,7 +72,7 @@ def _accounts(conn, site, h: Horizon, split, cache: dict) -> dict[str, Any]:
     pv = np.where(ok, pv, 0.0)  # PV the park used: the arrays' readings (see metered)
     end = h.start + h.n * h.step
     posted = store_series.series_between(conn, "ef", h.start, end)
-    ef = np.broadcast_to(series_ef_kg_per_kwh(site.carbon, h, end, posted)[0], (h.n,))
+    ef = np.broadcast_to(series_ef_kg_per_kwh(site.carbon, h, end, posted, refuse=False)[0], (h.n,))
     # Over the metered intervals only: the value added is pro-rated by the days they cover.
     acc = carbon.accounts(
         imp[ok],

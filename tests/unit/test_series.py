@@ -222,3 +222,10 @@ def test_the_objective_carbon_price_sees_the_series_factor():
     np.testing.assert_allclose(p.ef_kg_per_kwh, [0.9] * 4 + [0.7] * 4 + [0.5] * 4)
     assert p.carbon_price_cny_per_kg == pytest.approx(0.08)
     assert any(m.startswith("emission factors: series 'mef' (marginal)") for m in p.notes)
+
+
+def test_the_accounting_bills_an_uncovered_required_interval_at_the_fallback_and_counts_it():
+    site = _spot_site(required=True)
+    h = Horizon(T0, Q, 16)
+    imp, _, cover = series_prices_cny_per_kwh(site.tariff, h, T0, site.calendar, refuse=False)
+    assert cover.fallback == 4 and imp[-4:] == pytest.approx([1.0] * 4)  # TOU peak

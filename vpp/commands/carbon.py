@@ -165,7 +165,9 @@ def report(
         return carbon.accounts(s["import_kw"], s["export_kw"], s["pv_used_kw"], ef, dt, f, va)
 
     def ef_on(h: Horizon, main: bool = True) -> np.ndarray:
-        ef, cover = series_ef_kg_per_kwh(site.carbon, h, h.start + h.n * h.step, posted_ef)
+        ef, cover = series_ef_kg_per_kwh(
+            site.carbon, h, h.start + h.n * h.step, posted_ef, refuse=False
+        )
         (covers if main else ly_covers).append(cover)
         return ef
 

@@ -26,13 +26,15 @@ def series_ef_kg_per_kwh(
     horizon: Horizon,
     now: datetime,
     extra: IntervalSeries | None = None,
+    refuse: bool = True,
 ) -> tuple[np.ndarray, Cover]:
     """The factor of every interval (kg/kWh): the dated series where it covers (a cleared
     value, else the latest forecast issued at or before ``now``), else the annual or hourly
     factor (:func:`emission_factor_kg_per_kwh`); the rule of :mod:`vpp.park.series`.
 
     ``extra``: rows posted to the service (after the file's; they win a tie). Raises
-    :class:`vpp.park.series.SeriesMissingError` when the series is required and does not cover.
+    :class:`vpp.park.series.SeriesMissingError` when the series is required and does not cover
+    (``refuse`` False: the accounting after the fact, which counts the fallback in ``cover``).
     """
     base = emission_factor_kg_per_kwh(carbon, horizon)
     spec = carbon.emission_factor.series
@@ -42,7 +44,7 @@ def series_ef_kg_per_kwh(
     ef, cover = resolve(rows, horizon.start, horizon.step, horizon.n, now, base)
     if spec is not None:  # the park's word on what the factor is (average or marginal)
         cover = replace(cover, name=cover.name or spec.name or "(unnamed)", kind=spec.kind)
-    if spec is not None and spec.required:
+    if spec is not None and spec.required and refuse:
         refuse_uncovered(cover, horizon.times(), "carbon.emission_factor.series")
     return ef, cover
 

@@ -79,6 +79,7 @@ def series_prices_cny_per_kwh(
     now: datetime,
     calendar: ParkCalendar | None = None,
     extra: IntervalSeries | None = None,
+    refuse: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, Cover]:
     """Import and export price of every interval, from the tariff's energy series where it
     covers, else the time-of-use price (the rule of :mod:`vpp.park.series`).
@@ -92,6 +93,8 @@ def series_prices_cny_per_kwh(
     now : the evaluation time; a forecast issued after it is not used.
     calendar : the park's own holidays (the TOU fallback).
     extra : rows posted to the service, after the file's (they win a tie).
+    refuse : raise for a required series that does not cover (planning); False: the
+        accounting after the fact, which bills at the fallback and says so in ``cover``.
 
     Returns
     -------
@@ -115,7 +118,7 @@ def series_prices_cny_per_kwh(
     if spec is not None and not cover.name:  # configured, nothing posted or read yet
         cover = replace(cover, name=spec.name or "(unnamed)", kind="energy")
     exp, _ = resolve(rows, *h, now, exp_flat, 0.0, export=True)
-    if spec is not None and spec.required:
+    if spec is not None and spec.required and refuse:
         refuse_uncovered(cover, horizon.times(), f"tariff {tariff.name!r} energy_series")
     return imp, exp, cover
 

@@ -429,8 +429,10 @@ def _series(
     # Realised: billed at the series as known when the run ends (a cleared price, else the
     # latest forecast), else the TOU price; the same rule for the factor (vpp.park.series).
     end = run.start + run.n * run.step
-    price, price_exp, price_cover = series_prices_cny_per_kwh(site.tariff, run, end, site.calendar)
-    ef, ef_cover = series_ef_kg_per_kwh(site.carbon, run, end)
+    price, price_exp, price_cover = series_prices_cny_per_kwh(
+        site.tariff, run, end, site.calendar, refuse=False
+    )
+    ef, ef_cover = series_ef_kg_per_kwh(site.carbon, run, end, refuse=False)
     a = site.assets
     cap = sum(b.e_kwh for b in [*a.batteries, *(p.battery for p in a.pedf_buildings)])
     out = dict(rec)
