@@ -16,7 +16,7 @@ from api.audit import AuditMiddleware
 from api.auth import KeyChecker
 from api.docs import install_docs
 from api.input_guard import BodyGuard, validation_error_handler
-from api.routes import dr, ops, reads, status, ui_data
+from api.routes import dr, ops, prices, reads, status, ui_data
 from api.store_errors import STORE_ERRORS, store_error_handler
 from api.times import response_class
 from api.ui import install_ui
@@ -50,6 +50,7 @@ def create_app(settings: Settings, runtime: Runtime) -> FastAPI:
             {"name": "status", "description": "liveness, readiness, metrics"},
             {"name": "site", "description": "the park, its plan, setpoints and forecasts"},
             {"name": "demand response", "description": "DR events for utilities"},
+            {"name": "prices", "description": "price and emission-factor series (market)"},
             {"name": "operations", "description": "telemetry, cycles, keys, settings"},
         ],
     )
@@ -60,7 +61,7 @@ def create_app(settings: Settings, runtime: Runtime) -> FastAPI:
         runtime.engine, metrics=runtime.metrics, recheck_s=settings.key_recheck_s
     )
     app.include_router(status.router)
-    for module in (reads, dr, ops, ui_data):
+    for module in (reads, dr, prices, ops, ui_data):
         app.include_router(module.router, prefix="/api/v1")
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     for store_error in STORE_ERRORS:  # 503 JSON with Retry-After: nothing stored, retry

@@ -4,7 +4,7 @@ timezone-aware times; a 422 names the offending field."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -365,3 +365,48 @@ class MonthToDateOut(_Out):
     total_cost_cny: float = Field(description="energy + demand charge - DR compensation")
     carbon: dict[str, float]
     targets: dict[str, Any]
+
+
+# ------------------------------------------------------------------------------------------
+# Price and emission-factor series (vpp.park.series)
+# ------------------------------------------------------------------------------------------
+class PricePoint(_In):
+    interval_start: AwareDatetime
+    price_cny_per_kwh: float = Field(ge=-100, le=100, description="energy price, CNY/kWh")
+    export_price_cny_per_kwh: float | None = Field(
+        None, ge=-100, le=100, description="export price, CNY/kWh (null: the tariff's)"
+    )
+
+
+class PriceSeriesIn(_In):
+    """Prices of one series, one issue: ``issued_at`` null for cleared prices, else the time
+    the forecast was issued (a plan at ``now`` uses forecasts issued at or before ``now``)."""
+
+    series: str = Name
+    step_minutes: int = Field(15, description="interval length, minutes (5, 15, 30 or 60)")
+    issued_at: AwareDatetime | None = None
+    points: list[PricePoint] = Field(min_length=1, max_length=50_000)
+
+
+class FactorPoint(_In):
+    interval_start: AwareDatetime
+    ef_kg_per_kwh: float = Field(ge=0, le=2, description="grid emission factor, kg CO2/kWh")
+
+
+class FactorSeriesIn(_In):
+    """Emission factors of one series, one issue (``issued_at`` as for prices)."""
+
+    series: str = Name
+    kind: Literal["average", "marginal"] = "average"
+    step_minutes: int = Field(60, description="interval length, minutes (5, 15, 30 or 60)")
+    issued_at: AwareDatetime | None = None
+    points: list[FactorPoint] = Field(min_length=1, max_length=50_000)
+
+
+class SeriesStored(_Out):
+    series: str
+    stored: int
+    cleared: bool
+    issued_at: datetime | None = None
+    first_interval: datetime
+    last_interval: datetime

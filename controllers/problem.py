@@ -318,6 +318,9 @@ class DispatchProblem:
     # are not used; the connection's limits, DR rows and carbon stay on the total.
     meters: tuple[MeterInput, ...] = ()
     per_meter_billing: bool = False
+    # Where the prices and factors came from (series cover, fallbacks), in words; the plan's
+    # messages carry them (vpp.plan.cycle).
+    notes: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:

@@ -16,7 +16,7 @@ from api.auth import Perm, Principal, require
 from controllers import relaxations
 from controllers.session_power import sessions_of
 from vpp.accounting import flexibility
-from vpp.plan.prepare import ASSUMED
+from vpp.plan.prepare import ASSUMED, FACTORS, PRICES
 from vpp.store import repo
 
 router = APIRouter(tags=["site"])
@@ -193,6 +193,8 @@ def plan(
         "relaxed": [x.text for x in lines],
         "relaxation_lines": [x.to_json_dict() for x in lines],
         "assumptions": [m for m in r.messages if m.startswith(ASSUMED)],
+        # where the prices and emission factors came from (series cover, TOU fallbacks)
+        "prices": [m for m in r.messages if m.startswith((PRICES, FACTORS))],
         "assets": {
             n: {
                 "kind": s.kind,

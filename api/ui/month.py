@@ -1,7 +1,8 @@
 """The Month-to-date view's document: what the park did since the first of the month (local
 time) up to the interval running now, from the park meter's stored readings.
 
-* energy cost: import x the tariff's price of each interval, less export x the export price;
+* energy cost: import x the tariff's price of each interval (its energy series where it
+  covers, else the TOU price), less export x the export price;
 * demand charge: the tariff's monthly rate x the month's peak import so far (a peak sets the
   whole month's charge, whenever in the month it happens), with when the peak was;
 * DR compensation: the settled events whose window started this month;
@@ -24,9 +25,10 @@ from sqlalchemy import select
 from api.ui.figures import _floor
 from vpp.accounting import carbon
 from vpp.park import tariff as tariffs
-from vpp.park.carbon_factors import emission_factor_kg_per_kwh
+from vpp.park.carbon_factors import series_ef_kg_per_kwh
 from vpp.park.model import Horizon
 from vpp.store import metered, tables
+from vpp.store import series as store_series
 
 YEAR_BEFORE_WEEKS = 52
 
@@ -38,7 +40,13 @@ def _series(conn, site, h: Horizon) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         return np.zeros(0), np.zeros(0), np.zeros(0)
     net = metered.park_meter_kw(conn, h)
     pv, _, _ = metered._pv_used_kw(conn, site, h)
-    price = tariffs.import_price_cny_per_kwh(site.tariff, h, site.calendar)
+    # The tariff's energy series (the park file's and the posted rows) where it covers, as
+    # known at the period's end, else the TOU price (vpp.park.series).
+    end = h.start + h.n * h.step
+    posted = store_series.series_between(conn, "price", h.start, end)
+    price, _, _ = tariffs.series_prices_cny_per_kwh(
+        site.tariff, h, end, site.calendar, posted, refuse=False
+    )
     return net, pv, price
 
 
@@ -62,7 +70,9 @@ def _accounts(conn, site, h: Horizon, split, cache: dict) -> dict[str, Any]:
     net0 = np.where(ok, net, 0.0)
     imp, exp = np.maximum(net0, 0.0), np.maximum(-net0, 0.0)
     pv = np.where(ok, pv, 0.0)  # PV the park used: the arrays' readings (see metered)
-    ef = np.broadcast_to(emission_factor_kg_per_kwh(site.carbon, h), (h.n,))
+    end = h.start + h.n * h.step
+    posted = store_series.series_between(conn, "ef", h.start, end)
+    ef = np.broadcast_to(series_ef_kg_per_kwh(site.carbon, h, end, posted, refuse=False)[0], (h.n,))
     # Over the metered intervals only: the value added is pro-rated by the days they cover.
     acc = carbon.accounts(
         imp[ok],

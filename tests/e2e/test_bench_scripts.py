@@ -70,6 +70,7 @@ SMALLEST = {
         ["--cases", "2", "--runs", "1", "--days", "0.0105"],
         ("speed-up", "per-task overhead", "worker RSS peak"),
     ),
+    "series.py": (["--days", "31", "--runs", "2"], "96-step horizon, 96 posted rows merged"),
     "scenarios.py": (
         ["--scenarios", "pedf_campus_spring_festival", "--seeds", "1", "--days", "0.03"],
         SCENARIO_TABLE,

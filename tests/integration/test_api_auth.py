@@ -52,6 +52,10 @@ MATRIX = {
     ("GET", "/api/v1/month-to-date"): READ,
     ("GET", "/api/v1/devices"): READ,  # field devices and their faults (#17)
     ("GET", "/api/v1/tenants"): READ,  # tenant sub-meters, month to date (#21 item 3)
+    ("GET", "/api/v1/prices"): READ,  # price and emission-factor series (#21)
+    ("POST", "/api/v1/prices"): OPERATE,
+    ("GET", "/api/v1/emission-factors"): READ,
+    ("POST", "/api/v1/emission-factors"): OPERATE,
 }
 PARAMS = {"{cycle_id}": "1", "{event_id}": "no-such-event", "{name}": "no-such-key"}
 

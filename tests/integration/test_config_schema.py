@@ -110,6 +110,12 @@ def _base_inline_tariff() -> dict[str, Any]:
     tariff = ROOT / "configs" / "tariffs" / "zhejiang_2026.yaml"
     doc["tariff"] = yaml.safe_load(tariff.read_text(encoding="utf-8"))
     doc["carbon"]["hourly_ef_kg_per_kwh"] = [0.5] * 24
+    # A spot-price series posted to the service only (no file), with its adders.
+    doc["tariff"]["energy_series"] = {
+        "name": "spot",
+        "network_cny_per_kwh": 0.16,
+        "fund_cny_per_kwh": 0.03,
+    }
     return doc
 
 
@@ -123,6 +129,7 @@ def _base_inline_carbon() -> dict[str, Any]:
             "region": "national",
             "source": "test",
             "hourly_ef_kg_per_kwh": [0.5] * 24,
+            "series": {"name": "mef", "kind": "marginal"},
         },
         "carbon_price_cny_per_t": 50.0,
     }

@@ -310,6 +310,32 @@ def _network(result) -> dict:
     }
 
 
+def _factor_words(result) -> str:
+    """The factor the CO2 figure stands on: the series (name, kind, intervals) and the
+    annual factor elsewhere."""
+    ef = result.site.carbon.emission_factor
+    annual = f"{ef.region} {ef.year} factor {ef.ef_kg_per_kwh:g} kg/kWh (location-based)"
+    spec, n = ef.series, result.horizon.n
+    if spec is None:
+        return annual
+    k = int(np.sum(result.series.get("ef_from_series", np.zeros(n))))
+    return f"series {spec.name!r} ({spec.kind}) on {k} of {n} intervals, {annual} on {n - k}"
+
+
+def _price_words(result) -> str:
+    """What the energy cost was billed at: the tariff's series where it covered, else TOU."""
+    t, n = result.site.tariff, result.horizon.n
+    if t.energy_series is None:
+        return f"tariff {t.name!r} time-of-use prices"
+    k = int(np.sum(result.series.get("price_from_series", np.zeros(n))))
+    es = t.energy_series
+    return (
+        f"series {es.name!r} + network {es.network_cny_per_kwh:g} + funds "
+        f"{es.fund_cny_per_kwh:g} CNY/kWh on {k} of {n} intervals (cleared, else the latest "
+        f"forecast), tariff {t.name!r} time-of-use prices on {n - k}"
+    )
+
+
 def _notes(result) -> dict[str, str]:
     notes = {
         "measured_on": (
@@ -335,7 +361,8 @@ def _notes(result) -> dict[str, str]:
         ),
         "energy_tce": "all electricity consumed (import - export + PV used)",
         "ev": "sessions that arrived and departed within the run",
-        "co2": "location-based: grid import x configured factor; exports not credited",
+        "co2": f"grid import x {_factor_words(result)}; exports not credited",
+        "prices": _price_words(result),
         "grid_violation_steps": (
             "AC power flow of the power each bus actually drew, every interval"
             if result.realised_grid.checked

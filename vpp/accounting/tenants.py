@@ -10,7 +10,8 @@ plan. Per meter (:func:`vpp.park.meters.billed_meters`: the tenants', then the p
   its demand charge on its own peak import per calendar month
   (:func:`vpp.accounting.bill.demand_charges`, pro-rated as the park's bill is).
 * **CO2** (location-based): its import x the site's grid factor per interval
-  (:func:`vpp.park.carbon_factors.emission_factor_kg_per_kwh`); exports are not credited.
+  (:func:`vpp.park.carbon_factors.series_ef_kg_per_kwh`: the park's series where it covers,
+  else its annual factor); exports are not credited.
 * **Standard coal** by both methods (:func:`vpp.accounting.carbon.tce`) on the electricity it
   consumed: import - export + the PV generated on its buses; **intensity** against the
   tenant's value added pro rata of the period (tce and CO2 per 10,000 CNY).
@@ -43,7 +44,7 @@ from vpp.accounting import bill, carbon
 from vpp.accounting.counterfactual import uncontrolled_flex_kw
 from vpp.park import meters
 from vpp.park import tariff as tariffs
-from vpp.park.carbon_factors import emission_factor_kg_per_kwh
+from vpp.park.carbon_factors import series_ef_kg_per_kwh
 from vpp.park.model import EvSession, Horizon, Site, Tariff
 
 ALLOCATION_RULE = (
@@ -89,8 +90,12 @@ def meter_bill(
     net = np.asarray(net_kw, dtype=float)
     imp, exp = np.maximum(net, 0.0), np.maximum(-net, 0.0)
     dt = horizon.dt_h
-    price = tariffs.import_price_cny_per_kwh(tariff, horizon, site.calendar)
-    price_exp = tariffs.export_price_cny_per_kwh(tariff, horizon)
+    # The series rule after the fact (vpp.park.series): what was known at the period's end,
+    # a cleared price else the latest forecast, else the TOU price (as the park's bill).
+    end = horizon.start + horizon.n * horizon.step
+    price, price_exp, _ = tariffs.series_prices_cny_per_kwh(
+        tariff, horizon, end, site.calendar, refuse=False
+    )
     months = bill.demand_charges(
         imp,
         horizon.times(),
@@ -195,7 +200,9 @@ def tenant_report(
     prorate : pro-rate partly covered months' demand charges.
     """
     n = horizon.n
-    ef = emission_factor_kg_per_kwh(site.carbon, horizon)
+    ef, _ = series_ef_kg_per_kwh(
+        site.carbon, horizon, horizon.start + n * horizon.step, refuse=False
+    )
     net = meter_net_kw(site, bus_p_kw, n)
     pv = meter_net_kw(site, pv_kw_by_bus or {}, n)
     base = meter_net_kw(site, no_vpp_bus_p_kw, n) if no_vpp_bus_p_kw is not None else None

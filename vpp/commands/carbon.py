@@ -36,8 +36,9 @@ import pandas as pd
 
 from vpp.accounting import carbon
 from vpp.commands import day_checks
-from vpp.park.carbon_factors import emission_factor_kg_per_kwh
+from vpp.park.carbon_factors import factor_label, series_ef_kg_per_kwh
 from vpp.park.model import Horizon, Site
+from vpp.park.series import Cover, IntervalSeries
 from vpp.store.metered import MeteredPeriod
 
 
@@ -211,33 +212,48 @@ def report(
     metered: MeteredPeriod | None = None,
     metered_last_year: MeteredPeriod | None = None,
     metered_buses=None,
+    posted_ef: IntervalSeries | None = None,
 ) -> dict:
     """The carbon report's figures (see the module docstring). ``metered`` (and the same
     period 52 weeks earlier, when stored) come from :func:`vpp.store.metered.read_period`,
     ``metered_buses`` (a park with sub-meters) from :func:`vpp.store.metered_buses.
-    read_buses`."""
+    read_buses`.
+
+    The factor of each interval: the park's emission-factor series (and ``posted_ef``, the
+    rows posted to the service) where it covers, as known at the period's end (a cleared
+    value, else the latest forecast), else the annual (or hourly) factor; ``factors.used``
+    says which, with the counts (:mod:`vpp.park.series`)."""
     dt = site.dispatch.step_minutes / 60.0
     f = site.carbon.energy_factors
     va = site.value_added_10k_cny_per_year
+    covers: list[Cover] = []
+    ly_covers: list[Cover] = []
 
     def acc(s: dict, ef: np.ndarray) -> carbon.Accounts:
         return carbon.accounts(s["import_kw"], s["export_kw"], s["pv_used_kw"], ef, dt, f, va)
 
+    def ef_on(h: Horizon, main: bool = True) -> np.ndarray:
+        ef, cover = series_ef_kg_per_kwh(
+            site.carbon, h, h.start + h.n * h.step, posted_ef, refuse=False
+        )
+        (covers if main else ly_covers).append(cover)
+        return ef
+
     runs: dict[str, carbon.Accounts] = {}
     if metered is not None:
-        ef = emission_factor_kg_per_kwh(site.carbon, metered.horizon)
+        ef = ef_on(metered.horizon)
         runs["no_vpp"] = acc(_no_vpp_of(metered), ef)
         runs["metered"] = acc(_run_of(metered), ef)
     else:
         base = no_vpp_series(site, first, last)
-        runs["no_vpp"] = acc(base, emission_factor_kg_per_kwh(site.carbon, base["horizon"]))
+        runs["no_vpp"] = acc(base, ef_on(base["horizon"]))
     if metered_last_year is not None:
         ly = metered_last_year
-        prev = acc(_run_of(ly), emission_factor_kg_per_kwh(site.carbon, ly.horizon))
+        prev = acc(_run_of(ly), ef_on(ly.horizon, main=False))
         prev_source = "stored"
     else:
         last_year = no_vpp_series(site, _year_before(first), _year_before(last))
-        prev = acc(last_year, emission_factor_kg_per_kwh(site.carbon, last_year["horizon"]))
+        prev = acc(last_year, ef_on(last_year["horizon"], main=False))
         prev_source = "simulated"
     if data is not None:
         for name, s in _from_data(site, data, first, last).items():
@@ -254,6 +270,9 @@ def report(
             "equivalent_kgce_per_kwh": f.equivalent_kgce_per_kwh,
             "equal_value_kgce_per_kwh": f.equal_value_kgce_per_kwh,
             "energy_source": f.source,
+            "used": factor_label(site.carbon, covers[0]),
+            "series": _series_doc(site, covers[0]),
+            "last_year_used": factor_label(site.carbon, ly_covers[0]),
         },
         "targets": {
             "intensity_tce_per_10k_cny": carbon.INTENSITY_TARGET_TCE_PER_10K_CNY,
@@ -293,6 +312,22 @@ def _tenants_of(site: Site, first: date, last: date, data: Path | None, buses) -
     return {"tenants": tenant_accounts(site, first, last, data)}
 
 
+def _series_doc(site: Site, cover: Cover) -> dict | None:
+    """The series the period's factor came from (None: the annual factor alone)."""
+    if not cover.name:
+        return None
+    spec = site.carbon.emission_factor.series
+    return {
+        "name": cover.name,
+        "kind": cover.kind,
+        "file": spec.file if spec is not None else "",
+        "intervals": cover.n,
+        "cleared": cover.cleared,
+        "forecast": cover.forecast,
+        "fallback": cover.fallback,
+    }
+
+
 def _run_of(m: MeteredPeriod) -> dict[str, np.ndarray]:
     return {"import_kw": m.import_kw, "export_kw": m.export_kw, "pv_used_kw": m.pv_used_kw}
 
@@ -325,10 +360,10 @@ def run(args: argparse.Namespace) -> int:
     source = args.source or ("simulated" if args.data is not None else "stored")
     if source == "stored" and args.data is not None:
         raise UserError("--data is simulated data: use it without --source stored")
-    metered = metered_ly = buses = None
+    metered = metered_ly = buses = posted = None
     if source == "stored":
-        metered, metered_ly, buses = _read_store(site, first, last)
-    doc = report(site, first, last, args.data, metered, metered_ly, buses)
+        metered, metered_ly, buses, posted = _read_store(site, first, last)
+    doc = report(site, first, last, args.data, metered, metered_ly, buses, posted)
     print(text(site, doc))
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1), encoding="utf-8")
@@ -342,6 +377,7 @@ def _read_store(site: Site, first: date, last: date):
 
     from vpp.errors import UserError
     from vpp.runtime.settings import Settings
+    from vpp.store import series as store_series
     from vpp.store.db import make_engine
     from vpp.store.metered import MissingStoredDataError, read_period
 
@@ -376,6 +412,8 @@ def _read_store(site: Site, first: date, last: date):
                 from vpp.store.metered_buses import read_buses
 
                 buses = read_buses(conn, site, metered.horizon)
+            h = metered.horizon
+            posted = store_series.series_between(conn, "ef", h.start, h.start + h.n * h.step)
     except SQLAlchemyError as exc:
         raise UserError(
             f"cannot read the database {shown}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -383,7 +421,7 @@ def _read_store(site: Site, first: date, last: date):
         ) from None
     finally:
         engine.dispose()
-    return metered, ly, buses
+    return metered, ly, buses, posted
 
 
 def text(site: Site, doc: dict) -> str:
@@ -392,6 +430,15 @@ def text(site: Site, doc: dict) -> str:
         f"carbon report: {site.name}, {doc['period']['from']} .. {doc['period']['to']}",
         f"grid factor {fa['ef_kg_per_kwh']} kgCO2/kWh ({fa['ef_region']} {fa['ef_year']}: "
         f"{fa['ef_source']}){', hourly series' if fa['hourly'] else ''}",
+        f"factor used: {fa['used']}",
+        *(
+            [
+                f"  last year on another factor ({fa['last_year_used']}): the CO2 yoy change "
+                "compares two factors, not only two parks"
+            ]
+            if fa["last_year_used"] != fa["used"]
+            else []
+        ),
         f"standard coal: {fa['equivalent_kgce_per_kwh']} kgce/kWh (equivalent value), "
         f"{fa['equal_value_kgce_per_kwh']} kgce/kWh (equal value; {fa['energy_source']})",
         "",

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
+from datetime import date, datetime
 
 from vpp.errors import UserError
-from vpp.park.coverage import calendar_problem, tariff_problem
+from vpp.park.coverage import calendar_problem, series_problems, tariff_problem
 from vpp.park.model import Site
 
 TARIFF_FLAG = "--allow-outside-tariff"
@@ -69,3 +69,12 @@ def check_days(
     for w in warnings:
         print(w, file=sys.stderr)
     return warnings
+
+
+def check_series(site: Site, start: datetime, end: datetime) -> None:
+    """Stop (:class:`UserError`) when a required price or emission-factor series does not
+    cover the run ``[start, end)`` and its last plan's look-ahead
+    (:func:`vpp.park.coverage.series_problems`)."""
+    found = series_problems(site, start, end)
+    if found:
+        raise UserError("\n".join(found))

@@ -20,6 +20,7 @@ from vpp.park.config import ConfigError, load_site
 from vpp.park.coverage import planned_days
 from vpp.park.profiles import ProfileForecaster
 from vpp.plan.cycle import CycleReport, run_cycle
+from vpp.plan.prepare import FACTORS, PRICES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"invalid configuration:\n{exc}") from None
     at = _parse_at(args.at, site.location.tz)
     day_checks.check_days(site, *planned_days(site, at, at), args)  # --at and its horizon
+    day_checks.check_series(site, at, at)
     events = site.dr_events
     if args.dr:
         from vpp.commands.simulate import load_dr_events
@@ -211,7 +213,7 @@ def summary(site_name: str, rep: CycleReport, others: dict[str, DispatchResult])
     lines += ["", "assets:", *_asset_lines(r, dt)]
     lines.append("")
     lines += _relaxation_lines(r)
-    lines += [f"note: {m}" for m in r.messages if m.startswith("assumed")]
+    lines += [f"note: {m}" for m in r.messages if m.startswith(("assumed", PRICES, FACTORS))]
     lines.append(f"setpoints clamped by the safety layer: {len(rep.clamps)}")
     for c in rep.clamps[:10]:
         lines.append(f"  {c.asset}: {c.proposed_kw:.3f} -> {c.sent_kw:.3f} kW ({c.reason})")

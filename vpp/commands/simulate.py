@@ -187,6 +187,7 @@ def prepare(args: argparse.Namespace) -> tuple[Site, datetime, tuple[DemandRespo
     # The run and its last plan's look-ahead: inside the tariff and a known calendar.
     end = start + timedelta(days=args.days)
     day_checks.check_days(site, *planned_days(site, start, end), args)
+    day_checks.check_series(site, start, end)
     events = site.dr_events
     if args.dr:
         events = events + load_dr_events(args.dr, site.location.tz, site)

@@ -38,6 +38,12 @@ from vpp.park.calendar import park_calendar_problems
 from vpp.park.field_checks import field_problems
 from vpp.park.limit_groups import limit_group_problems
 from vpp.park.meters import metering_problems
+from vpp.park.price_series import (
+    STEPS_MINUTES,
+    VALUE_COLUMN,
+    SeriesFileError,
+    read_series_csv,
+)
 from vpp.park.tariff_checks import tariff_problems
 from vpp.park.value_checks import in_range, nonneg, positive
 
@@ -82,7 +88,10 @@ def site_from_dict(raw: Any, path: Path) -> m.Site:
         "source_file": str(path),
     }
     if "tariff" in data:
-        merged["tariff"] = _include(data.pop("tariff"), "tariff", path)
+        raw_tariff = data.pop("tariff")
+        tariff = _include(raw_tariff, "tariff", path)  # a tariff file reads its own series
+        inline = not isinstance(raw_tariff, str)
+        merged["tariff"] = _tariff_series(tariff, "tariff.", path) if inline else tariff
     if "carbon" in data:
         merged["carbon"] = _carbon(data.pop("carbon"), path)
     if "calendar" in data:
@@ -107,6 +116,7 @@ def load_tariff(path: str | Path) -> m.Tariff:
     path = Path(path)
     raw = _read_yaml(path)
     label = _label(path)
+    raw = _tariff_series(raw, "", path)
     unknown = _unknown_keys(raw, m.Tariff, "", label)
     try:
         tariff = TypeAdapter(m.Tariff).validate_python(raw)
@@ -268,14 +278,55 @@ def _calendar(value: Any, label: str) -> Any:
     return out
 
 
+def _tariff_series(raw: Any, where: str, path: Path) -> Any:
+    """A tariff mapping with its ``energy_series.file`` read (relative to ``path``)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("energy_series"), dict):
+        return raw
+    spec = _series_points(raw["energy_series"], f"{where}energy_series", path, "energy", 15)
+    return {**raw, "energy_series": spec}
+
+
+def _series_points(spec: dict, where: str, path: Path, kind: str | None, step: int) -> dict:
+    """``spec`` with ``points`` read from its ``file`` (relative to ``path``, the file that
+    names it); a problem of the series file is reported at the field that names it."""
+    if not isinstance(spec.get("file"), str) or not spec["file"]:
+        return spec
+    label = _label(path)
+    kind = kind or spec.get("kind", "average")
+    step = spec.get("step_minutes", step)
+    negative = spec.get("allow_negative", False)
+    if not isinstance(step, int) or kind not in VALUE_COLUMN or not isinstance(negative, bool):
+        return spec  # the validator names the field
+    inc = (path.parent / spec["file"]).resolve()
+    if not inc.is_file():
+        raise ConfigError(
+            [f"{label}: {where}.file: no such file {spec['file']!r} (looked at {inc})"]
+        )
+    try:
+        points = read_series_csv(inc, kind, step, spec.get("name") or "", negative, _label(inc))
+    except SeriesFileError as exc:
+        raise ConfigError(
+            [f"{label}: {where}.file ({spec['file']}): {p}" for p in exc.problems]
+        ) from None
+    return {**spec, "name": points.name, "points": dataclasses.asdict(points)}
+
+
 def _carbon(value: Any, park_path: Path) -> Any:
-    """``{factors: FILE, region: R, year: Y, ...}`` picks one entry of a factor catalogue."""
+    """``{factors: FILE, region: R, year: Y, ...}`` picks one entry of a factor catalogue;
+    ``series: {file: CSV, kind: marginal, ...}`` adds a dated series beside it."""
+    if isinstance(value, dict) and isinstance(value.get("emission_factor"), dict):
+        ef = value["emission_factor"]
+        if isinstance(ef.get("series"), dict):
+            series = _series_points(
+                ef["series"], "carbon.emission_factor.series", park_path, None, 60
+            )
+            return {**value, "emission_factor": {**ef, "series": series}}
     if not isinstance(value, dict) or "factors" not in value:
         return value
     label = _label(park_path)
     _check_keys(
         value,
-        {"factors", "region", "year", "carbon_price_cny_per_t", "hourly_ef_kg_per_kwh"},
+        {"factors", "region", "year", "carbon_price_cny_per_t", "hourly_ef_kg_per_kwh", "series"},
         "carbon",
         label,
     )
@@ -298,6 +349,10 @@ def _carbon(value: Any, park_path: Path) -> Any:
     ef = dict(match[0])
     if value.get("hourly_ef_kg_per_kwh") is not None:
         ef["hourly_ef_kg_per_kwh"] = value["hourly_ef_kg_per_kwh"]
+    if isinstance(value.get("series"), dict):
+        ef["series"] = _series_points(value["series"], "carbon.series", park_path, None, 60)
+    elif value.get("series") is not None:
+        ef["series"] = value["series"]
     return {
         "emission_factor": ef,
         "energy_factors": catalogue.get("energy_factors", {}),
@@ -472,6 +527,7 @@ def _semantic_problems(site: m.Site) -> Iterable[str]:
     yield from in_range("connection.power_factor_min", site.connection.power_factor_min, 0, 1, True)
     yield from _asset_problems(site.assets, buses)
     yield from tariff_problems(site.tariff, "tariff.")
+    yield from _energy_series_problems(site.tariff)
     yield from park_calendar_problems(site.calendar, "calendar.")
     yield from _carbon_problems(site.carbon)
     yield from _network_problems(site.network, buses)
@@ -630,6 +686,23 @@ def _carbon_problems(c: m.Carbon) -> Iterable[str]:
     if h is not None and len(h) != 24:
         yield f"carbon.emission_factor.hourly_ef_kg_per_kwh: expected 24 values, got {len(h)}"
     yield from nonneg("carbon.carbon_price_cny_per_t", c.carbon_price_cny_per_t)
+    s = c.emission_factor.series
+    if s is not None and s.step_minutes not in STEPS_MINUTES:
+        yield (
+            f"carbon.emission_factor.series.step_minutes: expected one of "
+            f"{list(STEPS_MINUTES)}, got {s.step_minutes}"
+        )
+
+
+def _energy_series_problems(t: m.Tariff) -> Iterable[str]:
+    s = t.energy_series
+    if s is None:
+        return
+    p = "tariff.energy_series."
+    yield from nonneg(p + "network_cny_per_kwh", s.network_cny_per_kwh)
+    yield from nonneg(p + "fund_cny_per_kwh", s.fund_cny_per_kwh)
+    if s.step_minutes not in STEPS_MINUTES:
+        yield f"{p}step_minutes: expected one of {list(STEPS_MINUTES)}, got {s.step_minutes}"
 
 
 def _network_problems(n: m.Network, buses: set[str]) -> Iterable[str]:

@@ -1,11 +1,13 @@
 """Does the park's data cover the days a command plans or simulates?
 
-Two questions, each answered by one line a person can act on (or None when all is well):
+Three questions, each answered by one line a person can act on (or None when all is well):
 
 - :func:`tariff_problem`: a day outside the tariff's ``valid_from .. valid_to``;
 - :func:`calendar_problem`: a day in a year whose public holidays neither the
   ``chinese_calendar`` package nor the park's ``calendar:`` knows (Spring Festival would be
-  planned as ordinary working days).
+  planned as ordinary working days);
+- :func:`series_problems`: a *required* price or emission-factor series that does not cover
+  the run (no opt-out).
 
 The commands (``vpp simulate``, ``compare``, ``dispatch``, ``run``, ``carbon report``) stop
 on them unless the user passes ``--allow-outside-tariff`` / ``--allow-unknown-calendar``.
@@ -18,8 +20,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from vpp.park.calendar import PACKAGE_FIRST_YEAR, PACKAGE_LAST_YEAR, unknown_years
-from vpp.park.model import Site
-from vpp.park.tariff import days_outside_validity, validity_text
+from vpp.park.carbon_factors import series_ef_kg_per_kwh
+from vpp.park.model import Horizon, Site
+from vpp.park.series import SeriesMissingError
+from vpp.park.tariff import days_outside_validity, series_prices_cny_per_kwh, validity_text
 
 
 def _label(path: str) -> str:
@@ -87,3 +91,25 @@ def first_uncovered_day(site: Site, day: date) -> date:
         y += 1
     out.append(max(day, date(y, 1, 1)))
     return min(out)
+
+
+def series_problems(site: Site, start: datetime, end: datetime) -> list[str]:
+    """A line for each *required* series (the tariff's energy series, the emission-factor
+    series) that does not cover a run over ``[start, end)`` and its last plan's look-ahead,
+    every forecast row counted as known (:mod:`vpp.park.series`); no opt-out: the park file
+    says the series is required."""
+    step = timedelta(minutes=site.dispatch.step_minutes)
+    look = step * site.dispatch.horizon_steps
+    n = max(round((end + look - start) / step), 1)
+    h = Horizon(start, step, n)
+    later = start + n * step
+    out = []
+    for check in (
+        lambda: series_prices_cny_per_kwh(site.tariff, h, later, site.calendar),
+        lambda: series_ef_kg_per_kwh(site.carbon, h, later),
+    ):
+        try:
+            check()
+        except SeriesMissingError as exc:
+            out.append(f"{_label(site.source_file)}: {exc}")
+    return out

@@ -32,6 +32,7 @@ from vpp.park.dispatch_settings import (  # noqa: F401 (re-exported)
     Penalties,
 )
 from vpp.park.field_settings import FieldDevices, MqttBroker, OcppServer  # noqa: F401 (re-exported)
+from vpp.park.series import EmissionFactorSeries, EnergySeries
 
 DEFAULT_TZ = "Asia/Shanghai"
 # The telemetry name of the park meter at the grid connection (import +, export -).
@@ -523,6 +524,7 @@ class Tariff:
     valid_from: date | None = None
     valid_to: date | None = None
     source_file: str = ""  # the tariff file it was read from ("" when inline in the park file)
+    energy_series: EnergySeries | None = None  # spot prices over the TOU (vpp.park.series)
 
 
 @dataclass(frozen=True)
@@ -552,6 +554,7 @@ class EmissionFactor:
     region: str
     source: str
     hourly_ef_kg_per_kwh: tuple[float, ...] | None = None  # 24 values, hour of day (local)
+    series: EmissionFactorSeries | None = None  # a dated series over it (vpp.park.series)
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,8 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("Carbon", "carbon_price_cny_per_t"): _NONNEG,
     ("CarbonFactorsRef", "carbon_price_cny_per_t"): _NONNEG,
     ("CarbonFactorsRef", "hourly_ef_kg_per_kwh"): Bound(min_items=24, max_items=24),
+    ("EnergySeries", "network_cny_per_kwh"): _NONNEG,
+    ("EnergySeries", "fund_cny_per_kwh"): _NONNEG,
     ("EvSession", "e_needed_kwh"): _NONNEG,
     ("EvFleet", "plug_in_prob"): _FRAC,
     ("EvFleet", "arrival_mean_h"): Bound(minimum=0, maximum=24),
@@ -405,6 +407,7 @@ YAML_MEANINGS: dict[tuple[str, str], str] = {
     ("CarbonFactorsRef", "factors"): "Factor catalogue, path relative to the park file.",
     ("CarbonFactorsRef", "region"): "Region of the catalogue entry to use.",
     ("CarbonFactorsRef", "year"): "Year of the catalogue entry to use.",
+    ("CarbonFactorsRef", "series"): "A dated emission-factor series beside the entry's factor.",
 }
 
 
@@ -611,6 +614,7 @@ def _add_yaml_defs(defs: dict[str, Any], site: dict[str, Any]) -> None:
         "hourly_ef_kg_per_kwh": _prop(
             "CarbonFactorsRef", "hourly_ef_kg_per_kwh", _raw(ef["hourly_ef_kg_per_kwh"])
         ),
+        "series": _prop("CarbonFactorsRef", "series", _raw(ef["series"])),
     }
     defs["CarbonFactorsRef"] = _object(
         "CarbonFactorsRef",
@@ -631,7 +635,12 @@ def _raw(prop: dict[str, Any]) -> dict[str, Any]:
 
 
 #: Fields the loader sets, not the YAML.
-LOADER_FIELDS = {("Site", "source_file"), ("Tariff", "source_file")}
+LOADER_FIELDS = {
+    ("Site", "source_file"),
+    ("Tariff", "source_file"),
+    ("EnergySeries", "points"),
+    ("EmissionFactorSeries", "points"),
+}
 
 
 def _def(name: str, node: dict[str, Any]) -> dict[str, Any]:

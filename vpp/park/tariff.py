@@ -10,12 +10,14 @@ prices only the days it is valid for (:func:`days_outside_validity`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
 
 from vpp.park.calendar import day_type
 from vpp.park.model import DayType, Horizon, ParkCalendar, Tariff, TariffPeriod, TariffSeason
+from vpp.park.series import FALLBACK, Cover, IntervalSeries, merge, refuse_uncovered, resolve
 
 MINUTES_PER_DAY = 1440
 
@@ -69,6 +71,56 @@ def import_price_cny_per_kwh(
 
 def export_price_cny_per_kwh(tariff: Tariff, horizon: Horizon) -> np.ndarray:
     return np.full(horizon.n, tariff.export_cny_per_kwh)
+
+
+def series_prices_cny_per_kwh(
+    tariff: Tariff,
+    horizon: Horizon,
+    now: datetime,
+    calendar: ParkCalendar | None = None,
+    extra: IntervalSeries | None = None,
+    refuse: bool = True,
+) -> tuple[np.ndarray, np.ndarray, Cover]:
+    """Import and export price of every interval, from the tariff's energy series where it
+    covers, else the time-of-use price (the rule of :mod:`vpp.park.series`).
+
+    Parameters
+    ----------
+    tariff : the tariff; ``tariff.energy_series`` (None: the TOU schedule alone) gives the
+        series file's rows, its adders (network, funds; CNY/kWh, added to a series price) and
+        whether it is required.
+    horizon : the intervals (UTC arithmetic; the TOU tier by local time).
+    now : the evaluation time; a forecast issued after it is not used.
+    calendar : the park's own holidays (the TOU fallback).
+    extra : rows posted to the service, after the file's (they win a tie).
+    refuse : raise for a required series that does not cover (planning); False: the
+        accounting after the fact, which bills at the fallback and says so in ``cover``.
+
+    Returns
+    -------
+    import_cny_per_kwh, export_cny_per_kwh : shape ``(n,)``.
+    cover : how the import series covered the horizon (intervals that fell back to TOU).
+
+    Raises
+    ------
+    SeriesMissingError : the series is required and an interval has neither a cleared price nor
+        a forecast issued at or before ``now``.
+    """
+    tou = import_price_cny_per_kwh(tariff, horizon, calendar)
+    exp_flat = export_price_cny_per_kwh(tariff, horizon)
+    spec = tariff.energy_series
+    if spec is None and extra is None:
+        return tou, exp_flat, Cover("", "", horizon.n, 0, 0, horizon.n, (FALLBACK,) * horizon.n)
+    rows = merge(spec.points if spec else None, extra)
+    adder = (spec.network_cny_per_kwh + spec.fund_cny_per_kwh) if spec else 0.0
+    h = (horizon.start, horizon.step, horizon.n)
+    imp, cover = resolve(rows, *h, now, tou, adder)
+    if spec is not None and not cover.name:  # configured, nothing posted or read yet
+        cover = replace(cover, name=spec.name or "(unnamed)", kind="energy")
+    exp, _ = resolve(rows, *h, now, exp_flat, 0.0, export=True)
+    if spec is not None and spec.required and refuse:
+        refuse_uncovered(cover, horizon.times(), f"tariff {tariff.name!r} energy_series")
+    return imp, exp, cover
 
 
 def demand_charge_for_horizon(tariff: Tariff) -> float:

@@ -27,6 +27,7 @@ from controllers.problem import Controller, DispatchProblem, DispatchResult
 from controllers.session_power import SESSION_KEY, with_session_power
 from controllers.tracking import TrackingTarget
 from vpp.park.model import DemandResponseEvent, Horizon, Site
+from vpp.park.series import PostedSeries
 from vpp.park.state import DrProgress, Forecasts, PlantState
 from vpp.plan import give_way, prepare
 
@@ -163,13 +164,15 @@ def plan_cycle(
     last_plan: DispatchResult | None = None,
     dispatch_fn: DispatchFn = plain_dispatch,
     dr_baseline_kw: np.ndarray | None = None,
+    posted: PostedSeries | None = None,
 ) -> CycleReport:
     """The computation of one interval from a measured ``state``: forecast, prepare,
     dispatch (with the fallbacks), invariants and the safety clamp. No I/O: the service runs
-    it in a worker process."""
+    it in a worker process. ``posted``: price and factor rows posted to the service (read
+    from the store), over the park file's series."""
     t: dict[str, float] = {}
     dr_events = tuple(dr_events)
-    problem, forecasts = _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t)
+    problem, forecasts = _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t, posted)
     t0 = time.perf_counter()
     result, grid, used, fallback, errors = _dispatch(controller, problem, last_plan, dispatch_fn)
     t["dispatch_s"] = time.perf_counter() - t0
@@ -187,12 +190,13 @@ def fallback_cycle(
     dr_events: Iterable[DemandResponseEvent] = (),
     last_plan: DispatchResult | None = None,
     dr_baseline_kw: np.ndarray | None = None,
+    posted: PostedSeries | None = None,
 ) -> CycleReport:
     """The interval without the optimiser (its process died or overran, ``error`` says
     how): the last plan shifted to now, else the rule-based controller."""
     t: dict[str, float] = {}
     dr_events = tuple(dr_events)
-    problem, forecasts = _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t)
+    problem, forecasts = _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t, posted)
     t0 = time.perf_counter()
     result, used, fallback = fallback_plan(problem, last_plan)
     t["dispatch_s"] = time.perf_counter() - t0
@@ -200,13 +204,15 @@ def fallback_cycle(
     return _finish(at, state, problem, forecasts, result, None, used, fallback, [error], t)
 
 
-def _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t):
+def _problem(site, at, state, forecaster, dr_events, dr_baseline_kw, t, posted=None):
     horizon = prepare.horizon_for(site, at)
     t0 = time.perf_counter()
     forecasts = forecaster.forecast(site, horizon, state)
     t["forecast_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    problem = prepare.build_problem(site, horizon, state, forecasts, dr_events, dr_baseline_kw)
+    problem = prepare.build_problem(
+        site, horizon, state, forecasts, dr_events, dr_baseline_kw, now=at, posted=posted
+    )
     # Stale assets are planned as they will be held, not steered (controllers.safety.pinned).
     problem = safety.pinned(problem, state.stale_assets)
     t["prepare_s"] = time.perf_counter() - t0
@@ -236,7 +242,7 @@ def _finish(at, state, problem, forecasts, result, grid, used, fallback, errors,
     target = tracking.target(
         problem, result, setpoints, safety.limits_kw(problem, 0), state.stale_assets | held
     )
-    notes = prepare.assumption_notes(state.assumptions)
+    notes = [*prepare.assumption_notes(state.assumptions), *problem.notes]
     result.messages += [m for m in notes if m not in result.messages]
     t["validate_s"] = time.perf_counter() - t0
     t["total_s"] = sum(t.values())

@@ -28,7 +28,7 @@ from controllers.problem import (
 )
 from vpp.park import dr_rules, meters
 from vpp.park import tariff as tariffs
-from vpp.park.carbon_factors import emission_factor_kg_per_kwh
+from vpp.park.carbon_factors import series_ef_kg_per_kwh
 from vpp.park.model import (
     Battery,
     DemandResponseEvent,
@@ -41,6 +41,7 @@ from vpp.park.model import (
     charger_steps_kw,
     session_give_way,
 )
+from vpp.park.series import PostedSeries, SeriesMissingError
 from vpp.park.state import Assumption, Forecasts, PlantState, ShiftableState
 from vpp.plan.dr_targets import DR_ACTIVE, dr_targets
 from vpp.plan.group_rows import group_rows
@@ -71,8 +72,18 @@ def build_problem(
     network: tuple[NetworkConstraint, ...] = (),
     bus_import_max_kw: dict[str, float] | None = None,
     dr_baseline_method: str = "gbt37016_5of10",
+    now: datetime | None = None,
+    posted: PostedSeries | None = None,
 ) -> DispatchProblem:
     """Everything a controller needs for one solve.
+
+    Prices and emission factors: the tariff's energy series and the park's emission-factor
+    series where they cover an interval (a cleared value, else the latest forecast issued at
+    or before ``now``; default: the horizon's start), with ``posted`` (rows posted to the
+    service) after the file's; elsewhere the TOU price and the annual factor. The problem's
+    ``notes`` say how many intervals fell back; a ``required`` series that does not cover
+    raises :class:`PrepareError`. The battery's end-of-horizon value follows from the
+    horizon's mean import price, whatever its source.
 
     ``dr_baseline_kw``: the park's import without DR over the horizon (GB/T 37016-style, from
     history, made by ``dr_baseline_method``); when absent, the forecast of the park's net
@@ -81,7 +92,7 @@ def build_problem(
     """
     n = horizon.n
     fc = _ForecastReader(forecasts, n)
-    price = tariffs.import_price_cny_per_kwh(site.tariff, horizon, site.calendar)
+    price, price_export, ef, notes = horizon_prices(site, horizon, now or horizon.start, posted)
     terminal = float(price.mean())
     a = site.assets
     pv = tuple(PvInput(p, fc.get(p.name)) for p in a.pv_arrays)
@@ -126,7 +137,7 @@ def build_problem(
         horizon=horizon,
         buses=buses,
         price_import_cny_per_kwh=price,
-        price_export_cny_per_kwh=tariffs.export_price_cny_per_kwh(site.tariff, horizon),
+        price_export_cny_per_kwh=price_export,
         import_max_kw=import_max,
         export_max_kw=export_max,
         pv=pv,
@@ -136,7 +147,7 @@ def build_problem(
         curtailables=curt,
         base_loads=base,
         pedfs=pedfs,
-        ef_kg_per_kwh=emission_factor_kg_per_kwh(site.carbon, horizon),
+        ef_kg_per_kwh=ef,
         carbon_price_cny_per_kg=site.carbon.carbon_price_cny_per_t / 1000.0,
         demand_charge_cny_per_kw=tariffs.demand_charge_for_horizon(site.tariff),
         month_peak_import_kw=state.month_peak_import_kw,
@@ -164,8 +175,9 @@ def build_problem(
         peak_spread_cny_per_kw=site.dispatch.peak_spread_cny_per_kw,
         import_ramp_cny_per_kw=site.dispatch.import_ramp_cny_per_kw,
         day_index=local_days(horizon),
-        meters=meter_inputs(site, horizon, state, buses, risk * bus_up),
+        meters=meter_inputs(site, horizon, state, buses, risk * bus_up, now or horizon.start),
         per_meter_billing=meters.per_meter(site),
+        notes=notes,
     )
 
 
@@ -181,6 +193,7 @@ def meter_inputs(
     state: PlantState,
     buses: tuple[str, ...],
     bus_margin_kw: np.ndarray,
+    now: datetime,
 ) -> tuple[MeterInput, ...]:
     """Every sub-meter of ``site`` (tenants, then ``common``: :func:`vpp.park.meters.
     billed_meters`) with its tariff's prices on ``horizon``; () for a park without meters.
@@ -189,26 +202,55 @@ def meter_inputs(
     ----------
     bus_margin_kw : the forecast error kept per bus (kW, ``(len(buses), n)``); a meter's peak
         margin is the sum over its buses (the conservative bound the connection's is).
+    now : the evaluation time of a meter tariff's price series (:mod:`vpp.park.series`; a
+        meter's tariff reads its own series file, the prices posted to the service are the
+        connection's).
     """
     if not site.metering.meters:
         return ()
     out = []
     for x in meters.billed_meters(site):
         rows = [buses.index(b) for b in x.buses]
+        try:
+            imp, exp, _ = tariffs.series_prices_cny_per_kwh(x.tariff, horizon, now, site.calendar)
+        except (SeriesMissingError, ValueError) as exc:
+            raise PrepareError(f"meter {x.name!r}: {exc}") from None
         out.append(
             MeterInput(
                 name=x.name,
                 buses=x.buses,
-                price_import_cny_per_kwh=tariffs.import_price_cny_per_kwh(
-                    x.tariff, horizon, site.calendar
-                ),
-                price_export_cny_per_kwh=tariffs.export_price_cny_per_kwh(x.tariff, horizon),
+                price_import_cny_per_kwh=imp,
+                price_export_cny_per_kwh=exp,
                 demand_charge_cny_per_kw=tariffs.demand_charge_for_horizon(x.tariff),
                 month_peak_import_kw=float(state.meter_month_peak_import_kw.get(x.name, 0.0)),
                 peak_margin_kw=np.asarray(bus_margin_kw)[rows].sum(axis=0),
             )
         )
     return tuple(out)
+
+
+PRICES, FACTORS = "prices", "emission factors"  # how the plan's notes on them begin
+
+
+def horizon_prices(
+    site: Site, horizon: Horizon, now: datetime, posted: PostedSeries | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Import and export price (CNY/kWh) and emission factor (kg/kWh) of every interval by
+    the series rule (:mod:`vpp.park.series`), and the notes on their cover."""
+    posted = posted or PostedSeries()
+    try:
+        imp, exp, p_cover = tariffs.series_prices_cny_per_kwh(
+            site.tariff, horizon, now, site.calendar, posted.prices
+        )
+        ef, ef_cover = series_ef_kg_per_kwh(site.carbon, horizon, now, posted.ef)
+    except (SeriesMissingError, ValueError) as exc:
+        raise PrepareError(str(exc)) from None
+    notes = []  # a park without series plans on its TOU tariff and annual factor, by design
+    if p_cover.name:
+        notes.append(p_cover.text(PRICES, f"tariff {site.tariff.name!r} TOU price"))
+    if ef_cover.name:
+        notes.append(ef_cover.text(FACTORS, "annual factor"))
+    return imp, exp, ef, tuple(notes)
 
 
 class _ForecastReader:

@@ -146,7 +146,7 @@ def assess(rt, probe: WriteProbe) -> Health:
     (``live``, ``ready``, ``status``, ``problems``, ``database``, ``last_cycle``,
     ``dr_events_skipped``, ``days_uncovered``) and adds ``reasons`` (level and text),
     ``database_writable``, ``planner``, ``errors_recent``, ``held``, ``stale_assets`` and
-    ``lease`` (the writer lease: a lost one is failing)."""
+    ``lease`` (the writer lease: a lost one is failing) and ``prices`` (the plan's series cover)."""
     h = Health()
     interval_s = rt.clock.real_seconds(timedelta(minutes=rt.site.dispatch.step_minutes))
     db_error = ping(rt.engine)
@@ -177,6 +177,10 @@ def assess(rt, probe: WriteProbe) -> Health:
     b["dr_events_skipped"] = skipped
     for k, v in skipped.items():
         h.add(DEGRADED, f"DR event {k} is skipped (not planned, not settled): {v}")
+    # Where the plan in force took its prices and factors (series cover, TOU fallbacks): shown,
+    # not a degradation: a day-ahead series is short of a day's horizon until it clears.
+    cur = rt.current
+    b["prices"] = list(cur.problem.notes) if cur is not None and cur.problem is not None else []
     b["days_uncovered"] = days_uncovered(rt)
     for line in b["days_uncovered"]:
         h.add(DEGRADED, line)

@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from controllers.problem import Controller, DispatchResult
 from vpp.accounting import flexibility
 from vpp.park.model import DemandResponseEvent, DrStatus, DrTerms, Site
+from vpp.park.series import PostedSeries
 from vpp.park.state import Forecasts, PlantState
 from vpp.plan.cycle import CycleReport, DispatchFn, Forecaster, plain_dispatch, plan_cycle
 from vpp.store import repo
@@ -51,6 +52,8 @@ class PlanRequest:
     # method the settlement uses); None when the history has no similar day: the plan then
     # uses its forecast baseline and says so (vpp.plan.prepare.PLAN_BASELINE).
     dr_baseline_kw: np.ndarray | None = None
+    # Price and emission-factor rows posted to the service for the horizon (from the store).
+    posted: PostedSeries | None = None
 
 
 @dataclass
@@ -104,6 +107,7 @@ class InlinePlanner:
             req.last_plan,
             self.dispatch_fn,
             req.dr_baseline_kw,
+            req.posted,
         )
         return outcome(rep, req.dr_events, self.site.dr_defaults)
 

@@ -27,6 +27,7 @@ from controllers.problem import Controller, DispatchProblem, DispatchResult
 from controllers.tracking import TrackingTarget
 from vpp.park.meters import per_meter
 from vpp.park.model import PARK_METER, Site
+from vpp.park.series import PostedSeries
 from vpp.park.state import Forecasts, PlantState
 from vpp.park.telemetry_checks import Refusal, TelemetryBounds, asset_ranges, check_readings
 from vpp.plan.cycle import (
@@ -38,6 +39,7 @@ from vpp.plan.cycle import (
     plain_dispatch,
     tracking_for,
 )
+from vpp.plan.prepare import horizon_for
 from vpp.runtime.clock import Clock
 from vpp.runtime.dr_lifecycle import DrLifecycle
 from vpp.runtime.health import RecentErrors
@@ -54,6 +56,7 @@ from vpp.runtime.planner import (
 from vpp.runtime.settings import Settings
 from vpp.runtime.writer_lease import LeaseLostError, WriterLease
 from vpp.store import repo
+from vpp.store import series as store_series
 from vpp.store.db import migrate
 from vpp.store.lease import Holder
 
@@ -348,7 +351,8 @@ class Runtime(DrLifecycle):
             state = replace(state, meter_month_peak_import_kw=peaks)
         state_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        out = self._plan(PlanRequest(at, state, events, last, self._dr_plan_baseline(at, events)))
+        baseline = self._dr_plan_baseline(at, events)
+        out = self._plan(PlanRequest(at, state, events, last, baseline, self._posted(at)))
         planner_s = time.perf_counter() - t0
         rep, parts = out.report, out.parts
         rep.timings_s = {
@@ -421,6 +425,13 @@ class Runtime(DrLifecycle):
             self.errors.note(kind, f"{type(exc).__name__}: {exc}")
             raise
 
+    def _posted(self, at: datetime) -> PostedSeries:
+        """The price and emission-factor rows posted for the horizon at ``at`` (the park
+        file's series come with the site)."""
+        h = horizon_for(self.site, at)
+        with self.engine.connect() as conn:
+            return store_series.posted_for(conn, h.start, h.start + h.n * h.step)
+
     def _plan(self, req: PlanRequest) -> PlanOutcome:
         """The planner's outcome; when the planner fails (its process died or overran),
         the fallbacks computed here: the last plan shifted, else the rule controller."""
@@ -440,6 +451,7 @@ class Runtime(DrLifecycle):
             req.dr_events,
             req.last_plan,
             req.dr_baseline_kw,
+            req.posted,
         )
         rep.timings_s["planner_failed_s"] = failed_s
         return outcome(rep, req.dr_events, self.site.dr_defaults)

@@ -37,9 +37,10 @@ from vpp.accounting.counterfactual import uncontrolled_flex_kw
 from vpp.accounting.dr_history import DailyBaselines
 from vpp.grid.flow import blas_single_thread
 from vpp.park.calendar import is_workday
-from vpp.park.carbon_factors import emission_factor_kg_per_kwh
+from vpp.park.carbon_factors import series_ef_kg_per_kwh
 from vpp.park.model import DemandResponseEvent, Horizon, Site
-from vpp.park.tariff import export_price_cny_per_kwh, import_price_cny_per_kwh
+from vpp.park.series import FALLBACK
+from vpp.park.tariff import series_prices_cny_per_kwh
 from vpp.plan.cycle import CycleReport, plain_dispatch, plan_cycle, run_cycle, tracking_for
 from vpp.plan.history_forecasters import MeasuredHistory, asset_names, make_forecaster
 from vpp.plan.prepare import horizon_for
@@ -447,9 +448,13 @@ def _series(
 ) -> dict[str, np.ndarray]:
     rec = park.records()
     dt = run.dt_h
-    price = import_price_cny_per_kwh(site.tariff, run, site.calendar)
-    price_exp = export_price_cny_per_kwh(site.tariff, run)
-    ef = emission_factor_kg_per_kwh(site.carbon, run)
+    # Realised: billed at the series as known when the run ends (a cleared price, else the
+    # latest forecast), else the TOU price; the same rule for the factor (vpp.park.series).
+    end = run.start + run.n * run.step
+    price, price_exp, price_cover = series_prices_cny_per_kwh(
+        site.tariff, run, end, site.calendar, refuse=False
+    )
+    ef, ef_cover = series_ef_kg_per_kwh(site.carbon, run, end, refuse=False)
     a = site.assets
     cap = sum(b.e_kwh for b in [*a.batteries, *(p.battery for p in a.pedf_buildings)])
     out = dict(rec)
@@ -462,6 +467,9 @@ def _series(
     out["price_cny_per_kwh"] = price
     out["export_price_cny_per_kwh"] = price_exp
     out["ef_kg_per_kwh"] = ef
+    # 1 where the interval's price (factor) came from the series, 0 where it fell back.
+    out["price_from_series"] = np.array([x != FALLBACK for x in price_cover.source], dtype=float)
+    out["ef_from_series"] = np.array([x != FALLBACK for x in ef_cover.source], dtype=float)
     out["co2_kg"] = rec["import_kw"] * ef * dt
     out["energy_cost_cny"] = (rec["import_kw"] * price - rec["export_kw"] * price_exp) * dt
     out["cycle_ms"] = np.array([c.cycle_s * 1000.0 for c in cycles])

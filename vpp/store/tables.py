@@ -264,3 +264,24 @@ writer_lease = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Column("released_at", UtcDateTime),  # set by a clean stop (expires_at then too)
 )
+
+# 0006: price and emission-factor series posted to the service (POST /prices,
+# POST /emission-factors); a row without ``issued_at`` is cleared, one with it a forecast
+# issued then. Rows are only added: a re-post of an interval is a later row, which wins
+# (vpp.park.series.merge).
+market_series = Table(
+    "market_series",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("quantity", String(10), nullable=False),  # "price" | "ef"
+    Column("name", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),  # energy | average | marginal
+    Column("step_minutes", Integer, nullable=False),
+    Column("interval_start", UtcDateTime, nullable=False),
+    Column("issued_at", UtcDateTime),
+    Column("value", Float, nullable=False),  # CNY/kWh (price) or kg/kWh (ef)
+    Column("export_value", Float),  # CNY/kWh, prices only
+    Column("received_at", UtcDateTime, nullable=False, default=_now),
+    Column("posted_by", String(100), nullable=False, default=""),
+    Index("ix_market_series_quantity_interval_start", "quantity", "interval_start"),
+)
