@@ -1,10 +1,12 @@
 """Prepare: timestamps become indices once; DR, sessions and windows map onto the horizon."""
 
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from vpp.park.config import load_site
 from vpp.park.model import (
     DemandResponseEvent,
     DrDirection,
@@ -15,9 +17,9 @@ from vpp.park.model import (
     Horizon,
     ShiftableLoad,
 )
-from vpp.park.state import DrProgress, ShiftableState
+from vpp.park.state import DrProgress, Forecasts, PlantState, ShiftableState
 from vpp.plan.dr_targets import dr_targets
-from vpp.plan.prepare import _ev_inputs, _shiftable
+from vpp.plan.prepare import _ev_inputs, _shiftable, build_problem, horizon_for
 
 TZ = ZoneInfo("Asia/Shanghai")
 H = Horizon(datetime(2026, 7, 15, 8, 0, tzinfo=TZ), timedelta(minutes=15), 96)
@@ -198,3 +200,17 @@ def test_a_tail_below_one_interval_at_minimum_power_is_planned_as_that_interval(
     ac = EvCharger("ac", "b", 7.0)  # no minimum power: the tail stays as it is
     (ci,) = _ev_inputs((ac,), (EvSession("a", "ac", at(8), at(9), 3.0, e_delivered_kwh=2.9),), H)
     assert abs(ci.sessions[0].e_needed_kwh - 0.1) < 1e-9
+
+
+def test_a_negative_forecast_is_planned_as_zero_and_said_so():
+    """Loads and PV available are >= 0: a forecaster's value below 0 is planned as 0 (the
+    stated rule), and the plan's notes name the asset, the count and the lowest value."""
+    site = load_site(Path(__file__).resolve().parents[2] / "configs/parks/flat_offpeak.yaml")
+    h = horizon_for(site, at(8))
+    names = [b.name for b in site.assets.base_loads] + [p.name for p in site.assets.pv_arrays]
+    p50 = {x: np.full(h.n, 100.0) for x in names}
+    p50["B1-pv"][:3] = [-2.0, -0.5, 10.0]
+    p = build_problem(site, h, PlantState(at=h.start), Forecasts(p50))
+    pv = next(x for x in p.pv if x.spec.name == "B1-pv")
+    assert pv.p_available_kw[:3].tolist() == [0.0, 0.0, 10.0]
+    assert p.notes == ("forecast for 'B1-pv': 2 of 96 values below 0 (lowest -2 kW) planned as 0",)

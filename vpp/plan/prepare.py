@@ -177,7 +177,7 @@ def build_problem(
         day_index=local_days(horizon),
         meters=meter_inputs(site, horizon, state, buses, risk * bus_up, now or horizon.start),
         per_meter_billing=meters.per_meter(site),
-        notes=notes,
+        notes=notes + fc.notes(),
     )
 
 
@@ -254,8 +254,13 @@ def horizon_prices(
 
 
 class _ForecastReader:
+    """The P50 of each asset, checked. Loads and PV available are >= 0 by definition
+    (:class:`vpp.park.state.Forecasts`): a value below 0 is planned as 0, and said so in the
+    plan's notes (:meth:`notes`), never silently."""
+
     def __init__(self, forecasts: Forecasts, n: int):
         self.f, self.n = forecasts, n
+        self.clipped: dict[str, tuple[int, float]] = {}  # name -> (values below 0, lowest)
 
     def get(self, name: str) -> np.ndarray:
         if name not in self.f.p50:
@@ -265,7 +270,17 @@ class _ForecastReader:
             raise PrepareError(f"forecast for {name!r}: expected {self.n} values, got {arr.shape}")
         if not np.all(np.isfinite(arr)):
             raise PrepareError(f"forecast for {name!r}: contains NaN or infinite values")
+        below = arr < 0.0
+        if below.any():
+            self.clipped[name] = (int(below.sum()), float(arr.min()))
         return np.maximum(arr, 0.0)
+
+    def notes(self) -> tuple[str, ...]:
+        return tuple(
+            f"forecast for {name!r}: {k} of {self.n} values below 0 (lowest {low:.3g} kW) "
+            "planned as 0"
+            for name, (k, low) in sorted(self.clipped.items())
+        )
 
 
 def _e_init(b: Battery, state: PlantState) -> float:
