@@ -118,10 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows[1:]:
         ok_peak = r["peak_kw"] <= base["peak_kw"] + 1e-6
         ok_cost = r["kept_pct"] is not None and r["kept_pct"] >= 95.0
+        kept = "-" if r["kept_pct"] is None else f"{r['kept_pct']:.1f}"
         print(
             f"goal at {r['spread']:g}:{r['ramp']:g}: peak {r['peak_kw']:,.0f} <= "
             f"{base['peak_kw']:,.0f} kW {'met' if ok_peak else 'MISSED'}; saving kept "
-            f"{r['kept_pct']:.1f} % >= 95 % {'met' if ok_cost else 'MISSED'}"
+            f"{kept} % >= 95 % {'met' if ok_cost else 'MISSED'}"
         )
     if a.json:
         a.json.write_text(json.dumps({"uncontrolled": base, "runs": rows}, indent=2))

@@ -36,7 +36,7 @@ def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, floa
             p,
             result.p_net_kw,
             _throughput_kw(p, result),
-            sum(float((x.p_available_kw + result.assets[x.spec.name].p_kw).sum()) for x in p.pv),
+            _curtailed_kw(p, result),
         ),
     }
     if meter_block.active(p):  # each meter billed on its own (controllers.meter_block)
@@ -90,6 +90,13 @@ def evaluate(problem: DispatchProblem, result: DispatchResult) -> dict[str, floa
                 terms["pedf_target"] += pe.target_weight_cny_per_kwh * dt * float(dev.sum())
     terms["penalties"] = penalty
     return terms
+
+
+def _curtailed_kw(p: DispatchProblem, result: DispatchResult) -> float:
+    """PV curtailed, summed over arrays (PEDF ones too) and intervals (kW)."""
+    pv = [(x.p_available_kw, x.spec.name) for x in p.pv]
+    pv += [(pe.pv_available_kw, pe.spec.pv.name) for pe in p.pedfs]
+    return sum(float((avail + result.assets[name].p_kw).sum()) for avail, name in pv)
 
 
 def _throughput_kw(p: DispatchProblem, result: DispatchResult) -> np.ndarray:

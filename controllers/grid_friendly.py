@@ -15,10 +15,12 @@ small against the prices so that the plan gives up little money for it:
   block, is the day's peak: charging planned there on a forecast that ran low made a new one);
 - ``import_ramp_cny_per_kw`` per kW of change in the park's net load (its import, or its
   export) from one interval to the next:
-  charging fills the valleys of the load and an equal-cost plan does not jump;
+  charging fills the valleys of the load and an equal-cost plan does not jump (not counted
+  where a called DR event's intervals begin or end: the step the grid asked for);
 - ``TIE_BREAK_CNY_PER_KWH``: an import earlier on the horizon is preferred by at most this
   much per kWh (rising linearly over the horizon), so that of two equal plans the one that
-  charges first wins; and ``BATTERY_TIE_CNY_PER_KWH``: of two batteries that could equally
+  charges first wins (at a size that orders only exact ties); and
+  ``BATTERY_TIE_CNY_PER_KWH``: of two batteries that could equally
   move, the one listed first in the park moves first (a cost on each battery's throughput that
   rises with its place in the list and with time), so that the optimum is one plan, not a face
   of equal ones: a warm and a cold solve of the same problem send the same setpoints.
@@ -35,13 +37,16 @@ import numpy as np
 
 from controllers.problem import DispatchProblem
 
-# At most this many CNY per kWh (on the horizon's last interval; 0 on its first): a tenth of
-# a fen, far below any price step, and above the solver's tolerances on every interval (at
-# 1e-4 and 1e-5 a warm and a cold solve of the study park still sent setpoints up to 500 kW
-# apart: the differences were below HiGHS's dual feasibility tolerance).
-TIE_BREAK_CNY_PER_KWH = 1e-3
+# At most this many CNY per kWh (on the horizon's last interval; 0 on its first): a
+# thousandth of a fen. A tie-break trades real money up to its size, and on a park importing
+# 100 MWh a horizon 1e-3 moved the manufacturing week's DR decision by 60 CNY; the ramp
+# weight, not the tie-break, is what makes a warm and a cold solve agree on the study park.
+TIE_BREAK_CNY_PER_KWH = 1e-5
 # At most this many CNY per kWh of a battery's charge or discharge (the last battery, on the
-# horizon's last interval; the first battery on the first interval pays 1/(m n) of it).
+# horizon's last interval; the first battery on the first interval pays 1/(m n) of it): a
+# tenth of a fen, a cost on throughput like a small degradation. At 1e-5 a warm and a cold
+# solve of the study park still gave one battery's charging to another (setpoints 500 kW
+# apart, below HiGHS's dual feasibility tolerance); at 1e-3 they agree.
 BATTERY_TIE_CNY_PER_KWH = 1e-3
 
 
@@ -117,6 +122,7 @@ def build(
     params["day_margin"] = cp.Parameter(n, nonneg=True)
     day_peak = cp.Variable(d, nonneg=True, name="day_peak_import_kw")
     ramp = cp.Variable(max(n - 1, 0), nonneg=True, name="import_ramp_kw")
+    params["ramp_on"] = cp.Parameter(max(n - 1, 0), nonneg=True)  # 0 at a DR window's edge
     rows = [
         cp.reshape(day_peak, (d, 1), order="C") @ np.ones((1, n))
         >= np.ones((d, 1)) @ cp.reshape(net + params["day_margin"], (1, n), order="C")
@@ -124,7 +130,7 @@ def build(
     ]
     if n > 1:
         rows += [ramp >= net[1:] - net[:-1], ramp >= net[:-1] - net[1:]]
-        term = term + ramp_w * cp.sum(ramp)
+        term = term + ramp_w * (params["ramp_on"] @ ramp)
     if throughput is not None:
         # Each kW of battery throughput pays the ramp weight, so that no plan buys a smoother
         # net load by burning energy (charging and discharging at once, or through a lossy
@@ -148,13 +154,32 @@ def update(params: dict, p: DispatchProblem, big: float) -> None:
     k = days(p)
     params["day_off"].value = np.where(np.arange(d)[:, None] == k[None, :], 0.0, big)
     params["day_margin"].value = _margin(p)
+    params["ramp_on"].value = ramp_on(p)
     if "pv_avail_w" in params:
-        avail = sum((float(np.sum(x.p_available_kw)) for x in p.pv), 0.0)
+        avail = sum(float(np.sum(a)) for a in pv_available_kw(p))
         params["pv_avail_w"].value = 2.0 * float(p.import_ramp_cny_per_kw) * avail
 
 
 def _margin(p: DispatchProblem) -> np.ndarray:
     return np.maximum(np.nan_to_num(np.asarray(p.peak_margin(), dtype=float)), 0.0)
+
+
+def ramp_on(p: DispatchProblem) -> np.ndarray:
+    """1 for each change from one interval to the next that the ramp weight counts, 0 where
+    a called DR event's intervals begin or end: the step the grid asked for is not a ramp to
+    smooth (counted, it made the plan that follows the manufacturing week's short-notice call
+    29 CNY dearer, enough to decline it)."""
+    on_k = np.ones(max(p.n - 1, 0))
+    for row in p.dr_rows:
+        owned = np.asarray(row.owned, dtype=bool)
+        on_k[owned[1:] != owned[:-1]] = 0.0
+    return on_k
+
+
+def pv_available_kw(p: DispatchProblem) -> list[np.ndarray]:
+    """Every PV array's available power (kW per interval): the arrays, then the PEDF
+    buildings' (the order of the PV block's rows)."""
+    return [x.p_available_kw for x in p.pv] + [pe.pv_available_kw for pe in p.pedfs]
 
 
 def cost_cny(
@@ -175,11 +200,11 @@ def cost_cny(
         out += float(p.dt_h * (battery_tie_cny_per_kwh(*tp.shape) * tp).sum())
         if on(p):
             out += p.import_ramp_cny_per_kw * float(tp.sum())
-    if on(p) and p.pv:
+    if on(p) and (p.pv or p.pedfs):
         out += 2.0 * p.import_ramp_cny_per_kw * float(pv_curtailed_kwh_per_h)
     if not on(p):
         return out
     k, high = days(p), net + _margin(p)
     out += p.peak_spread_cny_per_kw * sum(max(float(high[k == d].max()), 0.0) for d in np.unique(k))
-    out += p.import_ramp_cny_per_kw * float(np.abs(np.diff(net)).sum())
+    out += p.import_ramp_cny_per_kw * float(ramp_on(p) @ np.abs(np.diff(net)))
     return out

@@ -76,6 +76,11 @@ SMALLEST = {
         SCENARIO_TABLE,
     ),
     "study_rolling.py": (["--days", "2", "--horizon", "12"], ("ms/step", "without batteries")),
+    "peak_spread.py": (
+        ["--days", "0.1", "--weights", "0:0,0:0.001"],
+        ("uncontrolled: peak", "goal at"),
+    ),
+    "tenants.py": (["--days", "0.05"], ("netted plan", "per_meter plan")),
 }
 LIBRARIES = {"parks.py"}  # imported by the scripts and the tests, not run
 

