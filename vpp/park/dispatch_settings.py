@@ -140,9 +140,9 @@ class DispatchSettings:
     # bench/peak_spread.py on configs/parks/flat_offpeak.yaml (2.9 days to 22:00, realised):
     # the ramp weight alone took the peak from 2,068 kW to 1,200 (the park's own, without
     # batteries) for the same cost to the fen with perfect forecasts and with naive ones; the
-    # day-peak weight lowered it to 1,155 with perfect forecasts but left ties of its own
-    # (a cold solve sent setpoints up to 131 kW from a warm one's) and cost 0.1-3 % of the
-    # saving: off by default.
+    # day-peak weight lowered it to 1,155 with perfect forecasts for 0.1 % of the saving but
+    # left ties of its own (a cold solve's setpoints up to 23 kW from a warm one's): off by
+    # default.
     peak_spread_cny_per_kw: float = 0.0
     import_ramp_cny_per_kw: float = 0.001
 
