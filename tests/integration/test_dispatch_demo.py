@@ -80,8 +80,9 @@ def test_model_is_built_once_and_resolved_with_new_values(demo):
         month_peak_import_kw=5500.0,
     )
     second = c.dispatch(changed)
+    # One build (the count, not a timing: compile times of 6.5 and 6.7 ms compared on a busy
+    # machine made this test fail once in the full suite).
     assert c.builds == 1
-    assert second.timings_s["compile_s"] < first.timings_s["compile_s"]
     assert second.objective_cny != pytest.approx(first.objective_cny)
     assert invariants.check(changed, second) == []
 

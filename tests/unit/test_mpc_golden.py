@@ -4,20 +4,27 @@ import numpy as np
 import pytest
 
 from controllers import costs, invariants
-from controllers.grid_friendly import TIE_BREAK_CNY_PER_KWH
+from controllers.grid_friendly import BATTERY_TIE_CNY_PER_KWH, TIE_BREAK_CNY_PER_KWH
 from controllers.mpc import MpcController
 from tests.unit import factory as f
 
 TOL_CNY = 1e-4
 TOL_KW = 1e-4
-# The objective also holds the grid-friendly tie-break (controllers.grid_friendly), at most
-# this much per kWh imported: a preference, not money (``objective_cost_cny`` leaves it out).
+# The objective also holds the grid-friendly tie-breaks (controllers.grid_friendly), at most
+# this much per kWh imported and per kWh through a battery: a preference, not money
+# (``objective_cost_cny`` leaves it out).
 
 
 def _money(r) -> float:
-    """The objective's money, and the check that only the tie-break separates the two."""
+    """The objective's money, and the check that only the tie-breaks separate the two."""
     kwh = float(r.p_import_kw.sum())  # 1 h steps
-    assert 0.0 <= r.objective_preference <= TIE_BREAK_CNY_PER_KWH * kwh + 1e-9
+    through = sum(
+        float(np.abs(s.detail["p_charge_kw"]).sum() + np.abs(s.detail["p_discharge_kw"]).sum())
+        for s in r.assets.values()
+        if "p_charge_kw" in s.detail
+    )
+    bound = TIE_BREAK_CNY_PER_KWH * kwh + BATTERY_TIE_CNY_PER_KWH * through + 1e-9
+    assert 0.0 <= r.objective_preference <= bound
     return r.objective_cost_cny
 
 
