@@ -26,11 +26,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.times import localise
 from vpp.park.model import PARK_METER, Horizon, Site
-from vpp.store import metered, tables
+from vpp.store import tables
+from vpp.store.readings import asset_means, hold_last
 
 log = logging.getLogger(__name__)
 PAST_INTERVALS_H = 24  # the Now view's history
@@ -96,43 +97,9 @@ class _PastPlan:
 # ------------------------------------------------------------------------------------------
 # Stored readings
 # ------------------------------------------------------------------------------------------
-def asset_means(conn, names: Sequence[str], h: Horizon, column: str = "p_kw") -> np.ndarray:
-    """Per asset (rows, in ``names`` order) and interval of ``h`` (columns): the mean of the
-    stored readings of ``column`` (kW or kWh); NaN where none."""
-    out = np.full((len(names), h.n), np.nan)
-    if not names:
-        return out
-    tel = tables.telemetry
-    col = tel.c[column]
-    k = metered._bucket(conn, tel.c.ts, h).label("k")
-    q = (
-        select(tel.c.asset, k, func.avg(col))
-        .where(
-            tel.c.asset.in_(list(names)),
-            tel.c.ts >= h.start,
-            tel.c.ts < h.end,
-            col.is_not(None),
-        )
-        .group_by(tel.c.asset, k)
-    )
-    row = {n: i for i, n in enumerate(names)}
-    for asset, kk, v in conn.execute(q):
-        i = int(kk)
-        if 0 <= i < h.n and v is not None:
-            out[row[asset], i] = float(v)
-    return out
-
-
 def _ffill(a: np.ndarray) -> np.ndarray:
     """Each row's NaN replaced by the row's last value before it (NaN before the first)."""
-    if a.size == 0:
-        return a.copy()
-    ok = np.isfinite(a)
-    idx = np.where(ok, np.arange(a.shape[1]), -1)
-    np.maximum.accumulate(idx, axis=1, out=idx)
-    out = np.take_along_axis(a, np.maximum(idx, 0), axis=1)
-    out[idx < 0] = np.nan
-    return out
+    return hold_last(a)
 
 
 # ------------------------------------------------------------------------------------------

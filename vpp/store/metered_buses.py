@@ -20,10 +20,11 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from vpp.park.model import PARK_METER, Horizon, Site
-from vpp.store import metered, tables
+from vpp.store import metered
+from vpp.store.readings import asset_means, hold_last
 
 
 @dataclass(frozen=True)
@@ -38,52 +39,16 @@ class MeteredBuses:
     unmetered_assets: tuple[str, ...]  # top-level assets without any reading in the period
 
 
-def _asset_means(conn: Connection, names: list[str], h: Horizon) -> np.ndarray:
-    """Per asset (rows in ``names`` order) and interval: the mean reading (kW); NaN: none."""
-    out = np.full((len(names), h.n), np.nan)
-    if not names:
-        return out
-    tel = tables.telemetry
-    k = metered._bucket(conn, tel.c.ts, h).label("k")
-    q = (
-        select(tel.c.asset, k, func.avg(tel.c.p_kw))
-        .where(
-            tel.c.asset.in_(names),
-            tel.c.ts >= h.start,
-            tel.c.ts < h.end,
-            tel.c.p_kw.is_not(None),
-        )
-        .group_by(tel.c.asset, k)
-    )
-    row = {n: i for i, n in enumerate(names)}
-    for asset, kk, v in conn.execute(q):
-        i = int(kk)
-        if 0 <= i < h.n and v is not None:
-            out[row[asset], i] = float(v)
-    return out
-
-
-def _held(a: np.ndarray) -> np.ndarray:
-    """Each row's gaps held at its last reading before them; 0 before the first."""
-    if a.size == 0:
-        return a.copy()
-    ok = np.isfinite(a)
-    idx = np.where(ok, np.arange(a.shape[1]), -1)
-    np.maximum.accumulate(idx, axis=1, out=idx)
-    out = np.take_along_axis(a, np.maximum(idx, 0), axis=1)
-    return np.where(idx < 0, 0.0, out)
-
-
 def read_buses(conn: Connection, site: Site, h: Horizon) -> MeteredBuses:
     """Every bus's metered draw, PV and draw without the VPP over ``h``."""
     from vpp.accounting.counterfactual import uncontrolled_flex_kw
 
     rows = [(x.name, kind, x.bus) for kind, group in site.assets.by_kind() for x in group]
     names = [PARK_METER, *(r[0] for r in rows)]
-    raw = _asset_means(conn, names, h)
+    raw = asset_means(conn, names, h)
     meter_ok = np.isfinite(raw[0])
     seen = np.isfinite(raw[1:]).any(axis=1)
-    p = _held(raw[1:])
+    p = hold_last(raw[1:], before=0.0)
     buses = site.bus_names()
     bus = {b: np.zeros(h.n) for b in buses}
     pv = {b: np.zeros(h.n) for b in buses}
