@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/peak_spread.py [--days 2.9167] [--start 2026-06-01]
         [--weights 0:0,0:0.001,0.05:0.001] [--forecast naive|model|perfect] [--json OUT]
+        [--park configs/parks/flat_offpeak.yaml]
 
 The park (configs/parks/flat_offpeak.yaml): five buildings with PV and a battery each on one
 connection, a tariff with one flat off-peak block (22:00-08:00) and no demand charge, so every
@@ -56,7 +57,9 @@ class ColdCheck:
             cold = MpcController().dispatch(problem)
             warm_sp, cold_sp = r.setpoints_kw(), cold.setpoints_kw()
             names = [b.spec.name for b in problem.batteries]
-            self.gap_kw.append(max(abs(warm_sp[n] - cold_sp[n]) for n in names))
+            names += [pe.spec.battery.name for pe in problem.pedfs]
+            gaps = [abs(warm_sp.get(n, 0.0) - cold_sp.get(n, 0.0)) for n in names]
+            self.gap_kw.append(max(gaps, default=0.0))
         self.k += 1
         return r
 
@@ -85,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--forecast", default="naive", choices=["naive", "model", "perfect"])
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--park", type=Path, default=PARK, help="another park, to check the weights")
     a = ap.parse_args(argv)
-    site = load_site(PARK)
+    site = load_site(a.park)
     start = datetime.fromisoformat(a.start).replace(tzinfo=ZoneInfo(site.location.tz))
     base = run(site, start, a.days, "uncontrolled", a.forecast)
     print(f"{site.name}: {a.days:g} days from {a.start}, forecast {a.forecast} (realised figures)")
