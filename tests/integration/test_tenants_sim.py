@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import subprocess
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -95,3 +98,24 @@ def test_the_simulated_park_keeps_each_meters_month_peak():
     peaks = park.read_state(datetime(2026, 8, 1, 0, 15, tzinfo=TZ)).meter_month_peak_import_kw
     for name, net in last.items():
         assert peaks[name] == pytest.approx(max(net, 0.0), abs=1e-9)
+
+
+def test_vpp_dispatch_prints_the_plan_per_meter():
+    """``vpp dispatch`` on the tenant park: a plan line per meter (tenants, then common),
+    labelled as the plan's; a park without meters prints none."""
+    root = Path(__file__).resolve().parents[2]
+
+    def run(park: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "vpp.cli", "dispatch", "--config", park,
+             "--at", "2026-07-15T08:00:00+08:00"],
+            cwd=root, capture_output=True, text=True, timeout=300, check=True,
+        )  # fmt: skip
+        return out.stdout
+
+    text_out = run("configs/parks/tenant_park.yaml")
+    assert "meters (billing per_meter; plan_ figures):" in text_out
+    rows = re.findall(r"^  (\S+)\s+plan import\s+([\d,]+) kWh", text_out, flags=re.M)
+    assert [r[0] for r in rows] == ["shunde-precision", "heat-treat", "cold-logistics", "common"]
+    assert all(float(r[1].replace(",", "")) >= 0 for r in rows)
+    assert "meters (billing" not in run("configs/parks/manufacturing.yaml")

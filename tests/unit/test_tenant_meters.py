@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -420,3 +420,14 @@ def test_a_meters_tariff_outside_its_validity_is_named():
     assert line.startswith("parks/two_tenants.yaml: metering.meters[0].tariff: tariff ")
     assert "'tenant-a-flat'" in line and "2026-07-15" in line
     assert tariff_problem(_site(_doc()), T0.date(), T0.date()) is None
+
+
+def test_the_service_warns_of_the_day_a_meters_tariff_runs_out():
+    """At start the service names the first day it will plan outside a tariff: a tenant
+    meter's counts as the site's does (``vpp run``'s warning, vpp.park.coverage)."""
+    from vpp.park.coverage import first_uncovered_day
+
+    doc = _doc()
+    doc["metering"]["meters"][0]["tariff"]["valid_to"] = "2026-08-31"
+    assert first_uncovered_day(_site(doc), T0.date()) == date(2026, 9, 1)
+    assert first_uncovered_day(_site(_doc()), T0.date()) > date(2026, 9, 1)

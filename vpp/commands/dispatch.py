@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from controllers import relaxations
+from controllers import meter_block, relaxations
 from controllers.baselines import CONTROLLERS
 from controllers.mpc import MpcController
 from controllers.problem import DispatchResult
@@ -201,6 +201,7 @@ def summary(site_name: str, rep: CycleReport, others: dict[str, DispatchResult])
         f"(month so far {p.month_peak_import_kw:,.0f} kW, limit {p.import_max_kw.min():,.0f} kW)",
         f"export    {_kwh(exp, dt):12,.0f} kWh   peak {exp.max():8,.0f} kW",
     ]
+    lines += _meter_lines(p, r)
     if others:
         lines.append("")
         lines.append("same problem, other controllers (cost measured alike):")
@@ -223,6 +224,26 @@ def summary(site_name: str, rep: CycleReport, others: dict[str, DispatchResult])
         else "INVARIANTS BROKEN:\n  " + "\n  ".join(rep.violations)
     )
     return "\n".join(lines)
+
+
+def _meter_lines(p, r: DispatchResult) -> list[str]:
+    """The plan per tenant sub-meter (``metering``): what each meter is planned to import and
+    export, its peak and its energy cost at its own prices (the plan's, not the park's)."""
+    if not p.meters:
+        return []
+    billing = "per_meter" if p.per_meter_billing else "netted at the connection"
+    out = ["", f"meters (billing {billing}; plan_ figures):"]
+    nets = meter_block.meter_net_kw(p, r.bus_p_kw)
+    for x, net in zip(p.meters, nets, strict=True):
+        imp, exp = np.maximum(net, 0.0), np.maximum(-net, 0.0)
+        cost = float(p.dt_h * np.asarray(x.price_import_cny_per_kwh) @ imp)
+        cost -= float(p.dt_h * meter_block.effective_export_price(x) @ exp)
+        out.append(
+            f"  {x.name:<18} plan import {_kwh(imp, p.dt_h):10,.0f} kWh, export "
+            f"{_kwh(exp, p.dt_h):8,.0f} kWh, peak {imp.max(initial=0.0):7,.0f} kW, "
+            f"energy {cost:10,.1f} CNY"
+        )
+    return out
 
 
 def _relaxation_lines(r: DispatchResult, shown: int = 20) -> list[str]:

@@ -78,14 +78,17 @@ def calendar_problem(site: Site, first: date, last: date) -> str | None:
 
 
 def first_uncovered_day(site: Site, day: date) -> date:
-    """The first day on or after ``day`` that the tariff or the calendar does not cover
-    (the calendar always ends somewhere), for a service's warning at start."""
+    """The first day on or after ``day`` that a tariff (the site's or a tenant meter's) or
+    the calendar does not cover (the calendar always ends somewhere), for a service's
+    warning at start."""
     out: list[date] = []
-    t = site.tariff
-    if t.valid_to is not None:
-        out.append(max(day, t.valid_to + timedelta(days=1)))
-    if t.valid_from is not None and day < t.valid_from:
-        out.append(day)
+    # The site's tariff and every tenant meter's own (a meter's out of validity is priced
+    # wrongly too: tariff_problem names it at the first plan, this for the days after).
+    for t in [site.tariff, *(x.tariff for x in site.metering.meters if x.tariff is not None)]:
+        if t.valid_to is not None:
+            out.append(max(day, t.valid_to + timedelta(days=1)))
+        if t.valid_from is not None and day < t.valid_from:
+            out.append(day)
     y = day.year
     while not unknown_years(date(y, 1, 1), date(y, 1, 1), site.calendar):
         y += 1
