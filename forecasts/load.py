@@ -51,6 +51,7 @@ FEATURES = (
     "level_same_kind",
 )
 _KIND_COL = FEATURES.index("kind")
+_DOY_COLS = [FEATURES.index("doy_sin"), FEATURES.index("doy_cos")]
 
 
 def _day_sums(values: np.ndarray, spd: int, slot0: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,6 +154,11 @@ class LoadForecaster:
         runs beside the runtime, and on a busy machine one thread was faster than two.
     seed : seed of the row sampling and the boosting.
     calendar : the park's own holidays and make-up working days (None: the package's).
+    season_min_days : the day of the year is a feature only when the longest history fitted
+        spans at least this many days (0: always, the default). Fitted on four weeks it can
+        name single days: on May the model took 2 June for the last days of May and forecast
+        an office's 07:00 at a third of its load. ``bench/short_fit.py`` measures both ways
+        on the closed loop's 28-day fits (issue #13); the default stays until one wins.
     """
 
     max_lead_steps: int = 192
@@ -162,6 +168,8 @@ class LoadForecaster:
     seed: int = 0
     fit_threads: int | None = 1
     calendar: ParkCalendar | None = None
+    season_min_days: int = 0
+    seasonal: bool = True  # whether the fitted model reads the day of the year
     model: QuantileModel | None = None
     scales: list[float] = field(default_factory=list)
     fallback_band: list[tuple[float, float]] = field(default_factory=list)
@@ -178,6 +186,8 @@ class LoadForecaster:
         rng = np.random.default_rng(self.seed)
         per_series = max(1000, min(self.rows_per_series, self.max_rows // len(histories)))
         self.scales, self.fallback_band, self.uses_model = [], [], []
+        span_days = max(h.horizon.n * h.horizon.step.total_seconds() / 86400.0 for h in histories)
+        self.seasonal = span_days >= self.season_min_days
         blocks: list[tuple[np.ndarray, ...]] = []
         for h in histories:
             scale = _scale_of(h.values_kw)
@@ -209,8 +219,14 @@ class LoadForecaster:
         known_end, target = known_end[keep], target[keep]
         keep = np.isfinite(y[target])
         known_end, target = known_end[keep], target[keep]
-        X = load_features(y, temp_c, grid, known_end, target)
+        X = self._features(y, temp_c, grid, known_end, target)
         return X, y[target], X[:, 0], known_end / len(y)
+
+    def _features(self, y, temp_c, grid: Grid, known_end, target) -> np.ndarray:
+        X = load_features(y, temp_c, grid, known_end, target)
+        if not self.seasonal:
+            X[:, _DOY_COLS] = 0.0
+        return X
 
     def predict(self, horizon: Horizon, recent: Series) -> QuantileForecast:
         """Forecast the single fitted series (``fit``) over ``horizon``."""
@@ -239,7 +255,7 @@ class LoadForecaster:
                 continue
             temp = rec.temp_c
             ke = np.full(horizon.n, known_end)
-            X = load_features(y, temp, grid, ke, target)
+            X = self._features(y, temp, grid, ke, target)
             rows.append(X)
             owners.append(i)
             leads.append(X[:, 0])

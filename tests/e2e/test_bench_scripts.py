@@ -81,6 +81,10 @@ SMALLEST = {
         ("uncontrolled: peak", "goal at"),
     ),
     "tenants.py": (["--days", "0.05"], ("netted plan", "per_meter plan")),
+    "short_fit.py": (
+        ["--cases", "flat_offpeak:2026-06-01", "--cycles", "2"],
+        ("WAPE of the loads' P50", "with day of year"),
+    ),
 }
 LIBRARIES = {"parks.py"}  # imported by the scripts and the tests, not run
 

@@ -18,7 +18,7 @@ from forecasts.calendar_features import (
     Grid,
     day_kind,
 )
-from forecasts.load import LoadForecaster
+from forecasts.load import FEATURES, LoadForecaster
 from forecasts.types import Series
 from vpp.park.calendar import is_workday
 from vpp.park.model import Horizon
@@ -133,3 +133,23 @@ def test_temperature_is_used_when_given():
         err_t.append(np.abs(q_t.p50_kw - truth).mean())
         err.append(np.abs(without.predict(hz, rec).p50_kw - truth).mean())
     assert np.mean(err_t) < np.mean(err)
+
+
+def test_a_short_fit_can_leave_the_day_of_the_year_out():
+    """``season_min_days``: below that span of history the day-of-year columns are zero in
+    the rows fitted and in those predicted (the model cannot read them); at 0 (the default)
+    they are kept."""
+    rng = np.random.default_rng(0)
+    start = datetime(2026, 5, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+    n = 20 * 96
+    y = 100 + 30 * np.sin(np.arange(n) * 2 * np.pi / 96) + rng.normal(0, 2, n)
+    hist = Series(Horizon(start, timedelta(minutes=15), n), y)
+    cols = [FEATURES.index("doy_sin"), FEATURES.index("doy_cos")]
+    short = LoadForecaster(min_history_days=14, max_rows=3000, season_min_days=365).fit(hist)
+    kept = LoadForecaster(min_history_days=14, max_rows=3000).fit(hist)
+    assert short.seasonal is False and kept.seasonal is True
+    grid = Grid(start, timedelta(minutes=15))
+    target = np.arange(n - 96, n)
+    known = np.full(96, n - 96)
+    assert np.all(short._features(y / short.scales[0], None, grid, known, target)[:, cols] == 0)
+    assert np.any(kept._features(y / kept.scales[0], None, grid, known, target)[:, cols] != 0)
