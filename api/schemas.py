@@ -97,6 +97,13 @@ class _DrFields(_In):
     baseline_method: DrBaselineMethod = DrBaselineMethod.GBT37016_5OF10
     effective_band_frac: tuple[float, float] = Field((0.8, 1.2))
     min_duration_minutes: float = Field(60.0, ge=0, le=24 * 60)
+    binding: bool = Field(
+        False,
+        description=(
+            "a firm command: once confirmed the plan follows it whatever it costs (never "
+            "weighed against the bill, controllers.dr_choice)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _consistent(self):

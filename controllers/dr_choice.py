@@ -34,7 +34,10 @@ Contract types: a confirmed event, pre-agreed or an invitation the park confirme
 followed at least cost: following it, or not following it and paying its non-performance
 penalty, whichever the plan's figures say costs less (the contract's penalty is what makes
 following worth it). An invitation not yet answered is judged the same way with no penalty,
-declining being free (:mod:`vpp.sim.dr_calls` confirms it only when it pays).
+declining being free (:mod:`vpp.sim.dr_calls` confirms it only when it pays). A *binding*
+event (``DrEventRow.binding``: a command the park acknowledged, such as an IEC 104 set-point
+it confirmed with a positive ACT_CON inside the flexibility it published) is never weighed:
+the park promised it, so the plan follows it whatever it costs.
 
 The reserve a window not begun is planned with (:func:`vpp.plan.dr_targets.dr_targets`) is a
 margin for a worse forecast, not part of what following costs: the plans that decide are made
@@ -104,11 +107,17 @@ def _has_terms(row: DrEventRow) -> bool:
 
 def open_rows(problem: DispatchProblem) -> list[DrEventRow]:
     """The events the plan may choose not to follow: those with compensation terms to weigh
-    (an event without any is followed at least cost: there is nothing to weigh)."""
-    return [r for r in problem.dr_rows if r.follow and _has_terms(r)]
+    (an event without any is followed at least cost: there is nothing to weigh), and not
+    binding (a command the park acknowledged is followed whatever it costs)."""
+    return [r for r in problem.dr_rows if r.follow and not r.binding and _has_terms(r)]
 
 
 def _unweighed(row: DrEventRow) -> str:
+    if row.binding:
+        return (
+            f"DR {row.event_id}: binding (a command the park acknowledged): followed "
+            "whatever it costs, not weighed"
+        )
     return f"DR {row.event_id}: no compensation terms to weigh: followed at least cost"
 
 

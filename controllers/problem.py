@@ -224,6 +224,7 @@ class DrEventRow:
     e_over_cap_kwh: float = 0.0
     follow: bool = True
     note: str = ""  # what the plan's messages say about the event's progress and aim
+    binding: bool = False  # a command the park acknowledged: followed, never weighed
 
     @property
     def aim_frac(self) -> float:

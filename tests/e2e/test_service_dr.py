@@ -98,6 +98,7 @@ def test_dr_event_resolves_and_realised_import_stays_under_the_cap(service):
     end = start + 4 * step
     body = dr_body("SG-E2E", cap_kw=CAP_KW)
     body["windows"] = [{"start": start.isoformat(), "end": end.isoformat()}]
+    body["binding"] = True  # a firm command: followed, never weighed
     before = rt.cycles_run
     r = client.post("/api/v1/dr-events", json=body, headers=h)
     assert r.status_code == 201, r.text
@@ -110,6 +111,9 @@ def test_dr_event_resolves_and_realised_import_stays_under_the_cap(service):
     _wait(resolved, 10, "a re-solve triggered by the DR event")
     ev = client.get("/api/v1/dr-events/SG-E2E", headers=h).json()
     assert ev["expected_delivery"]["meets_target"] is True
+    assert ev["fields"]["binding"] is True
+    d = rt.current.plan.dr_decisions["SG-E2E"]
+    assert d.followed and not d.weighed and "binding" in d.says, d
 
     def window_realised():
         times, rec = plant.realised()

@@ -24,7 +24,7 @@ from vpp.park.model import DemandResponseEvent, DrDirection, DrStatus, DrTerms, 
 from vpp.plan.dr_targets import dr_targets
 
 
-def _problem(subsidy_cny_per_kwh: float | None, cap_kw: float | None = None):
+def _problem(subsidy_cny_per_kwh: float | None, cap_kw: float | None = None, binding: bool = False):
     h = f.horizon(4)
     ev = DemandResponseEvent(
         "SG-1",
@@ -34,6 +34,7 @@ def _problem(subsidy_cny_per_kwh: float | None, cap_kw: float | None = None):
         import_cap_kw=cap_kw,
         status=DrStatus.CONFIRMED,
         subsidy_cny_per_kwh=subsidy_cny_per_kwh,
+        binding=binding,
     )
     base = np.full(4, 100.0)
     t = dr_targets([ev], h, base)
@@ -112,6 +113,23 @@ def test_a_decision_is_kept_across_cycles_unless_the_other_choice_wins_clearly()
     clear = held.dispatch(_problem(2.0)).dr_decisions["SG-1"]
     assert clear.followed and "kept" not in clear.says
     assert held._dr_followed == {"SG-1": True}
+
+
+def test_a_binding_event_is_followed_though_it_does_not_pay() -> None:
+    """A command the park acknowledged (an IEC 104 set-point it confirmed) is followed
+    whatever it costs: at 0.01 CNY/kWh the call pays 0.18 CNY against about 2.1 CNY of
+    battery energy, so the plan gives it up; bound, it follows, unweighed, and an earlier
+    cycle's decision not to follow does not hold it back."""
+    cheap = MpcController().dispatch(_problem(0.01))
+    assert not cheap.dr_decisions["SG-1"].followed
+    assert cheap.p_net_kw[1] == pytest.approx(100.0, abs=1e-3)
+    held = MpcController()
+    held._dr_followed = {"SG-1": False}
+    bound = held.dispatch(_problem(0.01, binding=True))
+    d = bound.dr_decisions["SG-1"]
+    assert d.followed and not d.weighed and "binding" in d.says
+    assert bound.p_net_kw[1] == pytest.approx(82.0, abs=1e-3)
+    assert invariants.check(_problem(0.01, binding=True), bound) == []
 
 
 def _begun(subsidy: float):

@@ -350,6 +350,8 @@ class Iec104Outstation:
             "call_class": "minute_level",
             "announce_time": now.isoformat(),
             "min_duration_minutes": self.config.hold_minutes,
+            # The positive ACT_CON is a promise: the plan follows it, whatever it costs.
+            "binding": True,
         }
         if p_set_kw < base - 1.0:
             fields |= {"direction": "peak_shaving", "requested_kw": base - p_set_kw}

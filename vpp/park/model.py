@@ -682,6 +682,10 @@ class DemandResponseEvent:
     min_duration: timedelta = timedelta(hours=1)
     status: DrStatus = DrStatus.ANNOUNCED
     nonperformance_cny_per_kwh: float | None = None
+    # A command the park has acknowledged (an IEC 104 set-point it confirmed with a positive
+    # ACT_CON): the plan follows it whatever it costs; it is never weighed against the bill
+    # (:mod:`controllers.dr_choice`).
+    binding: bool = False
 
     @property
     def target_kw(self) -> float:

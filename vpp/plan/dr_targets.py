@@ -229,6 +229,7 @@ def _tracked(
         band=(lo, hi),
         terms=terms,
         note=_note(e, p, prog is not None, mid, q, remaining, n_h + n_beyond, r_h, tol),
+        binding=e.binding,
     )
     return top, low, row
 
@@ -264,6 +265,7 @@ def _cap_only(
         e_over_cap_kwh=p.e_over_cap_kwh,
         reserve_kw=np.where(owned, rsv, 0.0) if (rsv[owned] > 0).any() else None,
         note=_cap_note(e, p, prog is not None),
+        binding=e.binding,
     )
     return top, low, row
 

@@ -66,6 +66,7 @@ def dr_from_json(d: dict[str, Any]) -> DemandResponseEvent:
         effective_band_frac=tuple(d.get("effective_band_frac", (0.8, 1.2))),
         min_duration=timedelta(minutes=float(d.get("min_duration_minutes", 60))),
         status=DrStatus(d.get("status", "announced")),
+        binding=bool(d.get("binding", False)),
     )
 
 

@@ -55,11 +55,11 @@ class Service:
 def service(tmp_path):
     made = []
 
-    def make(site=None, **settings) -> Service:
+    def make(site=None, at: datetime | None = None, **settings) -> Service:
         rt = make_runtime(
             f"sqlite:///{tmp_path}/vpp-{len(made)}.sqlite3",
             site=site or small_site(),
-            at=datetime.now(TZ),
+            at=at or datetime.now(TZ),
             **settings,
         )
         sched = CycleScheduler(rt, misfire_grace_s=5)  # manual clock: no boundary fires

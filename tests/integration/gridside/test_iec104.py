@@ -8,13 +8,13 @@ that drops and returns."""
 
 import contextlib
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import c104
 import numpy as np
 import pytest
 
-from tests.integration.gridside.conftest import free_port, until
+from tests.integration.gridside.conftest import TZ, free_port, until
 from vpp.gridside.iec104 import IOA, IOA_RELEASE, IOA_SETPOINT, Iec104Config, Iec104Outstation
 from vpp.gridside.intake import IN_FORCE
 from vpp.gridside.offers import offer
@@ -175,7 +175,18 @@ class Centre:
 
 @pytest.fixture
 def station(service):
-    svc = service()
+    yield from _station(service())
+
+
+@pytest.fixture
+def valley_station(service):
+    """The station at 05:07 (China time) today: the valley, where the small park's plan
+    charges its battery and a set-point that cuts import costs it demand charge later."""
+    at = datetime.now(TZ).replace(hour=5, minute=7, second=0, microsecond=0)
+    yield from _station(service(at=at))
+
+
+def _station(svc):
     out = Iec104Outstation(
         svc.rt,
         Iec104Config(port=free_port(), common_address=CA, cyclic_s=0.5, refresh_s=0.1),
@@ -245,6 +256,7 @@ def test_setpoint_inside_the_flexibility_is_confirmed_and_planned(station):
     )
     k = np.array([out.setpoint.start <= t < out.setpoint.end for t in cur.problem.horizon.times()])
     assert abs(float(np.mean(cur.plan.p_net_kw[k])) - target) < 0.25 * max(hi - lo, 50.0)
+    _assert_binding(cur.plan, out.setpoint.event_id)
     # Read-back and the tracking error once the meter reports.
     centre.wait_for("setpoint_kw", lambda r: r[2] and abs(r[0] - target) < 0.01, "read-back")
     svc.meter(target + 42.0)
@@ -259,6 +271,32 @@ def test_setpoint_inside_the_flexibility_is_confirmed_and_planned(station):
     assert "POSITIVE" in centre._await_raw(n, "C_SC_NA_1", "ACTIVATION_CON")
     assert out.intake.status(row["event_id"]) == "cancelled"
     centre.wait_for("setpoint_kw", lambda r: not r[2], "no set-point in force")
+
+
+def _assert_binding(plan, event_id: str) -> None:
+    """The set-point was followed as a command: never weighed against the bill."""
+    d = plan.dr_decisions.get(event_id)
+    assert d is not None and d.followed and not d.weighed, d
+    assert "binding" in d.says, d.says
+
+
+def test_a_confirmed_setpoint_is_followed_though_it_costs_the_bill(valley_station):
+    """A set-point the outstation confirmed (positive ACT_CON) is a promise to the dispatch
+    centre: in the valley, where cutting import now costs a higher peak later (this park's
+    plan weighed it at about 12,600 CNY of demand charge against 148 CNY of subsidy and gave
+    it up before set-points were binding), the plan still aims at it."""
+    svc, out, centre = valley_station
+    off, m = _hold_mask(svc, out)
+    lo, hi = off.p_import_min_kw[m].max(), off.p_import_max_kw[m].min()
+    target = float(lo + 0.3 * (hi - lo))
+    assert target < float(off.plan_p_net_kw[m].mean()) - 500.0  # a real cut from the plan
+    before = svc.version
+    assert centre.send_setpoint(target) is True
+    svc.wait_version_above(before)
+    cur = svc.rt.current
+    k = np.array([out.setpoint.start <= t < out.setpoint.end for t in cur.problem.horizon.times()])
+    assert abs(float(np.mean(cur.plan.p_net_kw[k])) - target) < 0.25 * max(hi - lo, 50.0)
+    _assert_binding(cur.plan, out.setpoint.event_id)
 
 
 def test_setpoint_outside_the_flexibility_is_refused(station):
