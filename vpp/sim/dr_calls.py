@@ -120,11 +120,22 @@ class DrCalls:
         self, at: datetime, events: Iterable[DemandResponseEvent]
     ) -> dict[str, DrProgress]:
         """What each of ``events`` delivered so far on the realised import (intervals before
-        the run are unmetered); empty when no window has begun or there is no baseline."""
+        the run are unmetered); empty when no window has begun or there is no baseline.
+
+        Each past interval is attributed among *every* event the park answered that covers
+        it, those whose windows are over included (as the settlement attributes them): an
+        interval of an earlier, stricter event that has ended is that event's, not the
+        delivery of an overlapping one still running."""
         events = tuple(events)
         past = dr_progress.past_horizon(events, at, self.step)
         if past is None:
             return {}
+        ids = {e.event_id for e in events}
+        ended = tuple(
+            e
+            for e in self._answered_by(at)
+            if e.event_id not in ids and any(w.end > past.start for w in e.windows)
+        )
         try:
             base = self.baselines.on(past)
         except ValueError:
@@ -134,7 +145,22 @@ class DrCalls:
             i = round((t - self.start) / self.step)
             if 0 <= i < len(self.import_kw):
                 metered[k] = self.import_kw[i]
-        return dr_progress.progress(events, past, metered, base)
+        got = dr_progress.progress(events + ended, past, metered, base)
+        return {k: v for k, v in got.items() if k in ids}
+
+    def _answered_by(self, at: datetime) -> tuple[DemandResponseEvent, ...]:
+        """The events announced by ``at`` that the park took (confirmed or pre-agreed),
+        windows over or not; declined, cancelled and unanswered ones are left out."""
+        out = []
+        for e in self.events:
+            if e.status in (DrStatus.DECLINED, DrStatus.CANCELLED):
+                continue
+            if e.announce_time is not None and e.announce_time > at:
+                continue
+            status = self.decided.get(e.event_id, _unanswered(e))
+            if status is DrStatus.CONFIRMED:
+                out.append(replace(e, status=status))
+        return tuple(out)
 
     def answered(self) -> tuple[DemandResponseEvent, ...]:
         """The run's events with the park's answers: declined invitations DECLINED."""
