@@ -66,6 +66,12 @@ def test_dr_event_is_confirmed_honoured_and_measured(mpc_run) -> None:
     # One event, one verdict: the headline counts events, not a sum of ratios.
     assert k["dr_per_event"][0]["ratio"] is not None
     assert k["dr_events_effective"] in (0, 1)
+    # The plan's side, apart from the park's: every cycle that saw the call decided it.
+    row = k["dr_per_event"][0]
+    seen = sum(1 for c in mpc_run.cycles if "t1" in c.dr_decisions)
+    assert row["plan_cycles"] == seen > 0
+    assert 0 <= row["plan_cycles_followed"] <= seen
+    assert (row["plan_given_up_at"] is None) == (row["plan_given_up_why"] is None)
 
 
 def test_the_bill_adds_up_and_says_what_it_billed(mpc_run) -> None:

@@ -213,3 +213,31 @@ def test_the_plans_penalties_are_counted_apart_from_money() -> None:
     k = kpis.compute(r)
     assert (k["plan_relaxation_cycles"], k["plan_penalty"]) == (1, 1500.0)
     assert k["total_cost_cny"] == pytest.approx(kpis.compute(result())["total_cost_cny"])
+
+
+def test_the_plans_choice_names_when_and_why_an_event_was_given_up() -> None:
+    """kpis._plan_choice reads the cycles' DR decisions: followed in 2 of 4 plans, given up
+    from the third on, with the third's reason (the plan's, not the park's)."""
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from vpp.accounting.kpis import _plan_choice
+
+    t0 = datetime(2026, 7, 20, 17, 30)
+    says = ["ok", "ok", "costs 2,170 CNY in demand charge", "still costs"]
+    followed = [True, True, False, False]
+    cycles = [
+        SimpleNamespace(at=t0 + timedelta(minutes=15 * i), dr_decisions={"E": (f, w)})
+        for i, (f, w) in enumerate(zip(followed, says, strict=True))
+    ]
+    cycles.append(SimpleNamespace(at=t0 + timedelta(hours=2), dr_decisions={}))
+    row = _plan_choice(SimpleNamespace(cycles=cycles), "E")
+    assert row == {
+        "plan_cycles": 4,
+        "plan_cycles_followed": 2,
+        "plan_given_up_at": (t0 + timedelta(minutes=30)).isoformat(),
+        "plan_given_up_why": "costs 2,170 CNY in demand charge",
+    }
+    cycles[3].dr_decisions["E"] = (True, "followed again")
+    back = _plan_choice(SimpleNamespace(cycles=cycles), "E")
+    assert back["plan_given_up_at"] is None and back["plan_cycles_followed"] == 3

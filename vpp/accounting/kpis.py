@@ -246,8 +246,32 @@ def _dr(result) -> dict:
         "dr_cap_breach_kwh": cap.energy_kwh,
         "dr_floor_breach_steps": floor.steps,
         "dr_floor_breach_kwh": floor.energy_kwh,
-        "dr_per_event": [_event_row(x) for x in done],
+        "dr_per_event": [_event_row(x) | _plan_choice(result, x.event_id) for x in done],
     }
+
+
+def _plan_choice(result, event_id: str) -> dict:
+    """What the plans said of the event, cycle by cycle (the plan's, not the park's): in how
+    many cycles a plan weighed or followed it, in how many it followed, and, where the last
+    plans gave it up, from when and why (``controllers.dr_choice``)."""
+    seen = [
+        (c.at, *c.dr_decisions[event_id])
+        for c in getattr(result, "cycles", ())
+        if event_id in getattr(c, "dr_decisions", {})
+    ]
+    row = {
+        "plan_cycles": len(seen),
+        "plan_cycles_followed": sum(1 for _, f, _ in seen if f),
+        "plan_given_up_at": None,
+        "plan_given_up_why": None,
+    }
+    if seen and not seen[-1][1]:
+        k = len(seen) - 1
+        while k > 0 and not seen[k - 1][1]:
+            k -= 1
+        row["plan_given_up_at"] = seen[k][0].isoformat()
+        row["plan_given_up_why"] = seen[k][2]
+    return row
 
 
 def _event_row(s) -> dict:

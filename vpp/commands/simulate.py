@@ -239,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
 
     for line in summary_lines(result.kpis):  # who gave way, and why
         print(line)
+    for line in dr_lines(result.kpis):  # each DR event: the park's settlement, the plan's choice
+        print(line)
     if result.tenants:  # a park with sub-meters: the bills on each meter
         from vpp.accounting import tenants
 
@@ -306,6 +308,25 @@ def _violation_causes(k: dict) -> str:
         if n:
             parts.append(f"{n} from {text}")
     return "; " + ", ".join(parts) if parts else ""
+
+
+def dr_lines(k: dict) -> list[str]:
+    """One line per settled DR event: what the park delivered (realised) and, where the
+    plans gave it up, from when and why (the plan's)."""
+    out = []
+    for r in k.get("dr_per_event", ()):
+        ratio = r.get("ratio")
+        got = "-" if ratio is None else f"{100 * ratio:.0f} %"
+        line = (
+            f"  DR {r['event_id']}: delivered {got} of the request "
+            f"({'effective' if r.get('effective') else 'not effective'})"
+        )
+        if r.get("plan_cycles"):
+            line += f"; followed in {r['plan_cycles_followed']} of {r['plan_cycles']} plans"
+        if r.get("plan_given_up_at"):
+            line += f"; given up from {r['plan_given_up_at']}: {r['plan_given_up_why']}"
+        out.append(line)
+    return out
 
 
 def summary_line(result) -> str:

@@ -87,6 +87,9 @@ class CycleRecord:
     plan_bus_kw: dict[str, float] = field(default_factory=dict)
     bus_error_up_kw: dict[str, float] = field(default_factory=dict)
     bus_error_down_kw: dict[str, float] = field(default_factory=dict)
+    # The plan's DR choice per event it weighed or followed (controllers.dr_choice):
+    # event id -> (followed, what the decision says).
+    dr_decisions: dict[str, tuple[bool, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -363,6 +366,9 @@ class _Loop:
                     1 for r in report.result.relaxed if r.avoidable and not relaxations.is_small(r)
                 ),
                 give_way=give_way.record(report, self.park, visible),
+                dr_decisions={
+                    k: (bool(d.followed), d.says) for k, d in report.result.dr_decisions.items()
+                },
                 **_plan_at_buses(report),
             )
         )
